@@ -1,0 +1,37 @@
+# Grokking at the Edge of Numerical Stability — common tasks. `make help` lists them.
+PY ?= python
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help:  ## list every target with one line each
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: install
+install:  ## install the package with test and launcher extras (CPU torch first)
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[test]'
+
+.PHONY: test
+test:  ## run the default test suite (slow tests excluded)
+	$(PY) -m pytest -q
+
+.PHONY: test-slow
+test-slow:  ## run only the slow tests
+	$(PY) -m pytest -q -m slow
+
+.PHONY: lint
+lint:  ## check style with ruff
+	ruff check . && ruff format --check .
+
+.PHONY: format
+format:  ## format the code with ruff
+	ruff check --fix . && ruff format .
+
+.PHONY: train
+train:  ## train the default experiment (⊥AdamW on modular addition, < 1 min on CPU)
+	$(PY) train.py
+
+.PHONY: clean
+clean:  ## remove run outputs and caches (never results/)
+	rm -rf outputs multirun .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,57 @@
+"""Command-line entry: checks config-group choices, then hands over to Hydra.
+
+Hydra reports an unknown group option in several lines; this module catches it first and prints
+one line naming the bad value and the valid choices, before anything is composed or run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from grokking.config import register_configs
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_group_overrides(args: list[str]) -> str | None:
+    """The error line for the first ``group=option`` argument naming an option that does not exist."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    for arg in args:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key not in groups or value in ("", "null"):
+            continue
+        for option in value.split(","):
+            if option not in group_options(key):
+                return f"{key}={option} is not valid; choose one of: {', '.join(group_options(key))}"
+    return None
+
+
+def run(task: Callable[[DictConfig], None]) -> None:
+    error = check_group_overrides(sys.argv[1:])
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    register_configs()
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose ``conf/config.yaml`` with overrides, as ``python train.py`` would (for tests and notebooks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))

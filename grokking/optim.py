@@ -1,0 +1,76 @@
+"""Optimizers: AdamW, SGD, and ⊥Grad around either.
+
+⊥Grad replaces each parameter tensor's gradient g by its component orthogonal to the weights,
+g⊥ = g - (θ·g / θ·θ) θ, rescaled to the norm of g, and then lets the base optimizer step. The
+projection is taken per parameter tensor and per replica (dimension 0 of every parameter).
+The wrapper's ``state_dict`` is the base optimizer's, so Adam's moments survive a save/load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from grokking.config import OptimizerConfig
+
+
+def per_replica_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ a·b over every dimension but the first, shaped to broadcast against ``a``."""
+    return (a * b).flatten(1).sum(1).view(-1, *[1] * (a.dim() - 1))
+
+
+def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = True) -> torch.Tensor:
+    """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g."""
+    theta_sq = per_replica_dot(theta, theta)
+    coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(torch.finfo(g.dtype).tiny), 0)
+    g_perp = g - coef * theta
+    if not rescale:
+        return g_perp
+    g_norm = per_replica_dot(g, g).sqrt()
+    perp_norm = per_replica_dot(g_perp, g_perp).sqrt()
+    return torch.where(perp_norm > 0, g_perp * (g_norm / perp_norm.clamp_min(torch.finfo(g.dtype).tiny)), g_perp)
+
+
+class PerpGrad:
+    """Wrap a torch optimizer so that it steps with ⊥-projected gradients."""
+
+    def __init__(self, base: torch.optim.Optimizer):
+        self.base = base
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.base.param_groups
+
+    @property
+    def state(self) -> Any:
+        return self.base.state
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.base.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.copy_(orthogonal_component(p, p.grad))
+        self.base.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base.load_state_dict(state)
+
+
+def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer | PerpGrad:
+    params = list(params)
+    if cfg.base == "adamw":
+        base = torch.optim.AdamW(
+            params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, foreach=True
+        )
+    else:
+        base = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    return PerpGrad(base) if cfg.orthogonal else base

@@ -1,0 +1,319 @@
+"""Training: one full-batch loop, read top to bottom.
+
+``train(cfg, out_dir)`` is a plain function (tests call it in-process); ``main`` is the thin Hydra
+entry point behind ``python train.py`` and ``python -m grokking.train``.
+
+Metric row ``epoch = e`` describes the model after e updates, measured on the forward/backward pass
+of update e + 1 (so the gradient diagnostics are those of the very step that follows).
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from grokking import metrics
+from grokking.checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    MetricsWriter,
+    config_differences,
+    load_checkpoint,
+    read_summary,
+    save_checkpoint,
+    write_json,
+)
+from grokking.config import TrainConfig
+from grokking.data import build_dataset
+from grokking.losses import DTYPES, LOSSES
+from grokking.models import build_model
+from grokking.optim import build_optimizer
+from grokking.tracking import build_tracker
+from grokking.validation import ConfigError, validate
+
+EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import hydra
+
+    return {
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "hydra": hydra.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def first_epoch(rows: list[dict[str, float]], key: str, threshold: float) -> int | None:
+    """The first logged epoch at which ``rows[key] >= threshold``."""
+    return next((int(r["epoch"]) for r in rows if r[key] >= threshold), None)
+
+
+def seed_summary(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Final metrics and milestones of one replica."""
+    if not rows:
+        return {}
+    final = rows[-1]
+    return {
+        "final": {k: v for k, v in final.items() if "/" not in k},
+        "best_test_acc": max(r["test_acc"] for r in rows),
+        "epoch_train_acc_100": first_epoch(rows, "train_acc", 1.0),
+        "epoch_test_acc_50": first_epoch(rows, "test_acc", 0.5),
+        "epoch_test_acc_95": first_epoch(rows, "test_acc", 0.95),
+        "epoch_sc_50": first_epoch(rows, "sc_fraction", 0.5),
+    }
+
+
+class StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self.handle)
+            except ValueError:  # not in the main thread: leave signals alone
+                pass
+        return self
+
+    def handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """Refuse to clobber a completed run, return the checkpoint to resume from, if any."""
+    summary = read_summary(out_dir)
+    ckpt_path = out_dir / CHECKPOINT
+    if summary is not None and summary.get("status") == "completed" and not overwrite:
+        raise ConfigError(f"{out_dir} already holds a completed run; pass overwrite=true or choose another directory")
+    if overwrite:
+        for name in (CHECKPOINT, METRICS, SUMMARY):
+            (out_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "wandb", ignore_errors=True)
+        return None
+    if not ckpt_path.is_file():
+        return None
+    ckpt = load_checkpoint(ckpt_path)
+    diffs = config_differences(ckpt["config"], cfg_dict)
+    if diffs:
+        raise ConfigError(
+            f"{out_dir} holds a run with a different config ({', '.join(diffs)}); "
+            "pass overwrite=true or choose another directory"
+        )
+    return ckpt
+
+
+def to_config(cfg: TrainConfig | DictConfig) -> tuple[TrainConfig, dict[str, Any]]:
+    """The config as a typed object and as a plain dict (for saving and comparing)."""
+    node = OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), node)
+    return OmegaConf.to_object(merged), OmegaConf.to_container(merged, resolve=True)
+
+
+def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train as configured, writing config, metrics, checkpoint and summary into ``out_dir``."""
+    cfg, cfg_dict = to_config(cfg)
+    validate(cfg)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite)
+    (out_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg_dict))
+
+    # data -> model -> optimizer
+    device = resolve_device(cfg.device)
+    model_dtype, loss_dtype = DTYPES[cfg.precision.model_dtype], DTYPES[cfg.precision.loss_dtype]
+    seeds = list(cfg.seeds) if cfg.seeds is not None else [cfg.seed]
+    data = build_dataset(cfg.dataset).to(device, model_dtype)
+    model = build_model(cfg.model, data, seeds).to(device, model_dtype)
+    names = model.param_names()
+    params = list(model.parameters())
+    optimizer = build_optimizer(cfg.optimizer, params)
+    loss_fn = LOSSES[cfg.loss.name]
+    n_train, n_test = len(data.train_y), len(data.test_y)
+
+    start, rows, elapsed_before = 0, [], 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
+        print(f"resuming {out_dir} from epoch {start}", file=sys.stderr)
+    writer = MetricsWriter(out_dir / METRICS, rows)
+    tracker = build_tracker(cfg.logger, cfg_dict, out_dir)
+
+    def checkpoint(epoch: int) -> None:
+        save_checkpoint(
+            out_dir / CHECKPOINT,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "rows": rows,
+                "rng": {"torch": torch.get_rng_state()},
+                "config": cfg_dict,
+                "seeds": seeds,
+                "param_names": names,
+                "split": {"train_idx": data.train_idx, "test_idx": data.test_idx},
+                "elapsed_s": elapsed_before + time.perf_counter() - t0,
+            },
+        )
+
+    def finish(status: str, epoch: int) -> dict[str, Any]:
+        wall = elapsed_before + time.perf_counter() - t0
+        summary = {
+            "status": status,
+            "epoch": epoch,
+            "epochs": cfg.epochs,
+            "seeds": seeds,
+            "wall_time_s": wall,
+            "epochs_per_s": epoch / wall if wall > 0 else None,
+            **environment(device),
+            "per_seed": {str(s): seed_summary([r for r in rows if r["seed"] == s]) for s in seeds},
+        }
+        write_json(out_dir / SUMMARY, summary)
+        tracker.finish(summary)
+        return summary
+
+    t0 = time.perf_counter()
+    epoch = start
+    bar = tqdm(
+        range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="train", mininterval=1.0, dynamic_ncols=True
+    )
+    with StopSignal() as stop:
+        try:
+            for epoch in bar:
+                log = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
+                logits = model(data.train_x)
+                per_sample = loss_fn(logits, data.train_y, loss_dtype)
+                loss = per_sample.mean(-1).sum()  # replicas are independent: their losses add
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if not torch.isfinite(loss):
+                    print(f"diverged at epoch {epoch}: train loss is {loss.item()}", file=sys.stderr)
+                    return finish("diverged", epoch)
+                if log:
+                    grads = [p.grad.detach().clone() for p in params]
+                    before = [p.detach().clone() for p in params]
+                    with torch.no_grad():
+                        test_logits = model(data.test_x)
+                        values = {
+                            "train_loss": per_sample.detach().mean(-1),
+                            "test_loss": loss_fn(test_logits, data.test_y, loss_dtype).mean(-1),
+                            "train_acc": metrics.correct_counts(logits, data.train_y).double() / n_train,
+                            "test_acc": metrics.correct_counts(test_logits, data.test_y).double() / n_test,
+                            **metrics.output_diagnostics(logits, data.train_y, per_sample, cfg.precision.loss_dtype),
+                            **metrics.parameter_diagnostics(names, params, grads),
+                        }
+                optimizer.step()
+                if log:
+                    values["absorbed_fraction"] = metrics.absorbed_fraction(before, params, grads)
+                    new_rows = rows_for(epoch, seeds, values)
+                    rows.extend(new_rows)
+                    writer.append(new_rows)
+                    tracker.log(new_rows)
+                    bar.set_postfix(postfix(new_rows), refresh=False)
+                done = epoch + 1
+                if stop.received is not None:
+                    checkpoint(done)
+                    print(f"interrupted at epoch {done}; rerun the same command to resume", file=sys.stderr)
+                    return finish("interrupted", done)
+                if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.epochs:
+                    checkpoint(done)
+        finally:
+            bar.close()
+    checkpoint(cfg.epochs)
+    return finish("completed", cfg.epochs)
+
+
+COLUMN_ORDER = ("epoch", "seed", "train_loss", "test_loss", "train_acc", "test_acc")
+
+
+def rows_for(epoch: int, seeds: list[int], values: dict[str, torch.Tensor]) -> list[dict[str, float]]:
+    """One row per replica; a single host transfer for all values."""
+    keys = list(values)
+    table = torch.stack([values[k].to(torch.float64) for k in keys]).cpu()
+    return [{"epoch": epoch, "seed": s, **dict(zip(keys, table[:, r].tolist()))} for r, s in enumerate(seeds)]
+
+
+def postfix(rows: list[dict[str, float]]) -> dict[str, str]:
+    mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+    return {
+        "loss": f"{mean('train_loss'):.3g}",
+        "train": f"{mean('train_acc'):.3f}",
+        "test": f"{mean('test_acc'):.3f}",
+        "SC": f"{mean('sc_fraction'):.2f}",
+    }
+
+
+def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    print(f"status: {summary['status']} after {summary['epoch']} epochs in {summary['wall_time_s']:.1f} s")
+    for seed, s in summary["per_seed"].items():
+        f = s.get("final")
+        if f:
+            print(
+                f"seed {seed}: train_acc {f['train_acc']:.4f}  test_acc {f['test_acc']:.4f}  "
+                f"train_loss {f['train_loss']:.4g}  sc_fraction {f['sc_fraction']:.3f}"
+            )
+    print(f"results: {out_dir}/{METRICS}, {out_dir}/{SUMMARY}")
+
+
+def main_from_hydra(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        summary = train(cfg, out_dir)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print_summary(summary, out_dir)
+    if summary["status"] != "completed":
+        sys.exit(EXIT_CODES[summary["status"]])
+
+
+def main() -> None:
+    from grokking.cli import run
+
+    run(main_from_hydra)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+import torch
+
+from grokking.losses import mse, softmax_cross_entropy, stablemax, stablemax_cross_entropy, stablemax_s
+
+
+def test_stablemax_equals_softmax_of_signed_log():
+    x = torch.randn(64, 113, dtype=torch.float64) * 30
+    g = torch.sign(x) * torch.log1p(x.abs())
+    torch.testing.assert_close(stablemax(x), torch.softmax(g, -1), rtol=1e-12, atol=1e-15)
+
+
+def test_s_is_continuous_and_has_finite_gradient_everywhere():
+    x = torch.tensor([-1e6, -1.0, -1e-9, 0.0, 1.0, 1e6], dtype=torch.float64, requires_grad=True)
+    stablemax_s(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert stablemax_s(torch.tensor([0.0])).item() == 1.0
+
+
+def test_softmax_ce_matches_torch_in_float64():
+    z = torch.randn(32, 10, dtype=torch.float64) * 5
+    y = torch.randint(0, 10, (32,))
+    ref = torch.nn.functional.cross_entropy(z, y, reduction="none")
+    torch.testing.assert_close(softmax_cross_entropy(z, y, torch.float64), ref)
+
+
+def test_stablemax_ce_is_minus_log_stablemax():
+    z = torch.randn(16, 7, dtype=torch.float64) * 4
+    y = torch.randint(0, 7, (16,))
+    expected = -torch.log(stablemax(z)[torch.arange(16), y])
+    torch.testing.assert_close(stablemax_cross_entropy(z, y, torch.float64), expected)
+
+
+def test_stablemax_keeps_a_gradient_where_softmax_collapses():
+    z = torch.zeros(1, 113)
+    z[0, 3] = 120.0  # correct class leads by a gap of 120: exp(-120) underflows in float32
+    y = torch.tensor([3])
+    z_soft = z.clone().requires_grad_(True)
+    loss = softmax_cross_entropy(z_soft, y, torch.float32)
+    loss.sum().backward()
+    assert loss.item() == 0.0
+    assert (z_soft.grad == 0).all()
+    z_stable = z.clone().requires_grad_(True)
+    loss = stablemax_cross_entropy(z_stable, y, torch.float32)
+    loss.sum().backward()
+    assert loss.item() > 0
+    assert z_stable.grad[0, 3] < 0  # still pushes the correct logit up
+
+
+def test_losses_are_computed_in_the_requested_dtype():
+    z = torch.randn(4, 5)
+    y = torch.randint(0, 5, (4,))
+    for fn in (softmax_cross_entropy, stablemax_cross_entropy, mse):
+        for dtype in (torch.float16, torch.float32, torch.float64):
+            assert fn(z, y, dtype).dtype == dtype
+
+
+def test_losses_broadcast_over_replicas():
+    z = torch.randn(3, 4, 5, dtype=torch.float64)
+    y = torch.randint(0, 5, (4,))
+    for fn in (softmax_cross_entropy, stablemax_cross_entropy, mse):
+        batched = fn(z, y, torch.float64)
+        assert batched.shape == (3, 4)
+        torch.testing.assert_close(batched[1], fn(z[1], y, torch.float64))
+
+
+def test_mse_is_squared_distance_to_one_hot():
+    z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    y = torch.tensor([0, 0])
+    torch.testing.assert_close(mse(z, y, torch.float32), torch.tensor([0.0, 5.0]))

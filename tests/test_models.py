@@ -1,0 +1,90 @@
+import torch
+
+from grokking.config import DatasetConfig, ModelConfig
+from grokking.data import build_dataset
+from grokking.models import MLP, build_model
+
+
+def modular_data():
+    return build_dataset(DatasetConfig(name="add_mod", modulus=11, train_fraction=0.5))
+
+
+def test_gather_first_layer_equals_dense_layer_on_concatenated_one_hots():
+    data = modular_data()
+    model = build_model(ModelConfig(name="mlp", depth=2, width=16), data, [0]).double()
+    x = data.train_x
+    one_hot = torch.cat([torch.nn.functional.one_hot(x[:, 0], 11), torch.nn.functional.one_hot(x[:, 1], 11)], 1)
+    dense_w = model.weights[0].detach().clone().requires_grad_(True)
+    dense = one_hot.double() @ dense_w[0]
+    gathered = model.first_layer(x)[0]
+    torch.testing.assert_close(gathered, dense)
+    upstream = torch.randn_like(dense)
+    (gathered * upstream).sum().backward()
+    (dense * upstream).sum().backward()
+    torch.testing.assert_close(model.weights[0].grad, dense_w.grad)
+
+
+def test_mlp_init_matches_pytorch_default_linear():
+    data = modular_data()
+    model = build_model(ModelConfig(name="mlp", depth=2, width=16), data, [0])
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    ref = torch.nn.Linear(22, 16, bias=False)
+    bound = 1 / 22**0.5
+    expected = torch.empty(16, 22).uniform_(-bound, bound, generator=g)
+    torch.testing.assert_close(model.weights[0][0], expected.T)
+    assert model.weights[0].abs().max() <= bound
+    assert ref.weight.abs().max() <= bound
+
+
+def test_replica_r_is_the_model_of_seed_r():
+    data = modular_data()
+    for cfg in (ModelConfig(name="mlp", bias=True), ModelConfig(name="transformer", d_model=16, n_heads=2, d_mlp=32)):
+        batched = build_model(cfg, data, [3, 5, 7])
+        single = build_model(cfg, data, [5])
+        for pb, ps in zip(batched.parameters(), single.parameters()):
+            torch.testing.assert_close(pb[1:2], ps, rtol=0, atol=0)
+        torch.testing.assert_close(batched(data.train_x)[1:2], single(data.train_x))
+
+
+def test_mlp_on_vector_inputs_and_biases():
+    data = build_dataset(
+        DatasetConfig(name="sparse_parity", noise_bits=5, parity_bits=2, n_samples=64, train_fraction=0.5)
+    )
+    model = build_model(ModelConfig(name="mlp", bias=True, width=8), data, [0, 1])
+    assert isinstance(model, MLP)
+    assert model(data.train_x).shape == (2, 32, 2)
+    assert len(model.param_names()) == len(list(model.parameters())) == 6
+
+
+def test_transformer_shapes_and_names():
+    data = modular_data()
+    model = build_model(ModelConfig(name="transformer"), data, [0])
+    assert model(data.train_x).shape == (1, len(data.train_y), 11)
+    assert {"embed", "pos_embed", "W_in", "W_out", "unembed"} <= set(model.param_names())
+
+
+def test_transformer_last_position_equals_full_causal_attention():
+    """Computing only the last position's stream equals running every position with a causal mask."""
+    data = modular_data()
+    m = build_model(ModelConfig(name="transformer", d_model=16, n_heads=2, d_mlp=32), data, [0]).double()
+    x = data.train_x[:10]
+    tokens = torch.cat([x, torch.full((10, 1), 11)], 1)
+    resid = m.embed[0][tokens] + m.pos_embed[0]  # (N, 3, d)
+    q = torch.einsum("npd,hde->nhpe", resid, m.W_Q[0])
+    k = torch.einsum("npd,hde->nhpe", resid, m.W_K[0])
+    v = torch.einsum("npd,hde->nhpe", resid, m.W_V[0])
+    scores = torch.einsum("nhqe,nhke->nhqk", q, k) / 8**0.5
+    scores = scores.masked_fill(torch.triu(torch.ones(3, 3, dtype=torch.bool), 1), float("-inf"))
+    z = torch.einsum("nhqk,nhke->nhqe", scores.softmax(-1), v)
+    resid = resid + torch.einsum("nhqe,hed->nqd", z, m.W_O[0])
+    resid = resid + torch.relu(resid @ m.W_in[0]) @ m.W_out[0]
+    torch.testing.assert_close(m(x)[0], (resid @ m.unembed[0])[:, -1])
+
+
+def test_init_scale_multiplies_every_parameter():
+    data = modular_data()
+    a = build_model(ModelConfig(name="mlp", bias=True), data, [0])
+    b = build_model(ModelConfig(name="mlp", bias=True, init_scale=100.0), data, [0])
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa * 100, pb)

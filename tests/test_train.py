@@ -1,0 +1,129 @@
+"""End-to-end training through the composed Hydra config."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from grokking.cli import CONF_DIR, compose, group_options
+from grokking.train import train
+from grokking.validation import ConfigError
+
+TINY = ["dataset.modulus=23", "model.width=32", "epochs=6", "log_every=2"]
+TINY_TRANSFORMER = ["model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+
+GROUP_CASES = [
+    ("dataset", option, ["model.width=16", "epochs=4", "log_every=2", "dataset.n_samples=200", "dataset.n_train=50"])
+    for option in group_options("dataset")
+] + [
+    (group, option, TINY + (TINY_TRANSFORMER if option == "transformer" else []))
+    for group in ("model", "loss", "optimizer", "precision", "logger")
+    for option in group_options(group)
+]
+
+
+@pytest.mark.parametrize("group,option,extra", GROUP_CASES, ids=[f"{g}={o}" for g, o, _ in GROUP_CASES])
+def test_every_group_option_trains(run, group, option, extra):
+    overrides = [f"{group}={option}", *extra]
+    if option in ("add_mod", "mul_mod", "sub_mod", "add_mod_binary"):
+        overrides.append("dataset.modulus=23")
+    summary, out = run(overrides)
+    assert summary["status"] == "completed"
+    df = pd.read_csv(out / "metrics.csv")
+    assert list(df.columns[:6]) == ["epoch", "seed", "train_loss", "test_loss", "train_acc", "test_acc"]
+    assert df["epoch"].iloc[-1] == summary["epochs"] - 1
+    assert ((df.train_acc >= 0) & (df.train_acc <= 1)).all()
+
+
+def test_every_experiment_composes():
+    for option in group_options("experiment"):
+        cfg = compose([f"experiment={option}"])
+        assert cfg.epochs > 0
+
+
+def test_run_directory_holds_config_metrics_summary_and_checkpoint(run):
+    summary, out = run(TINY)
+    for name in ("config.yaml", "metrics.csv", "summary.json", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "summary.json").read_text())
+    for key in ("status", "wall_time_s", "epochs_per_s", "git_commit", "torch", "device", "per_seed"):
+        assert key in saved
+    final = saved["per_seed"]["0"]["final"]
+    assert math.isfinite(final["train_loss"]) and 0 <= final["test_acc"] <= 1
+
+
+def test_accuracies_are_exact_fractions_of_integer_counts(run):
+    summary, out = run(TINY)
+    df = pd.read_csv(out / "metrics.csv")
+    n_train = int(0.4 * 23**2)
+    counts = df.train_acc * n_train
+    assert (counts == counts.round()).all()  # exact: count / n in float64
+
+
+def test_every_diagnostic_column_is_finite_for_mlp_and_transformer(run):
+    for extra in ([], ["model=transformer", *TINY_TRANSFORMER], ["model.bias=true"]):
+        _, out = run([*TINY, *extra])
+        df = pd.read_csv(out / "metrics.csv")
+        expected = {
+            "sc_fraction", "sc_fraction_float16", "sc_fraction_float32", "sc_fraction_float64",
+            "zero_loss_fraction", "nlm_cos", "logit_norm", "logit_max", "logit_margin", "weight_norm",
+            "grad_norm", "zero_grad_fraction", "absorbed_fraction",
+        }  # fmt: skip
+        assert expected <= set(df.columns)
+        assert any(c.startswith("nlm_cos/") for c in df.columns)
+        assert any(c.startswith("weight_norm/") for c in df.columns)
+        assert df.notna().all().all() and (df.select_dtypes("number").abs() < float("inf")).all().all()
+
+
+def test_same_config_gives_identical_metrics(run):
+    _, a = run(TINY)
+    _, b = run(TINY)
+    assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
+
+
+def test_batched_seeds_match_single_seed_runs(run):
+    base = ["dataset.modulus=23", "model.width=32", "epochs=100", "log_every=1"]
+    _, batched = run([*base, "seeds=[0,1,2]"])
+    _, single = run([*base, "seed=1"])
+    b = pd.read_csv(batched / "metrics.csv")
+    s = pd.read_csv(single / "metrics.csv")
+    b1 = b[b.seed == 1].reset_index(drop=True)
+    assert len(b1) == len(s) == 100
+    pd.testing.assert_series_equal(b1.train_loss, s.train_loss, rtol=1e-5)
+    assert b1.train_acc.iloc[-1] == s.train_acc.iloc[-1] and b1.test_acc.iloc[-1] == s.test_acc.iloc[-1]
+    assert set(b.seed) == {0, 1, 2}
+
+
+def test_completed_run_is_not_clobbered(run, tmp_path):
+    out = tmp_path / "same"
+    run(TINY, out)
+    with pytest.raises(ConfigError, match="completed run"):
+        run(TINY, out)
+    summary, _ = run([*TINY, "overwrite=true"], out)
+    assert summary["status"] == "completed"
+
+
+def test_resume_refuses_a_different_config(run, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    cfg = compose(["device=cpu", *TINY, "checkpoint_every=2"])
+    train(cfg, out)
+    (out / "summary.json").unlink()  # pretend it stopped early
+    with pytest.raises(ConfigError, match="different config"):
+        run([*TINY, "optimizer.lr=0.5"], out)
+
+
+def test_divergence_stops_with_status_and_keeps_rows(run):
+    summary, out = run(["dataset.modulus=23", "epochs=50", "log_every=1", "optimizer=sgd", "optimizer.lr=1e30"])
+    assert summary["status"] == "diverged"
+    assert summary["epoch"] < 50
+    df = pd.read_csv(out / "metrics.csv")
+    assert len(df) == summary["epoch"]  # every epoch before the divergence was logged
+
+
+def test_conf_dir_has_every_group():
+    assert {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()} >= {
+        "dataset", "model", "loss", "optimizer", "precision", "logger", "experiment",
+    }  # fmt: skip
