@@ -14,6 +14,7 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
+SNAPSHOTS = "snapshots.pt"
 
 # keys that may differ between a run and its resumption
 RESUMABLE_CHANGES = ("epochs", "device", "overwrite", "checkpoint_every", "logger")

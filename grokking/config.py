@@ -42,7 +42,10 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = MISSING  # softmax | stablemax | mse
+    name: str = MISSING  # softmax | stablemax | taylor | mse
+    temperature: float = 1.0  # logits are divided by this before the loss and every diagnostic (Fig. 16)
+    label_smoothing: float = 0.0  # softmax only: weight of the uniform target (Fig. 16)
+    logit_norm_penalty: float = 0.0  # adds this × mean squared L2 norm of the logits to the objective (Fig. 11)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class OptimizerConfig:
     eps: float = 1e-25  # adamw: added to the denominator
     weight_decay: float = 0.0  # adamw: decoupled decay; sgd: L2 term added to the gradient
     momentum: float = 0.0  # sgd: heavy-ball momentum
+    normalize_grad: bool = False  # divide the gradient by its full L2 norm before stepping (Fig. 9)
 
 
 @dataclass
@@ -80,6 +84,8 @@ class TrainConfig:
     checkpoint_every: int = 1000  # epochs between checkpoints (0 = only at the end)
     seed: int = 0  # initialization seed
     seeds: list[int] | None = None  # several init seeds trained at once as one batched model
+    sc_intervention_epoch: int | None = None  # from this epoch on, zero ∂L/∂z_y of every sample (Fig. 8)
+    snapshot_every: int = 0  # epochs between parameter snapshots saved to snapshots.pt (0 = none; Fig. 7)
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     overwrite: bool = False  # allow replacing a completed run in the same directory
 

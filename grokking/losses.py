@@ -7,8 +7,11 @@ All functions take logits ``z`` of shape ``(..., C)`` and integer labels ``y`` b
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
+
+from grokking.config import LossConfig
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
 
@@ -18,16 +21,27 @@ def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return z.gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1)
 
 
-def softmax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def softmax_cross_entropy(
+    z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """SCE = -z_y + max z + log Σ_k exp(z_k - max z), every operation in ``dtype``.
 
     When Σ_k exp(z_k - max z) rounds to 1 (Softmax Collapse) the loss is exactly 0, and so is
-    the gradient through the correct-class logit.
+    the gradient through the correct-class logit. With label smoothing ε the target is
+    (1 - ε)·onehot(y) + ε·uniform.
     """
     z = z.to(dtype)
     m = z.detach().amax(-1, keepdim=True)
     lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(-1))
-    return lse - pick(z, y)
+    loss = lse - pick(z, y)
+    if label_smoothing:
+        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - z.mean(-1))
+    return loss
+
+
+def zero_correct_class_grad(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Gradient hook on the logits for the SC intervention: nothing flows through z_y."""
+    return grad.scatter(-1, y.expand(grad.shape[:-1]).unsqueeze(-1), 0.0)
 
 
 def stablemax_s(x: torch.Tensor) -> torch.Tensor:
@@ -46,6 +60,17 @@ def stablemax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype
     return torch.log(s.sum(-1)) - torch.log(pick(s, y))
 
 
+def taylor(x: torch.Tensor) -> torch.Tensor:
+    """Second-order Taylor polynomial of exp, 1 + x + x²/2 (positive for every x)."""
+    return 1 + x + x * x / 2
+
+
+def taylor_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Cross-entropy of the softmax with exp replaced by its Taylor polynomial, in ``dtype``."""
+    t = taylor(z.to(dtype))
+    return torch.log(t.sum(-1)) - torch.log(pick(t, y))
+
+
 def mse(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Squared distance between the logits and the one-hot target, summed over classes."""
     z = z.to(dtype)
@@ -53,8 +78,17 @@ def mse(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((z - target) ** 2).sum(-1)
 
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]] = {
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]
+LOSSES: dict[str, LossFn] = {
     "softmax": softmax_cross_entropy,
     "stablemax": stablemax_cross_entropy,
+    "taylor": taylor_cross_entropy,
     "mse": mse,
 }
+
+
+def build_loss(cfg: LossConfig) -> LossFn:
+    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses."""
+    if cfg.label_smoothing:
+        return partial(softmax_cross_entropy, label_smoothing=cfg.label_smoothing)
+    return LOSSES[cfg.name]

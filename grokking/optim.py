@@ -1,4 +1,4 @@
-"""Optimizers: AdamW, SGD, and ⊥Grad around either.
+"""Optimizers: AdamW, SGD, and ⊥Grad (or gradient-norm normalization) around either.
 
 ⊥Grad replaces each parameter tensor's gradient g by its component orthogonal to the weights,
 g⊥ = g - (θ·g / θ·θ) θ, rescaled to the norm of g, and then lets the base optimizer step. The
@@ -33,11 +33,22 @@ def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = T
     return torch.where(perp_norm > 0, g_perp * (g_norm / perp_norm.clamp_min(torch.finfo(g.dtype).tiny)), g_perp)
 
 
-class PerpGrad:
-    """Wrap a torch optimizer so that it steps with ⊥-projected gradients."""
+def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norm over all tensors together, one value per replica, shape (R,)."""
+    return torch.stack([t.flatten(1).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
 
-    def __init__(self, base: torch.optim.Optimizer):
+
+class GradientTransform:
+    """Wrap a torch optimizer so that it steps with transformed gradients:
+
+    - ``orthogonal`` (⊥Grad): each tensor's gradient is replaced by its ⊥ component, rescaled;
+    - ``normalize``: the gradient is divided by its full L2 norm (all tensors of a replica).
+    """
+
+    def __init__(self, base: torch.optim.Optimizer, orthogonal: bool = False, normalize: bool = False):
         self.base = base
+        self.orthogonal = orthogonal
+        self.normalize = normalize
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -49,10 +60,14 @@ class PerpGrad:
 
     @torch.no_grad()
     def step(self) -> None:
-        for group in self.base.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.copy_(orthogonal_component(p, p.grad))
+        params = [p for group in self.base.param_groups for p in group["params"] if p.grad is not None]
+        if self.orthogonal:
+            for p in params:
+                p.grad.copy_(orthogonal_component(p, p.grad))
+        if self.normalize:
+            norm = per_replica_norm([p.grad for p in params])
+            for p in params:
+                p.grad.div_(norm.clamp_min(torch.finfo(p.dtype).tiny).view(-1, *[1] * (p.dim() - 1)))
         self.base.step()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -65,7 +80,9 @@ class PerpGrad:
         self.base.load_state_dict(state)
 
 
-def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer | PerpGrad:
+def build_optimizer(
+    cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
+) -> torch.optim.Optimizer | GradientTransform:
     params = list(params)
     if cfg.base == "adamw":
         base = torch.optim.AdamW(
@@ -73,4 +90,6 @@ def build_optimizer(cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]) 
         )
     else:
         base = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
-    return PerpGrad(base) if cfg.orthogonal else base
+    if cfg.orthogonal or cfg.normalize_grad:
+        return GradientTransform(base, orthogonal=cfg.orthogonal, normalize=cfg.normalize_grad)
+    return base

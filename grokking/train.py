@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from grokking.checkpoint import (
     CHECKPOINT,
     CONFIG,
     METRICS,
+    SNAPSHOTS,
     SUMMARY,
     MetricsWriter,
     config_differences,
@@ -37,7 +39,7 @@ from grokking.checkpoint import (
 )
 from grokking.config import TrainConfig
 from grokking.data import build_dataset
-from grokking.losses import DTYPES, LOSSES
+from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
 from grokking.models import build_model
 from grokking.optim import build_optimizer
 from grokking.tracking import build_tracker
@@ -125,7 +127,7 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
     if summary is not None and summary.get("status") == "completed" and not overwrite:
         raise ConfigError(f"{out_dir} already holds a completed run; pass overwrite=true or choose another directory")
     if overwrite:
-        for name in (CHECKPOINT, METRICS, SUMMARY):
+        for name in (CHECKPOINT, METRICS, SUMMARY, SNAPSHOTS):
             (out_dir / name).unlink(missing_ok=True)
         shutil.rmtree(out_dir / "wandb", ignore_errors=True)
         return None
@@ -166,15 +168,22 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
     names = model.param_names()
     params = list(model.parameters())
     optimizer = build_optimizer(cfg.optimizer, params)
-    loss_fn = LOSSES[cfg.loss.name]
+    loss_fn = build_loss(cfg.loss)
+    temperature, penalty = cfg.loss.temperature, cfg.loss.logit_norm_penalty
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        return logits / temperature if temperature != 1.0 else logits
+
     n_train, n_test = len(data.train_y), len(data.test_y)
 
-    start, rows, elapsed_before = 0, [], 0.0
+    start, rows, elapsed_before, snapshots = 0, [], 0.0, []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
+        snapshots = ckpt.get("snapshots", [])
         print(f"resuming {out_dir} from epoch {start}", file=sys.stderr)
     writer = MetricsWriter(out_dir / METRICS, rows)
     tracker = build_tracker(cfg.logger, cfg_dict, out_dir)
@@ -193,8 +202,11 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
                 "param_names": names,
                 "split": {"train_idx": data.train_idx, "test_idx": data.test_idx},
                 "elapsed_s": elapsed_before + time.perf_counter() - t0,
+                "snapshots": snapshots,
             },
         )
+        if snapshots:
+            save_checkpoint(out_dir / SNAPSHOTS, {"param_names": names, "seeds": seeds, "snapshots": snapshots})
 
     def finish(status: str, epoch: int) -> dict[str, Any]:
         wall = elapsed_before + time.perf_counter() - t0
@@ -212,6 +224,8 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
         tracker.finish(summary)
         return summary
 
+    intervene_from = cfg.sc_intervention_epoch
+    intervention = partial(zero_correct_class_grad, y=data.train_y)
     t0 = time.perf_counter()
     epoch = start
     bar = tqdm(
@@ -221,9 +235,16 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
         try:
             for epoch in bar:
                 log = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
-                logits = model(data.train_x)
+                if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
+                    snapshots.append((epoch, torch.cat([p.detach().flatten(1) for p in params], 1).float().cpu()))
+                logits = forward(data.train_x)
+                if intervene_from is not None and epoch >= intervene_from:
+                    logits.register_hook(intervention)
                 per_sample = loss_fn(logits, data.train_y, loss_dtype)
-                loss = per_sample.mean(-1).sum()  # replicas are independent: their losses add
+                objective = per_sample.mean(-1)
+                if penalty:
+                    objective = objective + penalty * logits.pow(2).sum(-1).mean(-1)
+                loss = objective.sum()  # replicas are independent: their losses add
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if not torch.isfinite(loss):
@@ -233,7 +254,7 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     grads = [p.grad.detach().clone() for p in params]
                     before = [p.detach().clone() for p in params]
                     with torch.no_grad():
-                        test_logits = model(data.test_x)
+                        test_logits = forward(data.test_x)
                         values = {
                             "train_loss": per_sample.detach().mean(-1),
                             "test_loss": loss_fn(test_logits, data.test_y, loss_dtype).mean(-1),

@@ -83,6 +83,18 @@ def validate(cfg: TrainConfig) -> None:
     require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
     require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
 
+    loss = cfg.loss
+    require(loss.temperature > 0, "loss.temperature", loss.temperature, "a positive number")
+    require(0 <= loss.label_smoothing < 1, "loss.label_smoothing", loss.label_smoothing, "a number in [0, 1)")
+    if loss.label_smoothing and loss.name != "softmax":
+        raise ConfigError(f"loss.label_smoothing={loss.label_smoothing} needs loss=softmax, not loss={loss.name}")
+    require(loss.logit_norm_penalty >= 0, "loss.logit_norm_penalty", loss.logit_norm_penalty, "a number >= 0")
+    if cfg.sc_intervention_epoch is not None:
+        require(
+            cfg.sc_intervention_epoch >= 0, "sc_intervention_epoch", cfg.sc_intervention_epoch, "an epoch >= 0 or null"
+        )
+    require(cfg.snapshot_every >= 0, "snapshot_every", cfg.snapshot_every, "an integer >= 0 (0 = none)")
+
     require(cfg.epochs > 0, "epochs", cfg.epochs, "a positive integer")
     require(cfg.log_every > 0, "log_every", cfg.log_every, "a positive integer")
     require(

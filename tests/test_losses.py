@@ -1,6 +1,15 @@
 import torch
 
-from grokking.losses import mse, softmax_cross_entropy, stablemax, stablemax_cross_entropy, stablemax_s
+from grokking.losses import (
+    build_loss,
+    mse,
+    softmax_cross_entropy,
+    stablemax,
+    stablemax_cross_entropy,
+    stablemax_s,
+    taylor_cross_entropy,
+    zero_correct_class_grad,
+)
 
 
 def test_stablemax_equals_softmax_of_signed_log():
@@ -67,3 +76,37 @@ def test_mse_is_squared_distance_to_one_hot():
     z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
     y = torch.tensor([0, 0])
     torch.testing.assert_close(mse(z, y, torch.float32), torch.tensor([0.0, 5.0]))
+
+
+def test_label_smoothing_matches_torch():
+    z = torch.randn(32, 10, dtype=torch.float64) * 3
+    y = torch.randint(0, 10, (32,))
+    ref = torch.nn.functional.cross_entropy(z, y, reduction="none", label_smoothing=0.2)
+    torch.testing.assert_close(softmax_cross_entropy(z, y, torch.float64, label_smoothing=0.2), ref)
+
+
+def test_taylor_cross_entropy_uses_second_order_polynomial():
+    z = torch.randn(8, 5, dtype=torch.float64) * 3
+    y = torch.randint(0, 5, (8,))
+    t = 1 + z + z**2 / 2
+    expected = -torch.log(t[torch.arange(8), y] / t.sum(-1))
+    torch.testing.assert_close(taylor_cross_entropy(z, y, torch.float64), expected)
+
+
+def test_sc_intervention_hook_zeroes_only_the_correct_class_gradient():
+    z = torch.randn(2, 6, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 4, (6,))
+    z.register_hook(lambda g: zero_correct_class_grad(g, y))
+    softmax_cross_entropy(z, y, torch.float64).sum().backward()
+    assert (z.grad[:, torch.arange(6), y] == 0).all()
+    assert (z.grad.abs().sum(-1) > 0).all()
+
+
+def test_build_loss_picks_smoothing_and_names():
+    from grokking.config import LossConfig
+
+    z = torch.randn(4, 3, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0])
+    smooth = build_loss(LossConfig(name="softmax", label_smoothing=0.1))
+    torch.testing.assert_close(smooth(z, y, torch.float64), softmax_cross_entropy(z, y, torch.float64, 0.1))
+    assert build_loss(LossConfig(name="stablemax")) is stablemax_cross_entropy

@@ -3,7 +3,7 @@ import io
 import torch
 
 from grokking.config import OptimizerConfig
-from grokking.optim import PerpGrad, build_optimizer, orthogonal_component
+from grokking.optim import GradientTransform, build_optimizer, orthogonal_component
 
 
 def flat(t, r):
@@ -44,7 +44,7 @@ def test_hyperparameters_reach_the_stepping_optimizer():
     p = [torch.nn.Parameter(torch.randn(1, 3))]
     cfg = OptimizerConfig(base="adamw", orthogonal=True, lr=0.02, betas=[0.8, 0.95], eps=1e-20, weight_decay=0.3)
     opt = build_optimizer(cfg, p)
-    assert isinstance(opt, PerpGrad)
+    assert isinstance(opt, GradientTransform)
     group = opt.base.param_groups[0]
     assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (0.02, (0.8, 0.95), 1e-20, 0.3)
     sgd = build_optimizer(OptimizerConfig(base="sgd", orthogonal=True, lr=10, momentum=0.8, weight_decay=0.1), p)
@@ -79,3 +79,15 @@ def test_state_dict_round_trip_keeps_adam_moments():
     opt.step()
     opt2.step()
     torch.testing.assert_close(p, p2, rtol=0, atol=0)
+
+
+def test_normalized_step_has_unit_gradient_norm_per_replica():
+    w = torch.nn.Parameter(torch.zeros(3, 4, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.zeros(3, 2, dtype=torch.float64))
+    opt = build_optimizer(OptimizerConfig(base="sgd", lr=1.0, normalize_grad=True), [w, b])
+    scale = torch.tensor([1.0, 10.0, 1e-3], dtype=torch.float64)[:, None]
+    (w * scale * torch.arange(4.0)).sum().backward()
+    (b * scale * torch.ones(2)).sum().backward()
+    opt.step()
+    step_norm = (w.pow(2).sum(1) + b.pow(2).sum(1)).sqrt()
+    torch.testing.assert_close(step_norm, torch.ones(3, dtype=torch.float64))

@@ -127,3 +127,36 @@ def test_conf_dir_has_every_group():
     assert {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()} >= {
         "dataset", "model", "loss", "optimizer", "precision", "logger", "experiment",
     }  # fmt: skip
+
+
+def test_snapshots_record_parameters_at_the_requested_epochs(run):
+    import torch
+
+    _, out = run([*TINY, "snapshot_every=2", "seeds=[0,1]"])
+    snap = torch.load(out / "snapshots.pt")
+    assert [e for e, _ in snap["snapshots"]] == [0, 2, 4]
+    n_params = 2 * 23 * 32 + 32 * 32 + 32 * 23
+    assert snap["snapshots"][0][1].shape == (2, n_params)
+
+
+def test_appendix_options_train(run):
+    for extra in (
+        ["sc_intervention_epoch=2"],
+        ["loss.temperature=0.5"],
+        ["loss.label_smoothing=0.2"],
+        ["loss.logit_norm_penalty=0.1"],
+        ["loss=taylor"],
+        ["optimizer=sgd", "optimizer.normalize_grad=true", "optimizer.lr=3"],
+        ["loss=mse", "model.depth=1"],
+        ["loss=mse", "model.depth=3"],
+    ):
+        summary, _ = run([*TINY, *extra])
+        assert summary["status"] == "completed", extra
+
+
+def test_logit_norm_penalty_shrinks_logits(run):
+    base = [*TINY, "epochs=40", "optimizer=adamw", "optimizer.lr=0.01"]
+    plain, _ = run(base)
+    penalized, _ = run([*base, "loss.logit_norm_penalty=1.0"])
+    norm = lambda s: s["per_seed"]["0"]["final"]["logit_norm"]  # noqa: E731
+    assert norm(penalized) < norm(plain)
