@@ -62,6 +62,7 @@ RUNS: dict[str, dict[str, list[str]]] = {
         "b_perp_sgd": [
             "experiment=fig6b",
             "optimizer=perpsgd",
+            "optimizer.lr=10",
             "loss=stablemax",
             "precision=float64",
             "precision.model_dtype=float64",

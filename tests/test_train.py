@@ -160,3 +160,14 @@ def test_logit_norm_penalty_shrinks_logits(run):
     penalized, _ = run([*base, "loss.logit_norm_penalty=1.0"])
     norm = lambda s: s["per_seed"]["0"]["final"]["logit_norm"]  # noqa: E731
     assert norm(penalized) < norm(plain)
+
+
+def test_experiment_values_override_the_defaults():
+    cfg = compose(["experiment=fig1b"])
+    assert cfg.epochs == 80000 and cfg.loss.name == "stablemax" and cfg.optimizer.betas == [0.9, 0.999]
+    assert cfg.optimizer.lr == 0.01 and cfg.precision.loss_dtype == "float64"
+    cfg = compose(["experiment=fig6b", "optimizer=perpsgd"])
+    assert cfg.epochs == 500 and cfg.optimizer.base == "sgd" and cfg.optimizer.orthogonal
+    assert cfg.optimizer.momentum == 0.8  # from the option: the experiment does not set it
+    assert cfg.optimizer.lr == 0.005  # the experiment's value wins over the option's: override it explicitly
+    assert compose([]).optimizer.lr == 0.01 and compose([]).epochs == 300
