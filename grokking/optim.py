@@ -34,8 +34,14 @@ def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = T
 
 
 def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norm over all tensors together, one value per replica, shape (R,)."""
-    return torch.stack([t.flatten(1).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
+    """L2 norm over all tensors together, one value per replica, shape (R,).
+
+    Computed as m·sqrt(Σ (t/m)²) with m the largest |entry|, so that tiny gradients (after Softmax
+    Collapse entries of 1e-170 are common in float64) do not square to zero.
+    """
+    m = torch.stack([t.flatten(1).abs().amax(1) for t in tensors]).amax(0)
+    scale = torch.where(m > 0, m, 1.0).view(-1, 1)
+    return m * torch.stack([(t.flatten(1) / scale).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
 
 
 class GradientTransform:
@@ -66,8 +72,9 @@ class GradientTransform:
                 p.grad.copy_(orthogonal_component(p, p.grad))
         if self.normalize:
             norm = per_replica_norm([p.grad for p in params])
+            norm = torch.where(norm > 0, norm, 1.0)  # an exactly-zero gradient stays zero
             for p in params:
-                p.grad.div_(norm.clamp_min(torch.finfo(p.dtype).tiny).view(-1, *[1] * (p.dim() - 1)))
+                p.grad.div_(norm.view(-1, *[1] * (p.dim() - 1)))
         self.base.step()
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -91,3 +91,19 @@ def test_normalized_step_has_unit_gradient_norm_per_replica():
     opt.step()
     step_norm = (w.pow(2).sum(1) + b.pow(2).sum(1)).sqrt()
     torch.testing.assert_close(step_norm, torch.ones(3, dtype=torch.float64))
+
+
+def test_normalization_survives_tiny_and_zero_gradients():
+    from grokking.optim import per_replica_norm
+
+    g = torch.full((2, 10), 1e-170, dtype=torch.float64)
+    g[1] = 0
+    norm = per_replica_norm([g])
+    torch.testing.assert_close(norm[0], torch.tensor(1e-170 * 10**0.5, dtype=torch.float64))
+    assert norm[1] == 0
+    w = torch.nn.Parameter(torch.ones(2, 10, dtype=torch.float64))
+    opt = build_optimizer(OptimizerConfig(base="sgd", lr=1.0, normalize_grad=True), [w])
+    w.grad = g.clone()
+    opt.step()
+    assert torch.isfinite(w).all() and (w[1] == 1).all()
+    torch.testing.assert_close(w[0], torch.full((10,), 1 - 10**-0.5, dtype=torch.float64))
