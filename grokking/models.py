@@ -170,8 +170,8 @@ class Transformer(nn.Module):
         h, e = self.W_Q.shape[1], self.W_Q.shape[3]
         heads = lambda w: w.transpose(1, 2).reshape(R, -1, h * e)  # noqa: E731  (R, h, d, e) -> (R, d, h·e)
         q = torch.bmm(resid[:, :, -1], heads(self.W_Q)).view(R, N, 1, h, e)  # query of the last position
-        kv = torch.bmm(resid.view(R, N * 3, -1), torch.cat([heads(self.W_K), heads(self.W_V)], 2))
-        k, v = kv.view(R, N, 3, 2, h, e).unbind(3)  # (R, N, position, head, e)
+        k = torch.bmm(resid.view(R, N * 3, -1), heads(self.W_K)).view(R, N, 3, h, e)  # (R, N, position, head, e)
+        v = torch.bmm(resid.view(R, N * 3, -1), heads(self.W_V)).view(R, N, 3, h, e)
         scores = (q * k).sum(-1) / math.sqrt(e)  # (R, N, position, head)
         z = (scores.softmax(2).unsqueeze(-1) * v).sum(2)  # (R, N, head, e)
         out = resid[:, :, -1] + torch.bmm(z.view(R, N, h * e), self.W_O.view(R, h * e, -1))
