@@ -35,3 +35,7 @@ train:  ## train the default experiment (⊥AdamW on modular addition, < 1 min o
 clean:  ## remove run outputs and caches (never results/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: bench
+bench:  ## measure ms/epoch of the paper's settings against the matmul floor (writes results/bench.csv)
+	$(PY) scripts/bench.py

@@ -88,7 +88,10 @@ LOSSES: dict[str, LossFn] = {
 
 
 def build_loss(cfg: LossConfig) -> LossFn:
-    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses."""
+    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses; softmax and
+    StableMax CE use the fused autograd versions of :mod:`grokking.fused` (same values)."""
+    from grokking.fused import training_loss  # fused builds on this module
+
     if cfg.label_smoothing:
         return partial(softmax_cross_entropy, label_smoothing=cfg.label_smoothing)
-    return LOSSES[cfg.name]
+    return training_loss(cfg.name)

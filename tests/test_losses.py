@@ -109,4 +109,7 @@ def test_build_loss_picks_smoothing_and_names():
     y = torch.tensor([0, 1, 2, 0])
     smooth = build_loss(LossConfig(name="softmax", label_smoothing=0.1))
     torch.testing.assert_close(smooth(z, y, torch.float64), softmax_cross_entropy(z, y, torch.float64, 0.1))
-    assert build_loss(LossConfig(name="stablemax")) is stablemax_cross_entropy
+    z.requires_grad_(True)
+    torch.testing.assert_close(
+        build_loss(LossConfig(name="stablemax"))(z, y, torch.float64), stablemax_cross_entropy(z, y, torch.float64)
+    )

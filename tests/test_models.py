@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from grokking.config import DatasetConfig, ModelConfig
 from grokking.data import build_dataset
-from grokking.models import MLP, build_model
+from grokking.models import MLP, TokenInput, build_model
 
 
 def modular_data():
@@ -88,3 +89,20 @@ def test_init_scale_multiplies_every_parameter():
     b = build_model(ModelConfig(name="mlp", bias=True, init_scale=100.0), data, [0])
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa * 100, pb)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_token_input_matches_indexing_forward_and_backward(dtype):
+    idx = torch.stack([torch.randint(0, 7, (50,)), 7 + torch.randint(0, 7, (50,))], 1)
+    w = torch.randn(3, 14, 5, dtype=dtype, requires_grad=True)
+    w_ref = w.detach().clone().requires_grad_()
+    g = torch.randn(3, 50, 5, dtype=dtype)
+    layer = TokenInput()
+    out = layer(w, idx)
+    ref = w_ref[:, idx[:, 0]] + w_ref[:, idx[:, 1]]
+    assert torch.equal(out, ref)  # the forward pass is exact
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(w.grad, w_ref.grad)
+    with torch.no_grad():
+        assert torch.equal(layer(w, idx), ref)

@@ -1,0 +1,275 @@
+"""Speed benchmark: ms per epoch of the paper's settings against the machine's float32 matmul floor.
+
+In one process and one sitting it measures the float32 matmul throughput of this machine (square
+``torch.mm``), then for each setting below the median time of one training epoch (forward, loss,
+backward, optimizer step, no logging: the body of the loop in ``grokking.train``), its useful
+matmul FLOPs (counted by ``torch.utils.flop_counter``; the one-hot first layer is a gather and
+counts nothing), the ratio to the matmul floor (FLOPs / throughput) and memory. Two more rows time
+whole ``train()`` runs, with every diagnostic logged every 100 epochs and with no logging.
+
+    python scripts/bench.py                 # full benchmark (a few minutes), writes results/bench.csv
+    python scripts/bench.py --smoke --out /tmp/bench.csv   # seconds; what the test suite runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grokking.cli import compose  # noqa: E402
+from grokking.data import build_dataset  # noqa: E402
+from grokking.fused import training_loss  # noqa: E402
+from grokking.losses import DTYPES  # noqa: E402
+from grokking.models import build_model  # noqa: E402
+from grokking.optim import build_optimizer  # noqa: E402
+from grokking.runtime import keep_freed_memory  # noqa: E402
+from grokking.train import to_config, train  # noqa: E402
+
+ADD = ["dataset=add_mod", "model=mlp"]
+ADAMW_STABLEMAX = ["optimizer=adamw", "loss=stablemax", "precision=float64"]
+ADAMW_SOFTMAX = ["optimizer=adamw", "loss=softmax", "precision=float32"]
+
+
+@dataclass
+class Setting:
+    name: str
+    overrides: list[str]
+    target: float | None  # the largest allowed ratio to the matmul floor
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+
+SETTINGS = [
+    Setting("mlp add 40% StableMax f64 AdamW", [*ADD, "dataset.train_fraction=0.4", *ADAMW_STABLEMAX], 1.6),
+    Setting("mlp add 40% softmax f32 AdamW", [*ADD, "dataset.train_fraction=0.4", *ADAMW_SOFTMAX], 1.6),
+    Setting("mlp add 60% softmax f32 AdamW", [*ADD, "dataset.train_fraction=0.6", *ADAMW_SOFTMAX], 1.6),
+    Setting("mlp add 70% softmax f32 AdamW", [*ADD, "dataset.train_fraction=0.7", *ADAMW_SOFTMAX], 1.6),
+    Setting(
+        "mlp sparse parity StableMax f64 AdamW", ["dataset=sparse_parity", "model.bias=true", *ADAMW_STABLEMAX], 1.6
+    ),
+    Setting("mlp add 40% softmax f32 ⊥AdamW (default run)", [*ADD, "optimizer=perpgrad"], None),
+    Setting("transformer sub 40% softmax f32 AdamW", ["dataset=sub_mod", "model=transformer", *ADAMW_SOFTMAX], 2.0),
+    Setting(
+        "mlp add 40% StableMax f64 AdamW, 4 seeds batched",
+        [*ADD, "dataset.train_fraction=0.4", *ADAMW_STABLEMAX],
+        None,
+        [0, 1, 2, 3],
+    ),
+]
+SMOKE = ["dataset.modulus=23", "model.width=32", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux), in MiB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_gflops(n: int, repeats: int) -> float:
+    """Median float32 throughput of an n×n by n×n ``torch.mm`` (GFLOP/s)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def not_sparse_mm(a, b, *args, out_val=None, **kwargs) -> int:
+    """FLOPs of ``mm``, except the sparse token-matrix product (the gather's backward) counts 0."""
+    if a.layout != torch.strided or b.layout != torch.strided:
+        return 0
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+not_sparse_mm._get_raw = True
+
+
+class Epoch:
+    """The body of the training loop in ``grokking.train`` for one configuration, without logging."""
+
+    def __init__(self, overrides: list[str], seeds: list[int]):
+        cfg, _ = to_config(compose(["device=cpu", *overrides]))
+        model_dtype = DTYPES[cfg.precision.model_dtype]
+        self.loss_dtype = DTYPES[cfg.precision.loss_dtype]
+        self.data = build_dataset(cfg.dataset).to(torch.device("cpu"), model_dtype)
+        self.model = build_model(cfg.model, self.data, seeds).to(torch.device("cpu"), model_dtype)
+        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.loss_fn = training_loss(cfg.loss.name)
+        self.n_train = len(self.data.train_y)
+
+    def forward_backward(self) -> torch.Tensor:
+        logits = self.model(self.data.train_x)
+        loss = self.loss_fn(logits, self.data.train_y, self.loss_dtype).mean(-1).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    def __call__(self) -> None:
+        loss = self.forward_backward()
+        if not torch.isfinite(loss):
+            raise RuntimeError("diverged")
+        self.optimizer.step()
+
+    def flops(self) -> int:
+        with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: not_sparse_mm}) as counter:
+            self.forward_backward()
+        return counter.get_total_flops()
+
+
+def time_epochs(step: Epoch, warmup: int, epochs: int) -> list[float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops: float) -> dict:
+    rss_before = rss_mb()
+    step = Epoch([*s.overrides, *extra], s.seeds)
+    flops = step.flops()
+    times = time_epochs(step, warmup, epochs // 2)
+    rss_mid = rss_mb()
+    times += time_epochs(step, 0, epochs - epochs // 2)
+    ms = 1000 * statistics.median(times)
+    floor_ms = 1000 * flops / (gflops * 1e9)
+    return {
+        "setting": s.name,
+        "seeds": len(s.seeds),
+        "n_train": step.n_train,
+        "gflop_per_epoch": flops / 1e9,
+        "ms_per_epoch": ms,
+        "ms_per_epoch_p90": 1000 * statistics.quantiles(times, n=10)[-1],
+        "achieved_gflops": flops / ms / 1e6,
+        "floor_ms": floor_ms,
+        "ratio_to_floor": ms / floor_ms,
+        "target_ratio": s.target,
+        "rss_mb": rss_mb(),
+        "rss_growth_mb": rss_mb() - rss_mid,
+        "rss_setting_mb": rss_mb() - rss_before,
+        "peak_rss_mb": peak_rss_mb(),
+        "epochs_timed": len(times),
+        "loadavg_1m": os.getloadavg()[0],
+    }
+
+
+def bench_train_runs(extra: list[str], epochs: int, repeats: int) -> list[dict]:
+    """Whole ``train()`` runs of the default setting, with every diagnostic every 100 epochs and without."""
+    variants = {"train() default run, all diagnostics every 100 epochs": 100, "train() default run, no logging": 10**9}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    rows: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):  # interleaved, so that a change of machine load hits both alike
+            for name, every in variants.items():
+                cfg = compose(["device=cpu", *extra, f"epochs={epochs}", f"log_every={every}", "checkpoint_every=0"])
+                t = time.perf_counter()
+                train(cfg, Path(tmp) / f"{every}-{i}")
+                times[name].append(time.perf_counter() - t)
+                rows[name] = sum(1 for _ in open(Path(tmp) / f"{every}-{i}" / "metrics.csv")) - 1
+    return [
+        {
+            "setting": name,
+            "seeds": 1,
+            "ms_per_epoch": 1000 * statistics.median(times[name]) / epochs,
+            "metric_rows": rows[name],
+            "epochs_timed": epochs * repeats,
+            "peak_rss_mb": peak_rss_mb(),
+            "loadavg_1m": os.getloadavg()[0],
+        }
+        for name in variants
+    ]
+
+
+COLUMNS = [
+    "setting", "seeds", "n_train", "gflop_per_epoch", "ms_per_epoch", "ms_per_epoch_p90", "achieved_gflops",
+    "floor_ms", "ratio_to_floor", "target_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
+    "metric_rows", "epochs_timed", "loadavg_1m", "matmul_gflops", "threads", "torch",
+]  # fmt: skip
+
+
+def fmt(v) -> str:
+    if v is None or v == "":
+        return "-"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and few epochs (seconds)")
+    parser.add_argument("--epochs", type=int, default=None, help="timed epochs per setting")
+    parser.add_argument("--out", default="results/bench.csv", help="CSV to write")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as train() does on CPU
+    extra, mm_n, mm_reps = (SMOKE, 128, 5) if args.smoke else ([], 2048, 15)
+    epochs = args.epochs or (6 if args.smoke else 300)
+    warmup = 2 if args.smoke else 20
+    train_epochs, train_repeats = (4, 1) if args.smoke else (500, 3)
+
+    print(f"load average {os.getloadavg()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    gflops_before = matmul_gflops(mm_n, mm_reps)
+    rows = [bench_setting(s, extra, warmup, epochs, gflops_before) for s in SETTINGS]
+    rows += bench_train_runs(extra, train_epochs, train_repeats)
+    gflops_after = matmul_gflops(mm_n, mm_reps)
+    gflops = max(gflops_before, gflops_after)  # the less disturbed of the two measurements
+    for r in rows:
+        if "gflop_per_epoch" in r:
+            r["floor_ms"] = 1000 * r["gflop_per_epoch"] / gflops
+            r["ratio_to_floor"] = r["ms_per_epoch"] / r["floor_ms"]
+        r.update(matmul_gflops=gflops, threads=torch.get_num_threads(), torch=torch.__version__)
+    print(f"float32 matmul throughput ({mm_n}² mm): {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after")
+
+    shown = ["setting", "ms_per_epoch", "gflop_per_epoch", "achieved_gflops", "ratio_to_floor", "target_ratio"]
+    shown += ["peak_rss_mb", "rss_growth_mb", "loadavg_1m"]
+    width = max(len(r["setting"]) for r in rows)
+    print(f"{'setting':{width}s}  " + "  ".join(f"{c:>15s}" for c in shown[1:]))
+    for r in rows:
+        print(f"{r['setting']:{width}s}  " + "  ".join(f"{fmt(r.get(c)):>15s}" for c in shown[1:]))
+    single = next(r for r in rows if r["setting"] == SETTINGS[0].name)
+    batched = next(r for r in rows if r["seeds"] == 4)
+    ratio = batched["ms_per_epoch"] / (4 * single["ms_per_epoch"])
+    print(f"4 seeds batched cost {ratio:.2f}× four single-seed runs")
+    logged, plain = rows[-2]["ms_per_epoch"], rows[-1]["ms_per_epoch"]
+    print(f"logging every 100 epochs adds {100 * (logged / plain - 1):.1f} % to a train() run")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c, "") for c in COLUMNS})
+    print(f"wrote {out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
