@@ -165,7 +165,8 @@ def plot(table: pd.DataFrame, keys: list[str], path: Path, x: str | None = None,
             grid[j][i] = cell["final_test_acc"].mean()
             acc = "–" if math.isnan(grid[j][i]) else f"{grid[j][i]:.2f}"
             other = sorted(set(cell["status"]) - {"completed"})
-            ax.text(i, j, "\n".join([acc, *other]), ha="center", va="center", fontsize=8)
+            color = "black" if grid[j][i] >= 0.5 else "white"  # readable on the colormap (NaN: white)
+            ax.text(i, j, "\n".join([acc, *other]), ha="center", va="center", fontsize=8, color=color)
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto", alpha=0.85)
     ax.set_xticks(range(len(xs)), xs)
     ax.set_yticks(range(len(ys)), ys)
