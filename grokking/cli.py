@@ -7,6 +7,7 @@ one line naming the bad value and the valid choices, before anything is composed
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,13 +44,19 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
     """``task`` as one job of a sweep (-m): a run that diverged is a result, recorded in its
     summary.json, so the sweep goes on; a config error becomes an exception that Hydra records as
     a failed job (the other jobs still run). Ctrl-C (exit code 130) still stops the sweep.
-    A single run (no -m) keeps its exit codes."""
+    A single run (no -m) keeps its exit codes.
+
+    ``OMP_NUM_THREADS``, when set (by joblib's workers, or by a launcher's ``hydra.job.env_set``
+    just before the job starts), sets torch's thread count, so parallel jobs share the cores."""
 
     @functools.wraps(task)
     def job(cfg: DictConfig) -> None:
+        import torch
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
         try:
             task(cfg)
         except SystemExit as exit:
