@@ -63,7 +63,9 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
             if HydraConfig.get().mode != RunMode.MULTIRUN or exit.code in (0, 130):
                 raise
             if exit.code != 3:  # 3 = diverged
-                raise RuntimeError(f"job {HydraConfig.get().job.override_dirname} failed (exit code {exit.code})")
+                raise RuntimeError(
+                    f"job {HydraConfig.get().job.override_dirname} failed (exit code {exit.code})"
+                ) from None
 
     return job
 

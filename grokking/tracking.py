@@ -95,7 +95,7 @@ class WandbTracker:
         if self.finished:
             return
         try:
-            self.run.summary.update(flatten(summary))
+            self.run.summary.update(flatten(summary, "summary/"))  # apart from the metrics
         finally:
             self.close(exit_code=0 if summary["status"] == "completed" else 1)
 
