@@ -23,7 +23,7 @@ def test_notebook_executes_on_a_tiny_run(run, monkeypatch):
     summary, out = run(["dataset.modulus=23", "model.width=32", "epochs=20", "log_every=5", "seeds=[0,1]"])
     monkeypatch.setenv("GROKKING_RUN_DIR", str(out))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows the figures
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
