@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -39,11 +40,22 @@ def read_wandb_records(path: Path) -> list:
     return records
 
 
-def offline_run(out_dir: Path) -> dict:
+def finished_records(out_dir: Path, timeout: float = 30.0) -> list:
+    """The records of the run's offline file once its exit record is on disk: ``run.finish()``
+    returns before wandb's service process has written everything."""
     (run_dir,) = (out_dir / "wandb").glob("offline-run-*")
     (log,) = run_dir.glob("run-*.wandb")
+    end = time.monotonic() + timeout
+    while True:
+        records = read_wandb_records(log)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > end:
+            return records
+        time.sleep(0.1)
+
+
+def offline_run(out_dir: Path) -> dict:
     run = {"history": [], "summary": {}, "config": {}, "exit_code": None}
-    for rec in read_wandb_records(log):
+    for rec in finished_records(out_dir):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             run["id"], run["group"] = rec.run.run_id, rec.run.run_group
