@@ -31,6 +31,17 @@ format:  ## format the code with ruff
 train:  ## train the default experiment (⊥AdamW on modular addition, < 1 min on CPU)
 	$(PY) train.py
 
+SWEEP ?= precision=float16,float32,float64 optimizer.weight_decay=0,0.1,1
+LAUNCHER ?= local
+
+.PHONY: sweep
+sweep:  ## run a grid in parallel: make sweep SWEEP="loss=softmax,stablemax seed=0,1" [LAUNCHER=slurm]
+	$(PY) train.py -m launcher=$(LAUNCHER) $(SWEEP)
+
+.PHONY: summarize
+summarize:  ## table + plot of a sweep: make summarize [DIR=multirun/<date>/<time>] (default: the newest)
+	$(PY) summarize.py $(or $(DIR),$(lastword $(sort $(wildcard multirun/*/*))),multirun/NONE)
+
 .PHONY: clean
 clean:  ## remove run outputs and caches (never results/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

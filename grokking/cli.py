@@ -6,6 +6,8 @@ one line naming the bad value and the valid choices, before anything is composed
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,13 +40,43 @@ def check_group_overrides(args: list[str]) -> str | None:
     return None
 
 
+def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """``task`` as one job of a sweep (-m): a run that diverged is a result, recorded in its
+    summary.json, so the sweep goes on; a config error becomes an exception that Hydra records as
+    a failed job (the other jobs still run). Ctrl-C (exit code 130) still stops the sweep.
+    A single run (no -m) keeps its exit codes.
+
+    ``OMP_NUM_THREADS``, when set (by joblib's workers, or by a launcher's ``hydra.job.env_set``
+    just before the job starts), sets torch's thread count, so parallel jobs share the cores."""
+
+    @functools.wraps(task)
+    def job(cfg: DictConfig) -> None:
+        import torch
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+        try:
+            task(cfg)
+        except SystemExit as exit:
+            if HydraConfig.get().mode != RunMode.MULTIRUN or exit.code in (0, 130):
+                raise
+            if exit.code != 3:  # 3 = diverged
+                raise RuntimeError(
+                    f"job {HydraConfig.get().job.override_dirname} failed (exit code {exit.code})"
+                ) from None
+
+    return job
+
+
 def run(task: Callable[[DictConfig], None]) -> None:
     error = check_group_overrides(sys.argv[1:])
     if error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     register_configs()
-    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(sweep_job(task))()
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

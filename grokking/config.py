@@ -69,6 +69,11 @@ class PrecisionConfig:
 @dataclass
 class LoggerConfig:
     name: str = "none"  # none | wandb
+    project: str = "grokking"  # wandb: project the run belongs to
+    entity: str | None = None  # wandb: user or team (null = your default entity)
+    group: str | None = None  # wandb: run group (null = the sweep directory in a -m sweep, else none)
+    tags: list[str] = field(default_factory=list)  # wandb: tags of the run
+    mode: str = "offline"  # wandb: offline (files in the run directory) | online | disabled
 
 
 @dataclass

@@ -1,7 +1,21 @@
-"""Experiment trackers. ``none`` does nothing; ``wandb`` mirrors metrics.csv to Weights & Biases."""
+"""Experiment trackers. ``none`` does nothing; ``wandb`` mirrors metrics.csv to Weights & Biases.
+
+A tracker gets every metric row as it is written to ``metrics.csv`` (``log``) and the run summary
+at the end (``finish``); ``abort`` closes it when training raises. The wandb run:
+
+- keeps its files in the run directory (``<out_dir>/wandb/``), offline unless ``logger.mode=online``;
+- has the resolved config as its config and each metrics.csv row as one ``log`` call, under the
+  same column names, with ``epoch`` as the x-axis;
+- is its own run object (``reinit="create_new"``), never the global ``wandb.run``, so jobs that
+  share a worker process cannot log into each other's runs;
+- is resumed (same run id) when training resumes from a checkpoint in the same directory.
+
+wandb is imported only when ``logger=wandb`` is asked for, so it is an optional dependency.
+"""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +29,86 @@ class NullTracker:
     def finish(self, summary: dict[str, Any]) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
 
-def build_tracker(cfg: LoggerConfig, config: dict[str, Any], out_dir: Path) -> NullTracker:
+
+def hydra_job() -> tuple[str | None, str | None]:
+    """(sweep directory, job overrides) when called inside a Hydra -m job, else (None, None)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None, None
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None, None
+    return hc.sweep.dir, hc.job.override_dirname or None
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a/b": 1}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+class WandbTracker:
+    RUN_ID = "run_id"  # file in <out_dir>/wandb/ that lets a resumed run continue the same wandb run
+
+    def __init__(self, cfg: LoggerConfig, config: dict[str, Any], out_dir: Path):
+        import wandb
+
+        sweep_dir, job_name = hydra_job()
+        id_file = out_dir / "wandb" / self.RUN_ID
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        resuming = id_file.is_file()
+        run_id = id_file.read_text().strip() if resuming else secrets.token_hex(4)
+        id_file.write_text(run_id + "\n")
+        self.run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group or sweep_dir,
+            name=job_name or out_dir.name,
+            tags=list(cfg.tags),
+            mode=cfg.mode,
+            dir=str(out_dir),
+            id=run_id,
+            resume="allow" if resuming else None,
+            config=config,
+            reinit="create_new",
+            settings=wandb.Settings(console="off"),
+        )
+        self.run.define_metric("epoch")
+        self.run.define_metric("*", step_metric="epoch")
+        self.finished = False
+
+    def log(self, rows: list[dict[str, float]]) -> None:
+        for row in rows:
+            self.run.log(row)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self.finished:
+            return
+        try:
+            self.run.summary.update(flatten(summary, "summary/"))  # apart from the metrics
+        finally:
+            self.close(exit_code=0 if summary["status"] == "completed" else 1)
+
+    def abort(self) -> None:
+        self.close(exit_code=1)
+
+    def close(self, exit_code: int) -> None:
+        if not self.finished:
+            self.finished = True
+            self.run.finish(exit_code=exit_code)
+
+
+def build_tracker(cfg: LoggerConfig, config: dict[str, Any], out_dir: Path) -> NullTracker | WandbTracker:
+    if cfg.name == "wandb":
+        return WandbTracker(cfg, config, out_dir)
     return NullTracker()

@@ -281,6 +281,9 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
                     return finish("interrupted", done)
                 if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.epochs:
                     checkpoint(done)
+        except BaseException:
+            tracker.abort()  # a failed run still closes its tracker (e.g. finishes the wandb run)
+            raise
         finally:
             bar.close()
     checkpoint(cfg.epochs)

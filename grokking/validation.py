@@ -17,6 +17,7 @@ MODELS = ("mlp", "transformer")
 OPTIMIZERS = ("adamw", "sgd")
 MODEL_DTYPES = ("float32", "float64")
 LOGGERS = ("none", "wandb")
+WANDB_MODES = ("offline", "online", "disabled")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,12 @@ def validate(cfg: TrainConfig) -> None:
     choice("precision.loss_dtype", cfg.precision.loss_dtype, tuple(DTYPES))
     choice("precision.model_dtype", cfg.precision.model_dtype, MODEL_DTYPES)
     choice("logger.name", cfg.logger.name, LOGGERS)
+    if cfg.logger.name == "wandb":
+        choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ConfigError("logger=wandb needs the wandb package: pip install -e '.[wandb]'") from None
 
     if d.name != "mnist":
         require(0 < d.train_fraction < 1, "dataset.train_fraction", d.train_fraction, "a fraction in (0, 1)")
