@@ -42,6 +42,17 @@ sweep:  ## run a grid in parallel: make sweep SWEEP="loss=softmax,stablemax seed
 summarize:  ## table + plot of a sweep: make summarize [DIR=multirun/<date>/<time>] (default: the newest)
 	$(PY) summarize.py $(or $(DIR),$(lastword $(sort $(wildcard multirun/*/*))),multirun/NONE)
 
+.PHONY: figures
+figures:  ## redraw every figure and results/CLAIMS.md from results/ (no training, < 2 min)
+	$(PY) scripts/figures.py
+
+.PHONY: reproduce
+reproduce:  ## re-run every experiment behind the figures into results/ (hours on CPU; use DEVICE=cuda JOBS=8 on a GPU)
+	$(PY) scripts/reproduce.py all --device $(or $(DEVICE),auto) --jobs $(or $(JOBS),1)
+
+reproduce-%:  ## re-run one figure's experiments, e.g. make reproduce-fig2
+	$(PY) scripts/reproduce.py $* --device $(or $(DEVICE),auto) --jobs $(or $(JOBS),1)
+
 .PHONY: clean
 clean:  ## remove run outputs and caches (never results/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

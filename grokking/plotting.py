@@ -1,0 +1,63 @@
+"""Shared figure style and output for the plotting scripts in ``scripts/plot_*.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FIGURES = Path(__file__).resolve().parent.parent / "results" / "figures"
+
+# one color per precision / method, used consistently across figures
+COLORS = {
+    "float16": "#d62728",
+    "float32": "#1f77b4",
+    "float64": "#2ca02c",
+    "adamw": "#7f7f7f",
+    "perp": "#9467bd",
+    "stablemax": "#ff7f0e",
+    "softmax": "#1f77b4",
+    "wd": "#8c564b",
+}
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def panels(n: int, width: float = 3.6, height: float = 2.9, **kw):
+    """A row of ``n`` panels in the house style."""
+    plt.rcParams.update(STYLE)
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, **kw)
+    return fig, axes[0]
+
+
+def save(fig, name: str, out_dir: Path = FIGURES) -> list[Path]:
+    """Write ``<name>.png`` and ``<name>.pdf`` into ``out_dir`` and close the figure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for path in paths:
+        fig.savefig(path, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
+    plt.close(fig)
+    return paths
+
+
+def mean_band(ax, df, x: str, y: str, label: str, color: str | None = None, **kw) -> None:
+    """Mean over seeds as a line, min-max over seeds as a band (a single seed is just a line)."""
+    grouped = df.groupby(x)[y]
+    mean = grouped.mean()
+    ax.plot(mean.index, mean.values, label=label, color=color, **kw)
+    if df["seed"].nunique() > 1:
+        ax.fill_between(mean.index, grouped.min().values, grouped.max().values, color=color, alpha=0.2, lw=0)

@@ -1,0 +1,56 @@
+"""Regenerate every figure and the claims report from ``results/`` (no training).
+
+    python scripts/figures.py            # all figures + results/CLAIMS.md
+    python scripts/figures.py fig2 fig7  # only these
+
+Each ``scripts/plot_<name>.py`` has ``main(results: Path, out_dir: Path)``; they run in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from grokking.plotting import FIGURES  # noqa: E402
+from grokking.results import RESULTS  # noqa: E402
+
+
+def plot_scripts() -> dict[str, Path]:
+    return {p.stem.removeprefix("plot_"): p for p in sorted(HERE.glob("plot_*.py"))}
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    scripts = plot_scripts()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help=f"figures to draw ({', '.join(scripts)}); default all")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default results/figures)")
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in scripts]
+    if unknown:
+        parser.error(f"unknown figure {unknown[0]}; choose from: {', '.join(scripts)}")
+    out = args.out or (FIGURES if args.results == RESULTS else args.results / "figures")
+    for name in args.names or scripts:
+        start = time.time()
+        load(scripts[name]).main(args.results, out)
+        print(f"{name}: {time.time() - start:.1f} s")
+    if not args.names:
+        load(HERE / "claims.py").main(args.results)
+
+
+if __name__ == "__main__":
+    main()
