@@ -20,7 +20,8 @@ class DatasetConfig:
     seed: int = 0  # seed of the train/test split (and of any random codes or vectors)
     train_fraction: float = 0.4  # share of all examples used for training, in (0, 1)
     modulus: int = 113  # p for the modular tasks
-    code_bits: int = 14  # add_mod_binary: bits of the random binary code of each integer
+    code_bits: int = 14  # add_mod_binary: bits of the code of each integer
+    code: str = "random"  # add_mod_binary: random (a distinct random code per integer) | binary (base-2 digits)
     noise_bits: int = 40  # sparse_parity: input bits that do not enter the label
     parity_bits: int = 3  # sparse_parity: input bits whose parity is the label
     n_samples: int = 2000  # sparse_parity: distinct random input vectors

@@ -88,8 +88,11 @@ def modular(cfg: DatasetConfig) -> Dataset:
     return _split(x, y, cfg, num_classes=cfg.modulus, vocab_size=cfg.modulus)
 
 
-def binary_codes(p: int, bits: int, seed: int) -> torch.Tensor:
-    """A distinct random ``bits``-bit code (0/1 floats) for each integer in [0, p)."""
+def binary_codes(p: int, bits: int, seed: int, code: str = "random") -> torch.Tensor:
+    """A distinct ``bits``-bit code (0/1 floats) for each integer in [0, p): random codes, or the
+    integer's own base-2 digits (most significant first) when ``code == "binary"``."""
+    if code == "binary":
+        return ((torch.arange(p)[:, None] >> torch.arange(bits - 1, -1, -1)) & 1).float()
     rng = torch.Generator().manual_seed(seed)
     codes = torch.randperm(2**bits, generator=rng)[:p]
     return ((codes[:, None] >> torch.arange(bits)) & 1).float()
@@ -98,7 +101,7 @@ def binary_codes(p: int, bits: int, seed: int) -> torch.Tensor:
 def modular_binary(cfg: DatasetConfig) -> Dataset:
     """Modular addition where each operand is its random binary code instead of a one-hot."""
     pairs, y = modular_pairs("add_mod", cfg.modulus)
-    codes = binary_codes(cfg.modulus, cfg.code_bits, cfg.seed)
+    codes = binary_codes(cfg.modulus, cfg.code_bits, cfg.seed, cfg.code)
     x = torch.cat([codes[pairs[:, 0]], codes[pairs[:, 1]]], dim=1)
     return _split(x, y, cfg, num_classes=cfg.modulus, vocab_size=None)
 

@@ -55,6 +55,7 @@ def validate(cfg: TrainConfig) -> None:
     if d.name in MODULAR_OPS or d.name == "add_mod_binary":
         require(d.modulus >= 2, "dataset.modulus", d.modulus, "an integer >= 2")
     if d.name == "add_mod_binary":
+        choice("dataset.code", d.code, ("random", "binary"))
         require(2**d.code_bits >= d.modulus, "dataset.code_bits", d.code_bits, f"2^bits >= modulus {d.modulus}")
     if d.name == "sparse_parity":
         require(d.parity_bits >= 1, "dataset.parity_bits", d.parity_bits, "an integer >= 1")

@@ -49,6 +49,12 @@ RUNS: dict[str, dict[str, list[str]]] = {
         "sparse_parity": ["experiment=fig4", "dataset=sparse_parity", "model.bias=true", "optimizer.eps=1e-18"],
         "input_one_hot": ["experiment=fig4_input", "dataset=add_mod"],
         "input_binary": ["experiment=fig4_input", "dataset=add_mod_binary"],
+        "input_base2": [
+            "experiment=fig4_input",
+            "dataset=add_mod_binary",
+            "dataset.code=binary",
+            "dataset.code_bits=7",
+        ],
     },
     "fig5": {
         "mlp": ["experiment=fig5"],

@@ -56,3 +56,11 @@ def test_mnist_subset_shapes_and_labels():
     assert data.train_x.min() >= 0 and data.train_x.max() <= 1
     assert set(data.train_y.tolist()) <= set(range(10)) and data.num_classes == 10
     assert set(data.train_idx.tolist()).isdisjoint(data.test_idx.tolist())
+
+
+def test_base2_codes_are_the_digits_of_the_integer():
+    codes = binary_codes(113, 7, seed=0, code="binary")
+    assert codes[5].tolist() == [0, 0, 0, 0, 1, 0, 1]
+    assert codes[112].tolist() == [1, 1, 1, 0, 0, 0, 0]
+    data = build_dataset(DatasetConfig(name="add_mod_binary", code="binary", code_bits=7))
+    assert data.train_x.shape == (5107, 14)
