@@ -2,6 +2,7 @@
 
     python scripts/figures.py            # all figures + results/CLAIMS.md
     python scripts/figures.py fig2 fig7  # only these
+    python scripts/figures.py --out /tmp/figs --claims /tmp/CLAIMS.md  # leave results/ untouched
 
 Each ``scripts/plot_<name>.py`` has ``main(results: Path, out_dir: Path)``; they run in this process.
 """
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"figures to draw ({', '.join(scripts)}); default all")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default results/figures)")
+    parser.add_argument(
+        "--claims", type=Path, default=None, help="where to write the claims report (default <results>/CLAIMS.md)"
+    )
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in scripts]
     if unknown:
@@ -49,7 +53,7 @@ def main() -> None:
         load(scripts[name]).main(args.results, out)
         print(f"{name}: {time.time() - start:.1f} s")
     if not args.names:
-        load(HERE / "claims.py").main(args.results)
+        load(HERE / "claims.py").main(args.results, args.claims)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""Fig. 1: modular addition, 40 % train. (a) ⊥AdamW groks within a few hundred epochs without
+regularization; (b) StableMax CE groks after a long delay; (c) softmax CE never generalizes.
+
+    python scripts/reproduce.py fig1 && python scripts/figures.py fig1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grokking.plotting import FIGURES, mean_band, panels, save
+from grokking.results import RESULTS, exists, metrics
+
+TRAIN, TEST = "#7f7f7f", "#d62728"
+PANELS = [
+    ("a_perp_adamw", "(a) ⊥AdamW, softmax CE (5 seeds)", False),
+    ("b_stablemax", "(b) StableMax CE, AdamW", True),
+    ("c_softmax", "(c) softmax CE, AdamW", True),
+]
+
+
+def accuracy_panel(ax, df, log_x: bool) -> None:
+    if log_x:
+        df = df[df.epoch > 0]  # epoch 0 has no place on a log axis
+    df = df.assign(train=100 * df.train_acc, test=100 * df.test_acc)
+    mean_band(ax, df, "epoch", "train", "train", TRAIN, ls="--")
+    mean_band(ax, df, "epoch", "test", "test", TEST)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+
+
+def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
+    fig, axes = panels(3)
+    for ax, (run, title, log_x) in zip(axes, PANELS):
+        ax.set_title(title)
+        if not exists("fig1", run, results):
+            ax.text(0.5, 0.5, f"fig1/{run}: not run", ha="center", transform=ax.transAxes)
+            continue
+        accuracy_panel(ax, metrics("fig1", run, results), log_x)
+        ax.legend(loc="center right" if not log_x else "center left")
+    save(fig, "fig1", out_dir)

@@ -1,0 +1,52 @@
+"""Fig. 4: StableMax CE without regularization groks (AdamW lr 0.01, β2 0.999, 100k epochs).
+Left: test accuracy of addition and multiplication (40 %) and sparse parity; middle: total L2 weight
+norm; right: addition with one-hot inputs against a random 14-bit binary code per integer
+(1000 epochs, lr 0.02, softmax CE in float64; mean and min-max band over 5 seeds).
+
+    python scripts/reproduce.py fig4 && python scripts/figures.py fig4
+
+A run that is missing (or still running: no summary.json yet) is drawn from what it has logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grokking.plotting import FIGURES, mean_band, panels, save
+from grokking.results import RESULTS, exists, metrics
+
+TASKS = {
+    "add_mod": ("addition", "#1f77b4"),
+    "mul_mod": ("multiplication", "#ff7f0e"),
+    "sparse_parity": ("sparse parity", "#2ca02c"),
+}
+INPUTS = {"input_one_hot": ("one-hot", "#d62728"), "input_binary": ("binary code", "#9467bd")}
+
+
+def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
+    fig, (acc, norm, inputs) = panels(3)
+    for run, (label, color) in TASKS.items():
+        if not exists("fig4", run, results):
+            continue
+        df = metrics("fig4", run, results)
+        df = df[df.epoch > 0]
+        partial = "" if (results / "fig4" / run / "summary.json").is_file() else " (partial run)"
+        acc.plot(df.epoch, 100 * df.test_acc, color=color, label=label + partial)
+        norm.plot(df.epoch, df.weight_norm, color=color, label=label + partial)
+    acc.set(
+        xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="test accuracy (%)", title="StableMax CE: test accuracy"
+    )
+    norm.set(xscale="log", yscale="log", xlabel="epoch", ylabel="total L2 weight norm", title="weight norm")
+
+    for run, (label, color) in INPUTS.items():
+        if not exists("fig4", run, results):
+            continue
+        df = metrics("fig4", run, results)
+        df = df.assign(train=100 * df.train_acc, test=100 * df.test_acc)
+        mean_band(inputs, df, "epoch", "test", f"{label}: test", color)
+        mean_band(inputs, df, "epoch", "train", f"{label}: train", color, ls="--", lw=1)
+    inputs.set(ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)", title="addition: input encoding")
+    for ax, loc in ((acc, "upper left"), (norm, "upper left"), (inputs, "center right")):
+        if ax.get_legend_handles_labels()[0]:  # a panel whose runs are all missing has no legend
+            ax.legend(loc=loc)
+    save(fig, "fig4", out_dir)
