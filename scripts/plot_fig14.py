@@ -1,0 +1,29 @@
+"""Fig. 14: MNIST, 200 training images, MLP 784-200-200-10 with every parameter × 100 after the
+default init, softmax CE, AdamW lr 1e-3: without weight decay SC holds from the start and test
+accuracy stays low; with weight decay 1.0 the norm shrinks, SC falls and test accuracy jumps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grokking.plotting import COLORS, mean_band, panels, save
+from grokking.results import metrics
+
+RUNS = {"no_wd": ("no weight decay", COLORS["adamw"]), "wd": ("weight decay 1.0", COLORS["wd"])}
+
+
+def main(results: Path, out_dir: Path) -> None:
+    fig, (acc, sc, norm) = panels(3)
+    for run, (label, color) in RUNS.items():
+        df = metrics("fig14", run, results)
+        pct = df.assign(test_acc=100 * df.test_acc, sc_fraction=100 * df.sc_fraction)
+        mean_band(acc, pct, "epoch", "test_acc", label, color)
+        mean_band(sc, pct, "epoch", "sc_fraction", label, color)
+        mean_band(norm, df, "epoch", "weight_norm", label, color)
+    acc.set(ylabel="test accuracy (%)", title="MNIST test accuracy", ylim=(0, 100))
+    sc.set(ylabel="SC fraction, float32 (%)", title="Softmax Collapse", ylim=(-2, 102))
+    norm.set(ylabel="total L2 weight norm", yscale="log", title="weight norm")
+    for ax in (acc, sc, norm):
+        ax.set_xlabel("epoch")
+    acc.legend()
+    save(fig, "fig14", out_dir)

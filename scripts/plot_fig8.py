@@ -1,0 +1,31 @@
+"""Fig. 8: Softmax Collapse by intervention. Addition, 60 %, AdamW lr 1e-3, float64 softmax; from
+epoch 6000 the gradient through the correct-class logit is zeroed each step (``fig8/intervention``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grokking.plotting import mean_band, panels, save
+from grokking.results import metrics
+
+RUNS = {"baseline": ("baseline", "#1f77b4"), "intervention": ("intervention from 6000", "#d62728")}
+INTERVENTION_EPOCH = 6000
+
+
+def main(results: Path, out_dir: Path) -> None:
+    fig, (acc, sc, norm) = panels(3)
+    for run, (label, color) in RUNS.items():
+        df = metrics("fig8", run, results)
+        pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc, sc_fraction=100 * df.sc_fraction)
+        mean_band(acc, pct, "epoch", "test_acc", label, color)
+        mean_band(acc, pct, "epoch", "train_acc", None, color, ls="--")
+        mean_band(sc, pct, "epoch", "sc_fraction", label, color)
+        mean_band(norm, df, "epoch", "weight_norm", label, color)
+    for ax in (acc, sc, norm):
+        ax.axvline(INTERVENTION_EPOCH, color="k", ls=":", lw=1)
+        ax.set_xlabel("epoch")
+    acc.set(ylabel="accuracy (%)", title="accuracy (solid test, dashed train)", ylim=(-2, 102))
+    sc.set(ylabel="SC fraction, float64 (%)", title="Softmax Collapse", ylim=(-2, 102))
+    norm.set(ylabel="total L2 weight norm", yscale="log", title="weight norm")
+    sc.legend(loc="upper left")
+    save(fig, "fig8", out_dir)
