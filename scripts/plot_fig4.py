@@ -20,7 +20,11 @@ TASKS = {
     "mul_mod": ("multiplication", "#ff7f0e"),
     "sparse_parity": ("sparse parity", "#2ca02c"),
 }
-INPUTS = {"input_one_hot": ("one-hot", "#d62728"), "input_binary": ("binary code", "#9467bd")}
+INPUTS = {
+    "input_one_hot": ("one-hot", "#d62728"),
+    "input_binary": ("random 14-bit code", "#9467bd"),
+    "input_base2": ("base-2 digits (7 bits)", "#17becf"),
+}
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
