@@ -15,6 +15,7 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
 SNAPSHOTS = "snapshots.pt"
+LOCK = ".lock"
 
 # keys that may differ between a run and its resumption
 RESUMABLE_CHANGES = ("epochs", "device", "overwrite", "checkpoint_every", "logger")

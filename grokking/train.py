@@ -9,6 +9,7 @@ of update e + 1 (so the gradient diagnostics are those of the very step that fol
 
 from __future__ import annotations
 
+import fcntl
 import platform
 import shutil
 import signal
@@ -27,6 +28,7 @@ from grokking import metrics
 from grokking.checkpoint import (
     CHECKPOINT,
     CONFIG,
+    LOCK,
     METRICS,
     SNAPSHOTS,
     SUMMARY,
@@ -121,6 +123,20 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
+def lock_run_dir(out_dir: Path):
+    """Hold an exclusive lock on the run directory for this process's lifetime (two processes
+    training into one directory would interleave their metric rows)."""
+    handle = open(out_dir / LOCK, "w")  # kept open: the lock lives as long as the handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(
+            f"{out_dir} is in use by another training process; wait for it or choose another directory"
+        ) from None
+    return handle
+
+
 def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """Refuse to clobber a completed run, return the checkpoint to resume from, if any."""
     summary = read_summary(out_dir)
@@ -157,6 +173,14 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
     validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(out_dir)
+    try:
+        return _train(cfg, cfg_dict, out_dir)
+    finally:
+        lock.close()
+
+
+def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     ckpt = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite)
     (out_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg_dict))
 
@@ -288,9 +312,6 @@ def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
             bar.close()
     checkpoint(cfg.epochs)
     return finish("completed", cfg.epochs)
-
-
-COLUMN_ORDER = ("epoch", "seed", "train_loss", "test_loss", "train_acc", "test_acc")
 
 
 def rows_for(epoch: int, seeds: list[int], values: dict[str, torch.Tensor]) -> list[dict[str, float]]:

@@ -109,6 +109,12 @@ RUNS: dict[str, dict[str, list[str]]] = {
     "fig15": {
         **{f"wd{wd}": ["experiment=fig15", f"optimizer.weight_decay={wd}"] for wd in (2, 4, 6, 8)},
         "perp_adamw": ["experiment=fig15", "optimizer=perpgrad", "optimizer.lr=0.002"],
+        # the paper's lr is unknown: the same sweep at lr 0.005 (where ⊥AdamW works in Fig. 6b)
+        **{
+            f"lr0.005_wd{wd}": ["experiment=fig15", "optimizer.lr=0.005", f"optimizer.weight_decay={wd}"]
+            for wd in (2, 4, 6, 8)
+        },
+        "lr0.005_perp_adamw": ["experiment=fig15", "optimizer=perpgrad", "optimizer.lr=0.005"],
     },
     "fig16": {
         "baseline": ["experiment=fig16"],

@@ -120,3 +120,21 @@ def test_completed_run_refused_on_the_command_line(tmp_path):
     assert cli(args, tmp_path / "run").returncode == 0
     res = cli(args, tmp_path / "run")
     assert res.returncode == 2 and "overwrite=true" in res.stderr
+
+
+def test_fig15_sweep_with_perpgrad_beside_it_is_one_multirun(tmp_path):
+    """Fig. 15 as one Hydra multirun: AdamW weight decays and ⊥AdamW in the same sweep."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "train.py", "-m", "experiment=fig15", "optimizer=adamw,perpgrad", "optimizer.weight_decay=0,2",
+         *SMALL, "epochs=3", "log_every=1", f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    import json
+
+    runs = sorted(p for p in tmp_path.iterdir() if (p / "summary.json").is_file())
+    assert len(runs) == 4
+    configs = [(p / "config.yaml").read_text() for p in runs]
+    assert sum("orthogonal: true" in c for c in configs) == 2
+    assert all(json.loads((p / "summary.json").read_text())["status"] == "completed" for p in runs)

@@ -176,3 +176,19 @@ def test_experiment_values_override_the_defaults():
     assert cfg.optimizer.momentum == 0.8  # from the option: the experiment does not set it
     assert cfg.optimizer.lr == 0.005  # the experiment's value wins over the option's: override it explicitly
     assert compose([]).optimizer.lr == 0.01 and compose([]).epochs == 300
+
+
+def test_a_run_directory_in_use_is_refused(run, tmp_path):
+    from grokking.train import lock_run_dir
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    held = lock_run_dir(out)  # as if another process were training here
+    try:
+        with pytest.raises(ConfigError, match="in use by another training process"):
+            run(TINY, out)
+        assert not (out / "metrics.csv").exists()
+    finally:
+        held.close()
+    summary, _ = run(TINY, out)
+    assert summary["status"] == "completed"
