@@ -40,7 +40,7 @@ sweep:  ## run a grid in parallel: make sweep SWEEP="loss=softmax,stablemax seed
 
 .PHONY: summarize
 summarize:  ## table + plot of a sweep: make summarize [DIR=multirun/<date>/<time>] (default: the newest)
-	$(PY) summarize.py $(or $(DIR),$(lastword $(sort $(wildcard multirun/*/*))),multirun/NONE)
+	$(PY) scripts/summarize.py $(or $(DIR),$(lastword $(sort $(wildcard multirun/*/*))),multirun/NONE)
 
 .PHONY: figures
 figures:  ## redraw every figure and results/CLAIMS.md from results/ (no training, < 2 min)

@@ -1,4 +1,4 @@
-"""One table for a whole sweep: ``python summarize.py multirun/2025-01-01/12-00-00``.
+"""One table for a whole sweep: ``python scripts/summarize.py multirun/2025-01-01/12-00-00``.
 
 Reads every job directory of a Hydra multirun directory (``<sweep>/<job number>/`` with its
 ``.hydra/overrides.yaml``) and writes, into the sweep directory:
