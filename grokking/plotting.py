@@ -61,3 +61,10 @@ def mean_band(ax, df, x: str, y: str, label: str, color: str | None = None, **kw
     ax.plot(mean.index, mean.values, label=label, color=color, **kw)
     if df["seed"].nunique() > 1:
         ax.fill_between(mean.index, grouped.min().values, grouped.max().values, color=color, alpha=0.2, lw=0)
+
+
+def accuracy_curves(ax, df, label: str | None, color: str | None, lw: float = 1.5) -> None:
+    """Test accuracy (solid, labelled) and train accuracy (dashed, thinner) in percent, mean ± band over seeds."""
+    pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc)
+    mean_band(ax, pct, "epoch", "test_acc", label, color, lw=lw)
+    mean_band(ax, pct, "epoch", "train_acc", None, color, ls="--", lw=lw * 2 / 3)

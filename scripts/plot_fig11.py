@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import mean_band, panels, save
+from grokking.plotting import accuracy_curves, mean_band, panels, save
 from grokking.results import metrics
 
 RUNS = {
@@ -20,9 +20,7 @@ def main(results: Path, out_dir: Path) -> None:
     for run, (label, color) in RUNS.items():
         df = metrics("fig11", run, results)
         df = df[df.epoch > 0]  # log axis
-        pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc)
-        mean_band(acc, pct, "epoch", "test_acc", label, color)
-        mean_band(acc, pct, "epoch", "train_acc", None, color, ls="--", lw=1)
+        accuracy_curves(acc, df, label, color)
         mean_band(logits, df, "epoch", "logit_norm", label, color)
     acc.set(xlabel="epoch", xscale="log", ylim=(-2, 102), ylabel="accuracy (%)")
     acc.set_title("accuracy (solid test, dashed train)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import mean_band, panels, save
+from grokking.plotting import accuracy_curves, mean_band, panels, save
 from grokking.results import metrics
 
 RUNS = {"depth1": "#2ca02c", "depth2": "#1f77b4", "depth3": "#9467bd"}
@@ -17,9 +17,7 @@ def main(results: Path, out_dir: Path) -> None:
         label = f"{run[-1]} hidden layer{'s' if run[-1] != '1' else ''}"
         df = metrics("fig13", run, results)
         df = df[df.epoch > 0]  # log axis
-        pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc)
-        mean_band(acc, pct, "epoch", "test_acc", label, color)
-        mean_band(acc, pct, "epoch", "train_acc", None, color, ls="--", lw=1)
+        accuracy_curves(acc, df, label, color)
         mean_band(loss, df, "epoch", "train_loss", label, color)
     acc.set(xlabel="epoch", xscale="log", ylim=(-2, 102), ylabel="accuracy (%)")
     acc.set_title("MSE: accuracy (solid test, dashed train)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from grokking.plotting import COLORS, mean_band, panels, save
+from grokking.plotting import COLORS, accuracy_curves, panels, save
 from grokking.results import exists, metrics
 
 DECAYS = (2, 4, 6, 8)
@@ -24,10 +24,7 @@ def main(results: Path, out_dir: Path) -> None:
         for run, (label, color) in runs.items():
             if not exists("fig15", run, results):
                 continue
-            df = metrics("fig15", run, results)
-            pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc)
-            mean_band(ax, pct, "epoch", "test_acc", label, color)
-            mean_band(ax, pct, "epoch", "train_acc", None, color, ls="--", lw=0.8)
+            accuracy_curves(ax, metrics("fig15", run, results), label, color, lw=1.2)
         ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: test (solid), train (dashed)", ylim=(-2, 102))
         ax.legend(loc="center right")
     save(fig, "fig15", out_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
-from grokking.plotting import mean_band, panels, save
+from grokking.plotting import accuracy_curves, mean_band, panels, save
 from grokking.results import metrics
 
 RUNS = {
@@ -22,10 +22,8 @@ def main(results: Path, out_dir: Path) -> None:
     fig, (acc, sc) = panels(2, width=4.2)
     for run, (label, color) in RUNS.items():
         df = metrics("fig16", run, results)
-        pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc, sc_fraction=100 * df.sc_fraction)
-        mean_band(acc, pct, "epoch", "test_acc", label, color)
-        mean_band(acc, pct, "epoch", "train_acc", None, color, ls="--", lw=1)
-        mean_band(sc, pct, "epoch", "sc_fraction", label, color)
+        accuracy_curves(acc, df, label, color)
+        mean_band(sc, df.assign(sc_fraction=100 * df.sc_fraction), "epoch", "sc_fraction", label, color)
     acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy (solid test, dashed train)", ylim=(-2, 102))
     sc.set(xlabel="epoch", ylabel="SC fraction, float32 (%)", title="Softmax Collapse", ylim=(-2, 102))
     for ax in (acc, sc):

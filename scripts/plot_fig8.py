@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import mean_band, panels, save
+from grokking.plotting import accuracy_curves, mean_band, panels, save
 from grokking.results import metrics
 
 RUNS = {"baseline": ("baseline", "#1f77b4"), "intervention": ("intervention from 6000", "#d62728")}
@@ -16,10 +16,8 @@ def main(results: Path, out_dir: Path) -> None:
     fig, (acc, sc, norm) = panels(3)
     for run, (label, color) in RUNS.items():
         df = metrics("fig8", run, results)
-        pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc, sc_fraction=100 * df.sc_fraction)
-        mean_band(acc, pct, "epoch", "test_acc", label, color)
-        mean_band(acc, pct, "epoch", "train_acc", None, color, ls="--")
-        mean_band(sc, pct, "epoch", "sc_fraction", label, color)
+        accuracy_curves(acc, df, label, color)
+        mean_band(sc, df.assign(sc_fraction=100 * df.sc_fraction), "epoch", "sc_fraction", label, color)
         mean_band(norm, df, "epoch", "weight_norm", label, color)
     for ax in (acc, sc, norm):
         ax.axvline(INTERVENTION_EPOCH, color="k", ls=":", lw=1)

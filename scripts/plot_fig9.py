@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, mean_band, panels, save
+from grokking.plotting import COLORS, accuracy_curves, panels, save
 from grokking.results import exists, metrics, per_seed
 
 FRACTIONS = (0.4, 0.6, 0.7)
@@ -22,9 +22,7 @@ def main(results: Path, out_dir: Path) -> None:
                 continue
             df = metrics("fig9", run, results)
             df = df[df.epoch > 0]  # log axis
-            pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc)
-            mean_band(ax, pct, "epoch", "test_acc", prec, COLORS[prec])
-            mean_band(ax, pct, "epoch", "train_acc", None, COLORS[prec], ls="--", lw=1)
+            accuracy_curves(ax, df, prec, COLORS[prec])
             for epoch in per_seed("fig9", run, "epoch_sc_50", results):
                 if epoch is not None:
                     ax.axvline(epoch, color=COLORS[prec], ls=":", lw=1.2)
