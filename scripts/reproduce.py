@@ -31,6 +31,9 @@ RUNS: dict[str, dict[str, list[str]]] = {
     "fig1": {
         "a_perp_adamw": ["experiment=fig1a"],
         "b_stablemax": ["experiment=fig1b"],
+        # two more init seeds: is the late onset of Fig. 1b seed-to-seed spread?
+        "b_stablemax_seed1": ["experiment=fig1b", "seed=1"],
+        "b_stablemax_seed2": ["experiment=fig1b", "seed=2"],
         "c_softmax": ["experiment=fig1c"],
     },
     "fig2": {
