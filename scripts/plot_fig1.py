@@ -40,5 +40,12 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
             ax.text(0.5, 0.5, f"fig1/{run}: not run", ha="center", transform=ax.transAxes)
             continue
         accuracy_panel(ax, metrics("fig1", run, results), log_x)
+        if run == "b_stablemax":  # extra init seeds, same split: thin test curves
+            for extra in ("b_stablemax_seed1", "b_stablemax_seed2"):
+                if exists("fig1", extra, results):
+                    df = metrics("fig1", extra, results)
+                    df = df[df.epoch > 0]
+                    label = "test, init seeds 1, 2" if extra.endswith("1") else None
+                    ax.plot(df.epoch, 100 * df.test_acc, color=TEST, lw=0.7, alpha=0.5, label=label)
         ax.legend(loc="center right" if not log_x else "center left")
     save(fig, "fig1", out_dir)
