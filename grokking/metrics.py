@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from grokking.losses import DTYPES, pick
+from grokking.optim import per_replica_norm
 
 SC_DTYPES = ("float16", "float32", "float64")
 
@@ -40,11 +41,17 @@ def flat(t: torch.Tensor) -> torch.Tensor:
     return t.detach().flatten(1).double()
 
 
+def unit(t: torch.Tensor) -> torch.Tensor:
+    """Each replica's vector divided by its norm (zero vectors stay zero); the scaled norm keeps
+    tiny float64 gradients (≈ 1e-170 after Softmax Collapse) from squaring to zero."""
+    t = flat(t)
+    norm = per_replica_norm([t])
+    return t / torch.where(norm > 0, norm, 1.0).view(-1, 1)
+
+
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine similarity per replica (0 where either vector is zero)."""
-    a, b = flat(a), flat(b)
-    denom = a.norm(dim=1) * b.norm(dim=1)
-    return torch.where(denom > 0, (a * b).sum(1) / denom.clamp_min(1e-300), 0.0)
+    return (unit(a) * unit(b)).sum(1)
 
 
 def parameter_diagnostics(
@@ -55,13 +62,13 @@ def parameter_diagnostics(
     theta = torch.cat([flat(p) for p in params], 1)
     grad = torch.cat([flat(g) for g in grads], 1)
     out["nlm_cos"] = cosine(theta, -grad)
-    out["weight_norm"] = theta.norm(dim=1)
-    out["grad_norm"] = grad.norm(dim=1)
+    out["weight_norm"] = per_replica_norm([theta])
+    out["grad_norm"] = per_replica_norm([grad])
     out["zero_grad_fraction"] = (grad == 0).double().mean(1)
     for name, p, g in zip(names, params, grads):
         out[f"nlm_cos/{name}"] = cosine(p, -g)
     for name, p in zip(names, params):
-        out[f"weight_norm/{name}"] = flat(p).norm(dim=1)
+        out[f"weight_norm/{name}"] = per_replica_norm([flat(p)])
     return out
 
 

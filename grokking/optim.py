@@ -21,18 +21,6 @@ def per_replica_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(1).sum(1).view(-1, *[1] * (a.dim() - 1))
 
 
-def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = True) -> torch.Tensor:
-    """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g."""
-    theta_sq = per_replica_dot(theta, theta)
-    coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(torch.finfo(g.dtype).tiny), 0)
-    g_perp = g - coef * theta
-    if not rescale:
-        return g_perp
-    g_norm = per_replica_dot(g, g).sqrt()
-    perp_norm = per_replica_dot(g_perp, g_perp).sqrt()
-    return torch.where(perp_norm > 0, g_perp * (g_norm / perp_norm.clamp_min(torch.finfo(g.dtype).tiny)), g_perp)
-
-
 def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """L2 norm over all tensors together, one value per replica, shape (R,).
 
@@ -42,6 +30,18 @@ def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     m = torch.stack([t.flatten(1).abs().amax(1) for t in tensors]).amax(0)
     scale = torch.where(m > 0, m, 1.0).view(-1, 1)
     return m * torch.stack([(t.flatten(1) / scale).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
+
+
+def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = True) -> torch.Tensor:
+    """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g."""
+    theta_sq = per_replica_dot(theta, theta)
+    coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(torch.finfo(g.dtype).tiny), 0)
+    g_perp = g - coef * theta
+    if not rescale:
+        return g_perp
+    shape = (-1, *[1] * (g.dim() - 1))
+    g_norm, perp_norm = per_replica_norm([g]).view(shape), per_replica_norm([g_perp]).view(shape)
+    return torch.where(perp_norm > 0, g_perp * (g_norm / torch.where(perp_norm > 0, perp_norm, 1.0)), g_perp)
 
 
 class GradientTransform:

@@ -82,3 +82,11 @@ def test_correct_counts_are_integers():
     z = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]])
     counts = metrics.correct_counts(z, torch.tensor([1, 0, 0]))
     assert counts.dtype == torch.int64 and counts.item() == 2
+
+
+def test_norms_and_alignment_survive_tiny_float64_gradients():
+    """After Softmax Collapse float64 gradients of ≈ 1e-170 occur; their squares underflow."""
+    theta = torch.randn(2, 50, dtype=torch.float64)
+    out = metrics.parameter_diagnostics(["w"], [theta], [-1e-170 * theta])
+    torch.testing.assert_close(out["nlm_cos"], torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(out["grad_norm"], 1e-170 * theta.norm(dim=1))

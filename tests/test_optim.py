@@ -107,3 +107,10 @@ def test_normalization_survives_tiny_and_zero_gradients():
     opt.step()
     assert torch.isfinite(w).all() and (w[1] == 1).all()
     torch.testing.assert_close(w[0], torch.full((10,), 1 - 10**-0.5, dtype=torch.float64))
+
+
+def test_orthogonal_rescale_survives_tiny_gradients():
+    theta = torch.randn(1, 20, dtype=torch.float64)
+    g = torch.randn(1, 20, dtype=torch.float64)
+    tiny = orthogonal_component(theta, 1e-170 * g)
+    torch.testing.assert_close(tiny / 1e-170, orthogonal_component(theta, g))
