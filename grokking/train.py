@@ -210,12 +210,15 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
-        snapshots = ckpt.get("snapshots", [])
+        if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
+            snapshots = [s for s in load_checkpoint(out_dir / SNAPSHOTS)["snapshots"] if s[0] < start]
         print(f"resuming {out_dir} from epoch {start}", file=sys.stderr)
     writer = MetricsWriter(out_dir / METRICS, rows)
     tracker = build_tracker(cfg.logger, cfg_dict, out_dir)
 
     def checkpoint(epoch: int) -> None:
+        if snapshots:
+            save_checkpoint(out_dir / SNAPSHOTS, {"param_names": names, "seeds": seeds, "snapshots": snapshots})
         save_checkpoint(
             out_dir / CHECKPOINT,
             {
@@ -229,11 +232,8 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
                 "param_names": names,
                 "split": {"train_idx": data.train_idx, "test_idx": data.test_idx},
                 "elapsed_s": elapsed_before + time.perf_counter() - t0,
-                "snapshots": snapshots,
             },
         )
-        if snapshots:
-            save_checkpoint(out_dir / SNAPSHOTS, {"param_names": names, "seeds": seeds, "snapshots": snapshots})
 
     def finish(status: str, epoch: int) -> dict[str, Any]:
         wall = elapsed_before + time.perf_counter() - t0

@@ -199,3 +199,19 @@ def test_the_default_run_groks(run):
     summary, _ = run(["log_every=50"])
     final = summary["per_seed"]["0"]["final"]
     assert summary["epochs"] == 300 and final["train_acc"] == 1.0 and final["test_acc"] >= 0.99
+
+
+def test_snapshots_survive_a_resume(run, tmp_path):
+    import torch
+
+    out = tmp_path / "snap"
+    base = [*TINY, "epochs=10", "snapshot_every=2", "checkpoint_every=4"]
+    run(base, out)
+    full = torch.load(out / "snapshots.pt")["snapshots"]
+    (out / "summary.json").unlink()  # pretend it stopped after the last checkpoint, then resume
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    ckpt["epoch"] = 4
+    torch.save(ckpt, out / "checkpoint.pt")
+    run(base, out)
+    resumed = torch.load(out / "snapshots.pt")["snapshots"]
+    assert [e for e, _ in resumed] == [e for e, _ in full] == [0, 2, 4, 6, 8]
