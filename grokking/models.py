@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grokking.attend import attend
 from grokking.config import ModelConfig
 from grokking.data import Dataset
 
@@ -83,6 +84,32 @@ class TokenInput(nn.Module):
         return TokenSum.apply(w, idx, self.cache[2])
 
 
+class ReluMatmul(torch.autograd.Function):
+    """``bmm(relu(h), w)`` whose backward masks the input gradient in place (no extra (R, N, H)
+    tensor and pass for ReLU's own backward node). The saved ``relu(h)`` serves both gradients."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(h)
+        ctx.save_for_backward(a, w)
+        return torch.bmm(a, w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, w = ctx.saved_tensors
+        grad_w = torch.bmm(a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
+        grad_h = None
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.bmm(grad, w.transpose(1, 2))
+            torch.ops.aten.threshold_backward.grad_input(grad_h, a, 0, grad_input=grad_h)  # 0 where h ≤ 0
+        return grad_h, grad_w
+
+
+def relu_matmul(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``torch.bmm(torch.relu(h), w)``, batched over replicas."""
+    return ReluMatmul.apply(h, w)
+
+
 class MLP(nn.Module):
     """ReLU MLP. PyTorch's default ``nn.Linear`` init: U(±1/sqrt(fan_in)) for weights and biases.
 
@@ -121,7 +148,7 @@ class MLP(nn.Module):
         h = self.first_layer(x)
         for i, w in enumerate(self.weights):
             if i > 0:
-                h = torch.bmm(torch.relu(h), w)
+                h = relu_matmul(h, w)
             if self.biases is not None:
                 h = h + self.biases[i]
         return h
@@ -139,15 +166,28 @@ class MLP(nn.Module):
 class Transformer(nn.Module):
     """One-layer transformer of Nanda et al. (2023): tokens [a, b, "="], learned positional
     embeddings, multi-head attention, a ReLU MLP, no LayerNorm, no biases; the prediction is read
-    at the last position. Only that position's residual stream is computed after the attention
-    keys and values, which equals the full causal computation for a single layer.
+    at the last position.
+
+    Computed exactly, but without the per-sample work that one layer and this input make redundant:
+
+    - only the last position's stream is needed after attention (the full causal computation gives
+      the same logits there);
+    - the last position always holds "=", so its residual stream ``c``, its query, key and value are
+      the same for every sample: computed once per step;
+    - positions 0 and 1 hold a token ``v`` of the vocabulary, so their keys, values and attention
+      scores depend only on (v, position): they are computed for the 2·vocab table rows and gathered
+      per sample, as the embedding itself is (a gather, with the sparse backward of
+      :class:`TokenInput` on CPU).
+
+    What remains per sample is the 3-way softmax and weighted sum of values (one autograd node,
+    :func:`grokking.attend.attend`), and the dense matmuls of W_O, the MLP and the unembedding.
     """
 
     def __init__(self, cfg: ModelConfig, out_dim: int, vocab: int, gens: list[torch.Generator]):
         super().__init__()
         d, h = cfg.d_model, cfg.n_heads
         dh = d // h
-        self.eq_token = vocab  # the "=" token
+        self.vocab = vocab  # input tokens 0..vocab-1; the "=" token is ``vocab``
         self.tokens = TokenInput()
         self.token_idx: tuple[torch.Tensor, torch.Tensor] | None = None
         self.n_heads = h
@@ -162,21 +202,24 @@ class Transformer(nn.Module):
         self.unembed = normal_((d, out_dim), 1 / math.sqrt(out_dim), gens)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        R, N = self.embed.shape[0], x.shape[0]
-        if self.token_idx is None or self.token_idx[0] is not x:  # one token per row: [a, b, "="]
-            eq = torch.full((N, 1), self.eq_token, device=x.device, dtype=x.dtype)
-            self.token_idx = (x, torch.cat([x, eq], 1).reshape(-1, 1))
-        resid = self.tokens(self.embed, self.token_idx[1]).view(R, N, 3, -1) + self.pos_embed[:, None]  # (R, N, 3, d)
-        h, e = self.W_Q.shape[1], self.W_Q.shape[3]
-        heads = lambda w: w.transpose(1, 2).reshape(R, -1, h * e)  # noqa: E731  (R, h, d, e) -> (R, d, h·e)
-        q = torch.bmm(resid[:, :, -1], heads(self.W_Q)).view(R, N, 1, h, e)  # query of the last position
-        k = torch.bmm(resid.view(R, N * 3, -1), heads(self.W_K)).view(R, N, 3, h, e)  # (R, N, position, head, e)
-        v = torch.bmm(resid.view(R, N * 3, -1), heads(self.W_V)).view(R, N, 3, h, e)
-        scores = (q * k).sum(-1) / math.sqrt(e)  # (R, N, position, head)
-        z = (scores.softmax(2).unsqueeze(-1) * v).sum(2)  # (R, N, head, e)
-        out = resid[:, :, -1] + torch.bmm(z.view(R, N, h * e), self.W_O.view(R, h * e, -1))
-        out = out + torch.bmm(torch.relu(torch.bmm(out, self.W_in)), self.W_out)
-        return torch.bmm(out, self.unembed).view(R, N, -1)
+        R, N, V = self.embed.shape[0], x.shape[0], self.vocab
+        h, d, e = self.W_Q.shape[1], self.W_Q.shape[2], self.W_Q.shape[3]
+        if self.token_idx is None or self.token_idx[0] is not x:  # table rows: a at position 0, V + b at 1
+            self.token_idx = (x, (x + torch.tensor([0, V], device=x.device)).reshape(-1, 1))
+        heads = lambda w: w.transpose(1, 2).reshape(R, d, h * e)  # noqa: E731  (R, h, d, e) -> (R, d, h·e)
+        # residual streams: one row per (token, position 0 or 1), and the "=" position's
+        rows = (self.embed[:, None, :V] + self.pos_embed[:, :2, None]).view(R, 2 * V, d)
+        c = (self.embed[:, V] + self.pos_embed[:, 2]).view(R, 1, d)
+        q = torch.bmm(c, heads(self.W_Q)).view(R, 1, h, e)
+        keys = torch.bmm(torch.cat([rows, c], 1), heads(self.W_K)).view(R, 2 * V + 1, h, e)
+        values = torch.bmm(torch.cat([rows, c], 1), heads(self.W_V))  # (R, 2V + 1, h·e)
+        scores = (q * keys).sum(-1) / math.sqrt(e)  # (R, 2V + 1, h)
+        table = torch.cat([values[:, : 2 * V], scores[:, : 2 * V]], 2)  # (R, 2V, h·e + h)
+        picked = self.tokens(table, self.token_idx[1]).view(R, N, 2, h * e + h)  # rows a and V + b
+        z = attend(picked, scores[:, 2 * V], values[:, 2 * V].view(R, h, e))  # (R, N, h, e)
+        out = c + torch.bmm(z.view(R, N, h * e), self.W_O.view(R, h * e, d))
+        out = out + relu_matmul(torch.bmm(out, self.W_in), self.W_out)
+        return torch.bmm(out, self.unembed)
 
     def param_names(self) -> list[str]:
         return [name for name, _ in self.named_parameters()]

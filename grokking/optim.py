@@ -87,16 +87,30 @@ class GradientTransform:
         self.base.load_state_dict(state)
 
 
+def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
+    """torch's fused (one kernel per step) implementation on CPU and CUDA, else the foreach one."""
+    if all(p.device.type in ("cpu", "cuda") for p in params):
+        return {"fused": True}
+    return {"foreach": True}
+
+
 def build_optimizer(
     cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
 ) -> torch.optim.Optimizer | GradientTransform:
     params = list(params)
     if cfg.base == "adamw":
         base = torch.optim.AdamW(
-            params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, foreach=True
+            params,
+            lr=cfg.lr,
+            betas=tuple(cfg.betas),
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            **implementation(params),
         )
     else:
-        base = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+        base = torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **implementation(params)
+        )
     if cfg.orthogonal or cfg.normalize_grad:
         return GradientTransform(base, orthogonal=cfg.orthogonal, normalize=cfg.normalize_grad)
     return base

@@ -68,6 +68,7 @@ SETTINGS = [
         [0, 1, 2, 3],
     ),
 ]
+SEED_SWEEP = [SETTINGS[0], SETTINGS[1], SETTINGS[6]]  # Fig. 1b's MLP, the softmax MLP, the transformer
 SMOKE = ["dataset.modulus=23", "model.width=32", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
 
 
@@ -85,14 +86,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_gflops(n: int, repeats: int) -> float:
+def matmul_gflops(n: int, repeats: int, device: str = "cpu") -> float:
     """Median float32 throughput of an n×n by n×n ``torch.mm`` (GFLOP/s)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if a.is_cuda else lambda: None
     torch.mm(a, b)
     times = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         torch.mm(a, b)
+        sync()
         times.append(time.perf_counter() - t)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -110,12 +114,13 @@ not_sparse_mm._get_raw = True
 class Epoch:
     """The body of the training loop in ``grokking.train`` for one configuration, without logging."""
 
-    def __init__(self, overrides: list[str], seeds: list[int]):
-        cfg, _ = to_config(compose(["device=cpu", *overrides]))
+    def __init__(self, overrides: list[str], seeds: list[int], device: str = "cpu"):
+        cfg, _ = to_config(compose([f"device={device}", *overrides]))
         model_dtype = DTYPES[cfg.precision.model_dtype]
+        self.device = torch.device(device)
         self.loss_dtype = DTYPES[cfg.precision.loss_dtype]
-        self.data = build_dataset(cfg.dataset).to(torch.device("cpu"), model_dtype)
-        self.model = build_model(cfg.model, self.data, seeds).to(torch.device("cpu"), model_dtype)
+        self.data = build_dataset(cfg.dataset).to(self.device, model_dtype)
+        self.model = build_model(cfg.model, self.data, seeds).to(self.device, model_dtype)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
         self.loss_fn = training_loss(cfg.loss.name)
         self.n_train = len(self.data.train_y)
@@ -140,19 +145,22 @@ class Epoch:
 
 
 def time_epochs(step: Epoch, warmup: int, epochs: int) -> list[float]:
+    sync = torch.cuda.synchronize if step.device.type == "cuda" else lambda: None
     for _ in range(warmup):
         step()
     times = []
     for _ in range(epochs):
+        sync()
         t = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t)
     return times
 
 
-def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops: float) -> dict:
+def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops: float, device: str) -> dict:
     rss_before = rss_mb()
-    step = Epoch([*s.overrides, *extra], s.seeds)
+    step = Epoch([*s.overrides, *extra], s.seeds, device)
     flops = step.flops()
     times = time_epochs(step, warmup, epochs // 2)
     rss_mid = rss_mb()
@@ -179,6 +187,35 @@ def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops
     }
 
 
+def bench_seed_sweep(settings: list[Setting], ks: list[int], extra: list[str], device: str, epochs: int) -> list[dict]:
+    """ms/epoch of K replicas batched in one model, for each K: the throughput gain over K single runs."""
+    rows = []
+    for s in settings:
+        single_ms = None
+        for k in ks:
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            step = Epoch([*s.overrides, *extra], list(range(k)), device)
+            ms = 1000 * statistics.median(time_epochs(step, max(3, epochs // 10), epochs))
+            single_ms = ms if k == 1 else single_ms
+            rows.append(
+                {
+                    "setting": s.name.split(",")[0],
+                    "device": device,
+                    "seeds": k,
+                    "ms_per_epoch": ms,
+                    "replica_epochs_per_s": 1000 * k / ms,
+                    "gain_over_single_runs": k * single_ms / ms if single_ms else None,
+                    "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+                    "epochs_timed": epochs,
+                }
+            )
+            r = rows[-1]
+            print(f"{r['setting']:40s} K={k:4d} {ms:9.3f} ms/epoch {r['replica_epochs_per_s']:9.0f} replica-epochs/s")
+            del step
+    return rows
+
+
 def bench_train_runs(extra: list[str], epochs: int, repeats: int) -> list[dict]:
     """Whole ``train()`` runs of the default setting, with every diagnostic every 100 epochs and without."""
     variants = {"train() default run, all diagnostics every 100 epochs": 100, "train() default run, no logging": 10**9}
@@ -187,7 +224,7 @@ def bench_train_runs(extra: list[str], epochs: int, repeats: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):  # interleaved, so that a change of machine load hits both alike
             for name, every in variants.items():
-                cfg = compose(["device=cpu", *extra, f"epochs={epochs}", f"log_every={every}", "checkpoint_every=0"])
+                cfg = compose([*extra, f"epochs={epochs}", f"log_every={every}", "checkpoint_every=0"])
                 t = time.perf_counter()
                 train(cfg, Path(tmp) / f"{every}-{i}")
                 times[name].append(time.perf_counter() - t)
@@ -209,7 +246,7 @@ def bench_train_runs(extra: list[str], epochs: int, repeats: int) -> list[dict]:
 COLUMNS = [
     "setting", "seeds", "n_train", "gflop_per_epoch", "ms_per_epoch", "ms_per_epoch_p90", "achieved_gflops",
     "floor_ms", "ratio_to_floor", "target_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
-    "metric_rows", "epochs_timed", "loadavg_1m", "matmul_gflops", "threads", "torch",
+    "metric_rows", "epochs_timed", "loadavg_1m", "matmul_gflops", "device_name", "threads", "torch",
 ]  # fmt: skip
 
 
@@ -219,13 +256,47 @@ def fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
+def write_csv(path: str, rows: list[dict], columns: list[str]) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c, "") for c in columns})
+    print(f"wrote {out}")
+
+
+SEED_COLUMNS = [
+    "setting", "device", "seeds", "ms_per_epoch", "replica_epochs_per_s", "gain_over_single_runs", "peak_gpu_mb",
+    "epochs_timed", "device_name", "threads", "torch",
+]  # fmt: skip
+
+
+def seed_counts(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated counts, e.g. 1,4,16") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: counts must be ≥ 1")
+    return ks
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and few epochs (seconds)")
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs per setting")
-    parser.add_argument("--out", default="results/bench.csv", help="CSV to write")
+    parser.add_argument("--out", default=None, help="CSV to write (default results/bench[_seeds]_<device>.csv)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
+    parser.add_argument(
+        "--seed-sweep", type=seed_counts, default=None, metavar="K,K,...",
+        help="instead of the table: time K seeds batched in one model for each K (e.g. 1,4,16,64)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available (choices: cpu, cuda)")
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as train() does on CPU
@@ -233,18 +304,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
     epochs = args.epochs or (6 if args.smoke else 300)
     warmup = 2 if args.smoke else 20
     train_epochs, train_repeats = (4, 1) if args.smoke else (500, 3)
+    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    env = {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+    }
+    print(f"load average {os.getloadavg()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {env}")
 
-    print(f"load average {os.getloadavg()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    gflops_before = matmul_gflops(mm_n, mm_reps)
-    rows = [bench_setting(s, extra, warmup, epochs, gflops_before) for s in SETTINGS]
-    rows += bench_train_runs(extra, train_epochs, train_repeats)
-    gflops_after = matmul_gflops(mm_n, mm_reps)
+    if args.seed_sweep:
+        rows = bench_seed_sweep(
+            SEED_SWEEP, args.seed_sweep, extra, args.device, args.epochs or (6 if args.smoke else 100)
+        )
+        for r in rows:
+            r.update(env)
+        write_csv(args.out or f"results/bench_seeds{suffix or '_cpu'}.csv", rows, SEED_COLUMNS)
+        return rows
+
+    gflops_before = matmul_gflops(mm_n, mm_reps, args.device)
+    rows = [bench_setting(s, extra, warmup, epochs, gflops_before, args.device) for s in SETTINGS]
+    rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats)
+    gflops_after = matmul_gflops(mm_n, mm_reps, args.device)
     gflops = max(gflops_before, gflops_after)  # the less disturbed of the two measurements
     for r in rows:
         if "gflop_per_epoch" in r:
             r["floor_ms"] = 1000 * r["gflop_per_epoch"] / gflops
             r["ratio_to_floor"] = r["ms_per_epoch"] / r["floor_ms"]
-        r.update(matmul_gflops=gflops, threads=torch.get_num_threads(), torch=torch.__version__)
+        r.update(matmul_gflops=gflops, **env)
     print(f"float32 matmul throughput ({mm_n}² mm): {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after")
 
     shown = ["setting", "ms_per_epoch", "gflop_per_epoch", "achieved_gflops", "ratio_to_floor", "target_ratio"]
@@ -259,15 +345,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"4 seeds batched cost {ratio:.2f}× four single-seed runs")
     logged, plain = rows[-2]["ms_per_epoch"], rows[-1]["ms_per_epoch"]
     print(f"logging every 100 epochs adds {100 * (logged / plain - 1):.1f} % to a train() run")
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({c: r.get(c, "") for c in COLUMNS})
-    print(f"wrote {out}")
+    write_csv(args.out or f"results/bench{suffix}.csv", rows, COLUMNS)
     return rows
 
 

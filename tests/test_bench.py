@@ -37,3 +37,24 @@ def test_flop_count_of_the_mlp_leaves_out_the_gather(bench):
     n, h, c = step.n_train, 32, 23
     # hidden and output layers: forward, gradient of the input and of the weight; first layer: a gather
     assert step.flops() == 3 * 2 * n * (h * h + h * c)
+
+
+def test_seed_sweep_smoke_reports_the_gain_over_single_runs(bench, tmp_path):
+    out = tmp_path / "seeds.csv"
+    bench.main(["--smoke", "--threads", "1", "--seed-sweep", "2,1", "--epochs", "3", "--out", str(out)])
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["setting"], int(r["seeds"])) for r in rows] == [
+        (s.name.split(",")[0], k) for s in bench.SEED_SWEEP for k in (1, 2)
+    ]
+    for single, pair in zip(rows[::2], rows[1::2]):
+        assert float(single["gain_over_single_runs"]) == 1.0
+        expected = 2 * float(single["ms_per_epoch"]) / float(pair["ms_per_epoch"])
+        assert float(pair["gain_over_single_runs"]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", ["0,2", "a", ""])
+def test_bad_seed_counts_are_one_line_errors(bench, bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--seed-sweep", bad])
+    assert exit_info.value.code == 2
+    assert f"argument --seed-sweep: {bad!r}" in capsys.readouterr().err

@@ -3,7 +3,7 @@ import torch
 
 from grokking.config import DatasetConfig, ModelConfig
 from grokking.data import build_dataset
-from grokking.models import MLP, TokenInput, build_model
+from grokking.models import MLP, TokenInput, build_model, relu_matmul
 
 
 def modular_data():
@@ -65,22 +65,39 @@ def test_transformer_shapes_and_names():
     assert {"embed", "pos_embed", "W_in", "W_out", "unembed"} <= set(model.param_names())
 
 
-def test_transformer_last_position_equals_full_causal_attention():
-    """Computing only the last position's stream equals running every position with a causal mask."""
-    data = modular_data()
-    m = build_model(ModelConfig(name="transformer", d_model=16, n_heads=2, d_mlp=32), data, [0]).double()
-    x = data.train_x[:10]
-    tokens = torch.cat([x, torch.full((10, 1), 11)], 1)
-    resid = m.embed[0][tokens] + m.pos_embed[0]  # (N, 3, d)
-    q = torch.einsum("npd,hde->nhpe", resid, m.W_Q[0])
-    k = torch.einsum("npd,hde->nhpe", resid, m.W_K[0])
-    v = torch.einsum("npd,hde->nhpe", resid, m.W_V[0])
-    scores = torch.einsum("nhqe,nhke->nhqk", q, k) / 8**0.5
+def full_causal_transformer(m, x: torch.Tensor, r: int = 0) -> torch.Tensor:
+    """The textbook computation: every position's stream, causal mask, logits of the last position."""
+    n, eq = len(x), m.embed.shape[1] - 1
+    tokens = torch.cat([x, torch.full((n, 1), eq)], 1)
+    resid = m.embed[r][tokens] + m.pos_embed[r]  # (N, 3, d)
+    q = torch.einsum("npd,hde->nhpe", resid, m.W_Q[r])
+    k = torch.einsum("npd,hde->nhpe", resid, m.W_K[r])
+    v = torch.einsum("npd,hde->nhpe", resid, m.W_V[r])
+    scores = torch.einsum("nhqe,nhke->nhqk", q, k) / m.W_Q.shape[-1] ** 0.5
     scores = scores.masked_fill(torch.triu(torch.ones(3, 3, dtype=torch.bool), 1), float("-inf"))
     z = torch.einsum("nhqk,nhke->nhqe", scores.softmax(-1), v)
-    resid = resid + torch.einsum("nhqe,hed->nqd", z, m.W_O[0])
-    resid = resid + torch.relu(resid @ m.W_in[0]) @ m.W_out[0]
-    torch.testing.assert_close(m(x)[0], (resid @ m.unembed[0])[:, -1])
+    resid = resid + torch.einsum("nhqe,hed->nqd", z, m.W_O[r])
+    resid = resid + torch.relu(resid @ m.W_in[r]) @ m.W_out[r]
+    return (resid @ m.unembed[r])[:, -1]
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1]])
+def test_transformer_equals_full_causal_attention_forward_and_backward(seeds):
+    """The table-based computation (constant "=" stream, per-token keys and values) gives the logits
+    and every parameter gradient of the full causal computation."""
+    data = modular_data()
+    m = build_model(ModelConfig(name="transformer", d_model=16, n_heads=2, d_mlp=32), data, seeds).double()
+    x = data.train_x[:40]
+    upstream = torch.randn(len(seeds), 40, 11, dtype=torch.float64)
+    logits = m(x)
+    (logits * upstream).sum().backward()
+    grads = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    reference = torch.stack([full_causal_transformer(m, x, r) for r in range(len(seeds))])
+    (reference * upstream).sum().backward()
+    torch.testing.assert_close(logits, reference)
+    for name, g, p in zip(m.param_names(), grads, m.parameters()):
+        torch.testing.assert_close(g, p.grad, msg=lambda msg, name=name: f"{name}: {msg}")
 
 
 def test_init_scale_multiplies_every_parameter():
@@ -106,3 +123,20 @@ def test_token_input_matches_indexing_forward_and_backward(dtype):
     torch.testing.assert_close(w.grad, w_ref.grad)
     with torch.no_grad():
         assert torch.equal(layer(w, idx), ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relu_matmul_equals_relu_then_bmm(dtype):
+    h = torch.randn(2, 9, 5, dtype=dtype)
+    h[0, 0, 0] = 0.0  # ReLU's gradient at 0 is 0, as torch.relu's
+    w = torch.randn(2, 5, 4, dtype=dtype)
+    g = torch.randn(2, 9, 4, dtype=dtype)
+    fast = [h.clone().requires_grad_(), w.clone().requires_grad_()]
+    ref = [h.clone().requires_grad_(), w.clone().requires_grad_()]
+    out = relu_matmul(*fast)
+    expected = torch.bmm(torch.relu(ref[0]), ref[1])
+    assert torch.equal(out, expected)
+    out.backward(g)
+    expected.backward(g)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
