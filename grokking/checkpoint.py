@@ -19,6 +19,8 @@ LOCK = ".lock"
 
 # keys that may differ between a run and its resumption
 RESUMABLE_CHANGES = ("epochs", "device", "overwrite", "checkpoint_every", "logger")
+# keys added to the config after runs were saved without them: the value that reproduces those runs
+ADDED_KEYS = {("precision", "backward_log2_scale"): 0}
 
 
 def atomic_write(path: Path, write) -> None:
@@ -67,7 +69,12 @@ class MetricsWriter:
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two resolved configs (resumable keys excluded)."""
+    """Dotted keys whose values differ between two resolved configs (resumable keys excluded).
+    A key in :data:`ADDED_KEYS` that ``saved`` lacks counts as saved with its old-behaviour value."""
+    if not prefix:
+        for (group, key), old in ADDED_KEYS.items():
+            if isinstance(saved.get(group), dict) and key not in saved[group]:
+                saved = {**saved, group: {**saved[group], key: old}}
     diffs = []
     for key in sorted(set(saved) | set(current)):
         if not prefix and key in RESUMABLE_CHANGES:

@@ -42,6 +42,8 @@ def validate(cfg: TrainConfig) -> None:
     choice("optimizer.base", o.base, OPTIMIZERS)
     choice("precision.loss_dtype", cfg.precision.loss_dtype, tuple(DTYPES))
     choice("precision.model_dtype", cfg.precision.model_dtype, MODEL_DTYPES)
+    k = cfg.precision.backward_log2_scale
+    require(0 <= k <= 64, "precision.backward_log2_scale", k, "an integer exponent in [0, 64]")
     choice("logger.name", cfg.logger.name, LOGGERS)
     if cfg.logger.name == "wandb":
         choice("logger.mode", cfg.logger.mode, WANDB_MODES)

@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from grokking.backward import scaled_backward  # noqa: E402
 from grokking.cli import compose  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
 from grokking.fused import training_loss  # noqa: E402
@@ -122,6 +123,8 @@ class Epoch:
         self.data = build_dataset(cfg.dataset).to(self.device, model_dtype)
         self.model = build_model(cfg.model, self.data, seeds).to(self.device, model_dtype)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.params = list(self.model.parameters())
+        self.log2_scale = cfg.precision.backward_log2_scale
         self.loss_fn = training_loss(cfg.loss.name)
         self.n_train = len(self.data.train_y)
 
@@ -129,7 +132,7 @@ class Epoch:
         logits = self.model(self.data.train_x)
         loss = self.loss_fn(logits, self.data.train_y, self.loss_dtype).mean(-1).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaled_backward(loss, logits, self.params, self.log2_scale)
         return loss
 
     def __call__(self) -> None:

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from grokking.backward import scaled_backward
+from grokking.checkpoint import config_differences
+from grokking.cli import compose
+from grokking.config import DatasetConfig, ModelConfig
+from grokking.data import build_dataset
+from grokking.fused import softmax_cross_entropy
+from grokking.models import build_model
+from grokking.train import to_config
+from grokking.validation import ConfigError, validate
+
+
+def mlp_grads(log2_scale: int) -> list[torch.Tensor]:
+    data = build_dataset(DatasetConfig(name="add_mod", modulus=23, train_fraction=0.4))
+    model = build_model(ModelConfig(name="mlp", width=32), data, [0, 1])
+    params = list(model.parameters())
+    logits = model(data.train_x)
+    loss = softmax_cross_entropy(logits, data.train_y, torch.float32).mean(-1).sum()
+    scaled_backward(loss, logits, params, log2_scale)
+    return [p.grad for p in params]
+
+
+def test_power_of_two_scale_gives_the_same_gradients_bit_for_bit():
+    for plain, scaled in zip(mlp_grads(0), mlp_grads(40)):
+        assert torch.equal(plain, scaled)
+
+
+def test_scaled_backward_keeps_precision_that_subnormal_products_lose():
+    """A gradient of 1e-42 at the logits: the plain backward multiplies subnormals (few significant
+    bits) and sums them; the scaled one computes at full precision and rounds once at the end (to a
+    subnormal result, so its own error is ≈ one subnormal step, 2e-7 of the result)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4096, 8, generator=gen) + 0.5
+    upstream = 1e-42 * (torch.rand(4096, 4, generator=gen) + 1)  # subnormal in float32
+    exact = x.double().T @ upstream.double()
+    errors = {}
+    for k in (0, 40):
+        w = torch.zeros(8, 4, requires_grad=True)
+        logits = x @ w
+        scaled_backward((logits * upstream).sum(), logits, [w], k)
+        errors[k] = ((w.grad.double() - exact).abs().max() / exact.abs().max()).item()
+    assert errors[40] < 1e-6 and errors[0] > 10 * errors[40]
+
+
+def test_zero_gradient_stays_exactly_zero():
+    w = torch.ones(3, 2, requires_grad=True)
+    logits = torch.ones(5, 3) @ w
+    scaled_backward((logits * 0).sum(), logits, [w], 40)
+    assert torch.equal(w.grad, torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize("k", [-1, 65])
+def test_scale_exponent_out_of_range_is_a_config_error(k):
+    cfg, _ = to_config(compose([f"precision.backward_log2_scale={k}"]))
+    with pytest.raises(ConfigError, match=f"precision.backward_log2_scale={k} is not valid"):
+        validate(cfg)
+
+
+def test_a_run_saved_before_the_scale_existed_resumes_with_scale_0_only():
+    _, current = to_config(compose([]))
+    saved = {**current, "precision": {k: v for k, v in current["precision"].items() if k != "backward_log2_scale"}}
+    assert config_differences(saved, current) == ["precision.backward_log2_scale"]
+    _, legacy = to_config(compose(["precision.backward_log2_scale=0"]))
+    assert config_differences(saved, legacy) == []
