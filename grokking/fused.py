@@ -31,7 +31,7 @@ class SoftmaxCE(torch.autograd.Function):
         in_dtype = z.dtype
         z = z.to(dtype)
         m = z.amax(-1, keepdim=True)
-        e = torch.exp(z - m)
+        e = (z - m).exp_()
         total = e.sum(-1)
         ctx.save_for_backward(e, total, y)
         ctx.in_dtype = in_dtype

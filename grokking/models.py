@@ -85,29 +85,34 @@ class TokenInput(nn.Module):
 
 
 class ReluMatmul(torch.autograd.Function):
-    """``bmm(relu(h), w)`` whose backward masks the input gradient in place (no extra (R, N, H)
-    tensor and pass for ReLU's own backward node). The saved ``relu(h)`` serves both gradients."""
+    """``add + bmm(relu(h), w)`` (``add``: a bias or a residual stream, broadcast; or None). The sum
+    happens inside the matmul (``baddbmm``), and the backward masks the input gradient in place: no
+    extra (R, N, H) tensors and passes for ReLU's and the addition's own autograd nodes. The saved
+    ``relu(h)`` serves both gradients."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, add: torch.Tensor | None) -> torch.Tensor:
         a = torch.relu(h)
         ctx.save_for_backward(a, w)
-        return torch.bmm(a, w)
+        ctx.add_shape = None if add is None else add.shape
+        return torch.bmm(a, w) if add is None else torch.baddbmm(add, a, w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         a, w = ctx.saved_tensors
         grad_w = torch.bmm(a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
-        grad_h = None
+        grad_h = grad_add = None
         if ctx.needs_input_grad[0]:
             grad_h = torch.bmm(grad, w.transpose(1, 2))
             torch.ops.aten.threshold_backward.grad_input(grad_h, a, 0, grad_input=grad_h)  # 0 where h ≤ 0
-        return grad_h, grad_w
+        if ctx.add_shape is not None and ctx.needs_input_grad[2]:
+            grad_add = grad.sum_to_size(ctx.add_shape)
+        return grad_h, grad_w, grad_add
 
 
-def relu_matmul(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``torch.bmm(torch.relu(h), w)``, batched over replicas."""
-    return ReluMatmul.apply(h, w)
+def relu_matmul(h: torch.Tensor, w: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    """``add + torch.bmm(torch.relu(h), w)``, batched over replicas."""
+    return ReluMatmul.apply(h, w, add)
 
 
 class MLP(nn.Module):
@@ -146,11 +151,10 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.first_layer(x)
-        for i, w in enumerate(self.weights):
-            if i > 0:
-                h = relu_matmul(h, w)
-            if self.biases is not None:
-                h = h + self.biases[i]
+        if self.biases is not None:
+            h = h + self.biases[0]
+        for i in range(1, len(self.weights)):
+            h = relu_matmul(h, self.weights[i], None if self.biases is None else self.biases[i])
         return h
 
     def param_names(self) -> list[str]:
@@ -214,11 +218,11 @@ class Transformer(nn.Module):
         keys = torch.bmm(torch.cat([rows, c], 1), heads(self.W_K)).view(R, 2 * V + 1, h, e)
         values = torch.bmm(torch.cat([rows, c], 1), heads(self.W_V))  # (R, 2V + 1, h·e)
         scores = (q * keys).sum(-1) / math.sqrt(e)  # (R, 2V + 1, h)
-        table = torch.cat([values[:, : 2 * V], scores[:, : 2 * V]], 2)  # (R, 2V, h·e + h)
-        picked = self.tokens(table, self.token_idx[1]).view(R, N, 2, h * e + h)  # rows a and V + b
-        z = attend(picked, scores[:, 2 * V], values[:, 2 * V].view(R, h, e))  # (R, N, h, e)
-        out = c + torch.bmm(z.view(R, N, h * e), self.W_O.view(R, h * e, d))
-        out = out + relu_matmul(torch.bmm(out, self.W_in), self.W_out)
+        v_ab = self.tokens(values[:, : 2 * V], self.token_idx[1]).view(R, N, 2, h, e)  # rows a and V + b
+        s_ab = self.tokens(scores[:, : 2 * V], self.token_idx[1]).view(R, N, 2, h)
+        z = attend(v_ab, s_ab, scores[:, 2 * V], values[:, 2 * V].view(R, h, e))  # (R, N, h, e)
+        out = torch.baddbmm(c, z.view(R, N, h * e), self.W_O.view(R, h * e, d))  # c + z W_O
+        out = relu_matmul(torch.bmm(out, self.W_in), self.W_out, out)  # out + relu(out W_in) W_out
         return torch.bmm(out, self.unembed)
 
     def param_names(self) -> list[str]:

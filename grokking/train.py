@@ -274,7 +274,7 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
                     objective = objective + penalty * logits.pow(2).sum(-1).mean(-1)
                 loss = objective.sum()  # replicas are independent: their losses add
                 optimizer.zero_grad(set_to_none=True)
-                scaled_backward(loss, logits, params, cfg.precision.backward_log2_scale)
+                scaled_backward(loss, logits, params, cfg.precision.backward_log2_scale, loss_dtype)
                 if not torch.isfinite(loss):
                     print(f"diverged at epoch {epoch}: train loss is {loss.item()}", file=sys.stderr)
                     return finish("diverged", epoch)

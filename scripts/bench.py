@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -132,7 +133,7 @@ class Epoch:
         logits = self.model(self.data.train_x)
         loss = self.loss_fn(logits, self.data.train_y, self.loss_dtype).mean(-1).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        scaled_backward(loss, logits, self.params, self.log2_scale)
+        scaled_backward(loss, logits, self.params, self.log2_scale, self.loss_dtype)
         return loss
 
     def __call__(self) -> None:
@@ -145,6 +146,53 @@ class Epoch:
         with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: not_sparse_mm}) as counter:
             self.forward_backward()
         return counter.get_total_flops()
+
+    def matmuls(self) -> list[tuple]:
+        """The dense matmul calls of one forward and backward pass: (op, input layouts, scalars)."""
+        with MatmulRecorder() as recorder:
+            self.forward_backward()
+        return recorder.calls
+
+
+MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten.addmm.default)
+
+
+class MatmulRecorder(TorchDispatchMode):
+    """Records every dense matmul (the sparse token-matrix product is a gather's backward, left out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if func in MATMULS and all(t.layout == torch.strided for t in tensors):
+            layout = [(a.shape, a.stride(), a.dtype) if isinstance(a, torch.Tensor) else a for a in args]
+            self.calls.append((func, layout, kwargs))
+        return func(*args, **kwargs)
+
+
+def time_matmuls_alone(calls: list[tuple], device: str, repeats: int) -> float:
+    """Median time (s) of the recorded matmuls run back to back on fresh inputs of the same layouts:
+    what an epoch would cost if everything but its matmuls were free."""
+    args = [
+        [
+            torch.empty_strided(a[0], a[1], dtype=a[2], device=device).normal_() if isinstance(a, tuple) else a
+            for a in layout
+        ]
+        for _, layout, _ in calls
+    ]
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    times = []
+    for _ in range(repeats + 3):
+        sync()
+        t = time.perf_counter()
+        for (func, _, kwargs), a in zip(calls, args):
+            func(*a, **kwargs)
+        sync()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[3:])
 
 
 def time_epochs(step: Epoch, warmup: int, epochs: int) -> list[float]:
@@ -165,6 +213,7 @@ def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops
     rss_before = rss_mb()
     step = Epoch([*s.overrides, *extra], s.seeds, device)
     flops = step.flops()
+    matmul_ms = 1000 * time_matmuls_alone(step.matmuls(), device, max(5, epochs // 3))
     times = time_epochs(step, warmup, epochs // 2)
     rss_mid = rss_mb()
     times += time_epochs(step, 0, epochs - epochs // 2)
@@ -181,6 +230,8 @@ def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops
         "floor_ms": floor_ms,
         "ratio_to_floor": ms / floor_ms,
         "target_ratio": s.target,
+        "matmuls_alone_ms": matmul_ms,
+        "matmuls_alone_ratio": matmul_ms / floor_ms,
         "rss_mb": rss_mb(),
         "rss_growth_mb": rss_mb() - rss_mid,
         "rss_setting_mb": rss_mb() - rss_before,
@@ -248,7 +299,7 @@ def bench_train_runs(extra: list[str], epochs: int, repeats: int) -> list[dict]:
 
 COLUMNS = [
     "setting", "seeds", "n_train", "gflop_per_epoch", "ms_per_epoch", "ms_per_epoch_p90", "achieved_gflops",
-    "floor_ms", "ratio_to_floor", "target_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
+    "floor_ms", "ratio_to_floor", "target_ratio", "matmuls_alone_ms", "matmuls_alone_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
     "metric_rows", "epochs_timed", "loadavg_1m", "matmul_gflops", "device_name", "threads", "torch",
 ]  # fmt: skip
 
@@ -333,10 +384,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if "gflop_per_epoch" in r:
             r["floor_ms"] = 1000 * r["gflop_per_epoch"] / gflops
             r["ratio_to_floor"] = r["ms_per_epoch"] / r["floor_ms"]
+            r["matmuls_alone_ratio"] = r["matmuls_alone_ms"] / r["floor_ms"]
         r.update(matmul_gflops=gflops, **env)
     print(f"float32 matmul throughput ({mm_n}² mm): {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after")
 
     shown = ["setting", "ms_per_epoch", "gflop_per_epoch", "achieved_gflops", "ratio_to_floor", "target_ratio"]
+    shown += ["matmuls_alone_ratio"]
     shown += ["peak_rss_mb", "rss_growth_mb", "loadavg_1m"]
     width = max(len(r["setting"]) for r in rows)
     print(f"{'setting':{width}s}  " + "  ".join(f"{c:>15s}" for c in shown[1:]))

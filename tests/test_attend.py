@@ -9,7 +9,8 @@ def test_attend_equals_its_definition_forward_and_backward(dtype):
     R, N, h, e = 2, 7, 3, 4
     gen = torch.Generator().manual_seed(0)
     inputs = [
-        4 * torch.randn(R, N, 2, h * e + h, generator=gen, dtype=dtype),
+        torch.randn(R, N, 2, h, e, generator=gen, dtype=dtype),
+        4 * torch.randn(R, N, 2, h, generator=gen, dtype=dtype),
         4 * torch.randn(R, h, generator=gen, dtype=dtype),
         torch.randn(R, h, e, generator=gen, dtype=dtype),
     ]
@@ -27,7 +28,8 @@ def test_attend_equals_its_definition_forward_and_backward(dtype):
 def test_attend_gradients_against_finite_differences():
     gen = torch.Generator().manual_seed(1)
     inputs = (
-        torch.randn(1, 3, 2, 2 * 2 + 2, generator=gen, dtype=torch.float64, requires_grad=True),
+        torch.randn(1, 3, 2, 2, 2, generator=gen, dtype=torch.float64, requires_grad=True),
+        torch.randn(1, 3, 2, 2, generator=gen, dtype=torch.float64, requires_grad=True),
         torch.randn(1, 2, generator=gen, dtype=torch.float64, requires_grad=True),
         torch.randn(1, 2, 2, generator=gen, dtype=torch.float64, requires_grad=True),
     )

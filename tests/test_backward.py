@@ -12,18 +12,20 @@ from grokking.train import to_config
 from grokking.validation import ConfigError, validate
 
 
-def mlp_grads(log2_scale: int) -> list[torch.Tensor]:
+def mlp_grads(log2_scale: int, loss_dtype: torch.dtype) -> list[torch.Tensor]:
     data = build_dataset(DatasetConfig(name="add_mod", modulus=23, train_fraction=0.4))
     model = build_model(ModelConfig(name="mlp", width=32), data, [0, 1])
     params = list(model.parameters())
     logits = model(data.train_x)
-    loss = softmax_cross_entropy(logits, data.train_y, torch.float32).mean(-1).sum()
-    scaled_backward(loss, logits, params, log2_scale)
+    loss = softmax_cross_entropy(logits, data.train_y, loss_dtype).mean(-1).sum()
+    scaled_backward(loss, logits, params, log2_scale, loss_dtype)
     return [p.grad for p in params]
 
 
-def test_power_of_two_scale_gives_the_same_gradients_bit_for_bit():
-    for plain, scaled in zip(mlp_grads(0), mlp_grads(40)):
+@pytest.mark.parametrize("loss_dtype", [torch.float16, torch.float32, torch.float64])
+def test_power_of_two_scale_gives_the_same_gradients_bit_for_bit(loss_dtype):
+    for plain, scaled in zip(mlp_grads(0, loss_dtype), mlp_grads(40, loss_dtype)):
+        assert torch.isfinite(scaled).all()
         assert torch.equal(plain, scaled)
 
 
@@ -39,7 +41,7 @@ def test_scaled_backward_keeps_precision_that_subnormal_products_lose():
     for k in (0, 40):
         w = torch.zeros(8, 4, requires_grad=True)
         logits = x @ w
-        scaled_backward((logits * upstream).sum(), logits, [w], k)
+        scaled_backward((logits * upstream).sum(), logits, [w], k, torch.float32)
         errors[k] = ((w.grad.double() - exact).abs().max() / exact.abs().max()).item()
     assert errors[40] < 1e-6 and errors[0] > 10 * errors[40]
 
@@ -47,7 +49,7 @@ def test_scaled_backward_keeps_precision_that_subnormal_products_lose():
 def test_zero_gradient_stays_exactly_zero():
     w = torch.ones(3, 2, requires_grad=True)
     logits = torch.ones(5, 3) @ w
-    scaled_backward((logits * 0).sum(), logits, [w], 40)
+    scaled_backward((logits * 0).sum(), logits, [w], 40, torch.float32)
     assert torch.equal(w.grad, torch.zeros(3, 2))
 
 
