@@ -173,51 +173,60 @@ class MatmulRecorder(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def time_matmuls_alone(calls: list[tuple], device: str, repeats: int) -> float:
-    """Median time (s) of the recorded matmuls run back to back on fresh inputs of the same layouts:
-    what an epoch would cost if everything but its matmuls were free."""
-    args = [
-        [
-            torch.empty_strided(a[0], a[1], dtype=a[2], device=device).normal_() if isinstance(a, tuple) else a
-            for a in layout
-        ]
-        for _, layout, _ in calls
-    ]
-    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
-    times = []
-    for _ in range(repeats + 3):
-        sync()
-        t = time.perf_counter()
-        for (func, _, kwargs), a in zip(calls, args):
-            func(*a, **kwargs)
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[3:])
+class MatmulReplay:
+    """The recorded matmuls of one epoch, run back to back on fresh inputs of the same layouts: what
+    an epoch would cost if everything but its matmuls were free."""
+
+    def __init__(self, calls: list[tuple], device: str):
+        self.calls = calls
+        self.args = [
+            [torch.empty_strided(a[0], a[1], dtype=a[2], device=device).normal_() if isinstance(a, tuple) else a for a in layout]
+            for _, layout, _ in calls
+        ]  # fmt: skip
+        self.device = torch.device(device)
+
+    def __call__(self) -> None:
+        for (func, _, kwargs), args in zip(self.calls, self.args):
+            func(*args, **kwargs)
 
 
-def time_epochs(step: Epoch, warmup: int, epochs: int) -> list[float]:
+def time_epochs(step, warmup: int, epochs: int, replay: MatmulReplay | None = None) -> tuple[list[float], list[float]]:
+    """Times of ``epochs`` calls of ``step`` after ``warmup`` untimed ones. With ``replay``, blocks of
+    10 epochs alternate with blocks of 10 timed matmul replays, so that both see the same machine
+    conditions (the first call of each block, after the other's caches, is left out)."""
     sync = torch.cuda.synchronize if step.device.type == "cuda" else lambda: None
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(epochs):
-        sync()
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
-    return times
+
+    def timed(f, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            sync()
+            t = time.perf_counter()
+            f()
+            sync()
+            out.append(time.perf_counter() - t)
+        return out
+
+    timed(step, warmup)
+    if replay is None:
+        return timed(step, epochs), []
+    times, replay_times = [], []
+    while len(times) < epochs:
+        times += timed(step, min(10, epochs - len(times)) + 1)[1:]
+        replay_times += timed(replay, 11)[1:]
+    return times, replay_times
 
 
 def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops: float, device: str) -> dict:
     rss_before = rss_mb()
     step = Epoch([*s.overrides, *extra], s.seeds, device)
     flops = step.flops()
-    matmul_ms = 1000 * time_matmuls_alone(step.matmuls(), device, max(5, epochs // 3))
-    times = time_epochs(step, warmup, epochs // 2)
+    replay = MatmulReplay(step.matmuls(), device)
+    times, matmul_times = time_epochs(step, warmup, epochs // 2, replay)
     rss_mid = rss_mb()
-    times += time_epochs(step, 0, epochs - epochs // 2)
+    more, more_matmul = time_epochs(step, 0, epochs - epochs // 2, replay)
+    times, matmul_times = times + more, matmul_times + more_matmul
     ms = 1000 * statistics.median(times)
+    matmul_ms = 1000 * statistics.median(matmul_times)
     floor_ms = 1000 * flops / (gflops * 1e9)
     return {
         "setting": s.name,
@@ -250,7 +259,7 @@ def bench_seed_sweep(settings: list[Setting], ks: list[int], extra: list[str], d
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             step = Epoch([*s.overrides, *extra], list(range(k)), device)
-            ms = 1000 * statistics.median(time_epochs(step, max(3, epochs // 10), epochs))
+            ms = 1000 * statistics.median(time_epochs(step, max(3, epochs // 10), epochs)[0])
             single_ms = ms if k == 1 else single_ms
             rows.append(
                 {
