@@ -143,16 +143,17 @@ class MLP(nn.Module):
 
     def first_layer(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weights[0]
-        if self.vocab is None:
-            return torch.matmul(x, w)  # (N, D) @ (R, D, H) -> (R, N, H)
+        bias = None if self.biases is None else self.biases[0]
+        if self.vocab is None:  # (N, D) @ (R, D, H) -> (R, N, H), the inputs shared (not copied) by replicas
+            x = x.expand(w.shape[0], *x.shape)
+            return torch.bmm(x, w) if bias is None else torch.baddbmm(bias, x, w)
         if self.token_idx is None or self.token_idx[0] is not x:  # a token's row: a for a, vocab + b for b
             self.token_idx = (x, x + torch.tensor([0, self.vocab], device=x.device))
-        return self.tokens(w, self.token_idx[1])  # w[:, a] + w[:, vocab + b]: (R, N, H)
+        h = self.tokens(w, self.token_idx[1])  # w[:, a] + w[:, vocab + b]: (R, N, H)
+        return h if bias is None else h + bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.first_layer(x)
-        if self.biases is not None:
-            h = h + self.biases[0]
         for i in range(1, len(self.weights)):
             h = relu_matmul(h, self.weights[i], None if self.biases is None else self.biases[i])
         return h
