@@ -33,15 +33,26 @@ def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = True) -> torch.Tensor:
-    """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g."""
-    theta_sq = per_replica_dot(theta, theta)
-    coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(torch.finfo(g.dtype).tiny), 0)
-    g_perp = g - coef * theta
-    if not rescale:
-        return g_perp
+    """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g.
+
+    The rescaled version works on ĝ = g / max|g| (per replica): g⊥ is linear in g and the factor
+    |g| / |g⊥| does not depend on g's scale, so the result is the same, and no square of a tiny
+    gradient (float64 entries of 1e-170 after Softmax Collapse) underflows to zero.
+    """
     shape = (-1, *[1] * (g.dim() - 1))
-    g_norm, perp_norm = per_replica_norm([g]).view(shape), per_replica_norm([g_perp]).view(shape)
-    return torch.where(perp_norm > 0, g_perp * (g_norm / torch.where(perp_norm > 0, perp_norm, 1.0)), g_perp)
+    tiny = torch.finfo(g.dtype).tiny
+    theta_sq = per_replica_dot(theta, theta)
+    if not rescale:
+        coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(tiny), 0)
+        return g - coef * theta
+    m = g.flatten(1).abs().amax(1).view(shape)
+    m = torch.where(m > 0, m, 1.0)
+    g_hat = g / m
+    coef = torch.where(theta_sq > 0, per_replica_dot(theta, g_hat) / theta_sq.clamp_min(tiny), 0)
+    perp = torch.addcmul(g_hat, coef, theta, value=-1)
+    perp_sq = per_replica_dot(perp, perp)
+    factor = torch.where(perp_sq > 0, (per_replica_dot(g_hat, g_hat) / perp_sq.clamp_min(tiny)).sqrt(), 1.0)
+    return perp.mul_(factor * m)  # an exactly-zero g⊥ (g parallel to θ, or g = 0) is not rescaled
 
 
 class GradientTransform:

@@ -88,8 +88,11 @@ def test_same_config_gives_identical_metrics(run):
     assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
 
 
-def test_batched_seeds_match_single_seed_runs(run):
-    base = ["dataset.modulus=23", "model.width=32", "epochs=100", "log_every=1"]
+@pytest.mark.parametrize(
+    "model", [["model.width=32"], ["model=transformer", *TINY_TRANSFORMER, "optimizer=adamw", "optimizer.lr=0.003"]]
+)
+def test_batched_seeds_match_single_seed_runs(run, model):
+    base = ["dataset.modulus=23", *model, "epochs=100", "log_every=1"]
     _, batched = run([*base, "seeds=[0,1,2]"])
     _, single = run([*base, "seed=1"])
     b = pd.read_csv(batched / "metrics.csv")
