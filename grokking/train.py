@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from grokking import metrics
 from grokking.backward import scaled_backward
 from grokking.checkpoint import (
+    ADDED_KEYS,
     CHECKPOINT,
     CONFIG,
     LOCK,
@@ -154,8 +155,12 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
     ckpt = load_checkpoint(ckpt_path)
     diffs = config_differences(ckpt["config"], cfg_dict)
     if diffs:
+        older = [
+            f"{g}.{k}={v}" for (g, k), v in ADDED_KEYS.items() if f"{g}.{k}" in diffs and k not in ckpt["config"][g]
+        ]
+        hint = f" (it was saved before {', '.join(older)} became configurable: add that to resume it)" if older else ""
         raise ConfigError(
-            f"{out_dir} holds a run with a different config ({', '.join(diffs)}); "
+            f"{out_dir} holds a run with a different config ({', '.join(diffs)}){hint}; "
             "pass overwrite=true or choose another directory"
         )
     return ckpt

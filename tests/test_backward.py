@@ -66,3 +66,20 @@ def test_a_run_saved_before_the_scale_existed_resumes_with_scale_0_only():
     assert config_differences(saved, current) == ["precision.backward_log2_scale"]
     _, legacy = to_config(compose(["precision.backward_log2_scale=0"]))
     assert config_differences(saved, legacy) == []
+
+
+def test_a_checkpoint_saved_before_the_scale_existed_resumes_with_scale_0(run, tmp_path):
+    from grokking.checkpoint import CHECKPOINT, SUMMARY, load_checkpoint, save_checkpoint
+
+    tiny = ["dataset.modulus=23", "model.width=32", "epochs=4", "log_every=2", "checkpoint_every=2"]
+    out = tmp_path / "old"
+    run([*tiny, "precision.backward_log2_scale=0", "epochs=2"], out)
+    ckpt = load_checkpoint(out / CHECKPOINT)  # make it look like a run saved before the key existed
+    del ckpt["config"]["precision"]["backward_log2_scale"]
+    ckpt["config"]["epochs"] = 4
+    save_checkpoint(out / CHECKPOINT, ckpt)
+    (out / SUMMARY).unlink()
+    with pytest.raises(ConfigError, match=r"saved before precision.backward_log2_scale=0 became configurable"):
+        run(tiny, out)
+    summary, _ = run([*tiny, "precision.backward_log2_scale=0"], out)
+    assert summary["status"] == "completed" and summary["epoch"] == 4
