@@ -68,3 +68,48 @@ def accuracy_curves(ax, df, label: str | None, color: str | None, lw: float = 1.
     pct = df.assign(test_acc=100 * df.test_acc, train_acc=100 * df.train_acc)
     mean_band(ax, pct, "epoch", "test_acc", label, color, lw=lw)
     mean_band(ax, pct, "epoch", "train_acc", None, color, ls="--", lw=lw * 2 / 3)
+
+
+def run_panels(figure: str, specs: list[tuple], results: Path):
+    """One panel per ``(run, title, *extra)`` of ``specs``, titled; a run missing from ``results``
+    gets a "not run" note instead of curves. Returns the figure and, for each run that exists,
+    ``(ax, run, extra, metrics)``."""
+    from grokking.results import exists, metrics
+
+    fig, axes = panels(len(specs))
+    present = []
+    for ax, (run, title, *extra) in zip(axes, specs):
+        ax.set_title(title)
+        if not exists(figure, run, results):
+            ax.text(0.5, 0.5, f"{figure}/{run}: not run", ha="center", transform=ax.transAxes)
+            continue
+        present.append((ax, run, extra, metrics(figure, run, results)))
+    return fig, present
+
+
+def accuracy_and(
+    figure: str,
+    runs: dict[str, tuple[str, str]],
+    results: Path,
+    column: str,
+    log_epochs: bool = True,
+    scale: float = 1.0,
+):
+    """Two panels, one line per run (``run: (label, color)``): test/train accuracy, and the mean
+    band over seeds of ``scale`` × ``column``. With ``log_epochs`` both x axes are logarithmic
+    (epoch 0 left out). Returns the figure and the two axes, for the caller's labels."""
+    from grokking.results import metrics
+
+    fig, (acc, other) = panels(2, width=4.2)
+    for run, (label, color) in runs.items():
+        df = metrics(figure, run, results)
+        if log_epochs:
+            df = df[df.epoch > 0]
+        accuracy_curves(acc, df, label, color)
+        mean_band(other, df.assign(**{column: scale * df[column]}), "epoch", column, label, color)
+    acc.set(xlabel="epoch", ylim=(-2, 102), ylabel="accuracy (%)", title="accuracy (solid test, dashed train)")
+    other.set(xlabel="epoch")
+    if log_epochs:
+        acc.set_xscale("log")
+        other.set_xscale("log")
+    return fig, acc, other

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, mean_band, panels, save
+from grokking.plotting import FIGURES, mean_band, run_panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TRAIN, TEST = "#7f7f7f", "#d62728"
@@ -33,13 +33,9 @@ def accuracy_panel(ax, df, log_x: bool) -> None:
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
-    fig, axes = panels(3)
-    for ax, (run, title, log_x) in zip(axes, PANELS):
-        ax.set_title(title)
-        if not exists("fig1", run, results):
-            ax.text(0.5, 0.5, f"fig1/{run}: not run", ha="center", transform=ax.transAxes)
-            continue
-        accuracy_panel(ax, metrics("fig1", run, results), log_x)
+    fig, present = run_panels("fig1", PANELS, results)
+    for ax, run, (log_x,), df in present:
+        accuracy_panel(ax, df, log_x)
         if run == "b_stablemax":  # extra init seeds, same split: thin test curves
             for extra in ("b_stablemax_seed1", "b_stablemax_seed2"):
                 if exists("fig1", extra, results):

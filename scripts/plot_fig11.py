@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import accuracy_curves, mean_band, panels, save
-from grokking.results import metrics
+from grokking.plotting import accuracy_and, save
 
 RUNS = {
     "baseline": ("softmax CE", "#7f7f7f"),
@@ -16,15 +15,7 @@ RUNS = {
 
 
 def main(results: Path, out_dir: Path) -> None:
-    fig, (acc, logits) = panels(2, width=4.2)
-    for run, (label, color) in RUNS.items():
-        df = metrics("fig11", run, results)
-        df = df[df.epoch > 0]  # log axis
-        accuracy_curves(acc, df, label, color)
-        mean_band(logits, df, "epoch", "logit_norm", label, color)
-    acc.set(xlabel="epoch", xscale="log", ylim=(-2, 102), ylabel="accuracy (%)")
-    acc.set_title("accuracy (solid test, dashed train)")
-    logits.set(xlabel="epoch", xscale="log", yscale="log", ylabel="mean logit L2 norm")
-    logits.set_title("logit norm")
+    fig, acc, logits = accuracy_and("fig11", RUNS, results, "logit_norm")
+    logits.set(yscale="log", ylabel="mean logit L2 norm", title="logit norm")
     acc.legend(loc="center right")
     save(fig, "fig11", out_dir)

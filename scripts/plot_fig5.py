@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, panels, save
-from grokking.results import RESULTS, exists, metrics
+from grokking.plotting import FIGURES, run_panels, save
+from grokking.results import RESULTS
 
 MLP = {"input.weight": "input layer", "hidden.1.weight": "hidden layer", "output.weight": "output layer"}
 MLP_BIAS = {**MLP, "output.bias": "output bias"}
@@ -29,13 +29,8 @@ def first_full_train(df) -> int | None:
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
-    fig, axes = panels(3)
-    for ax, (run, title, tensors) in zip(axes, PANELS):
-        ax.set_title(title)
-        if not exists("fig5", run, results):
-            ax.text(0.5, 0.5, f"fig5/{run}: not run", ha="center", transform=ax.transAxes)
-            continue
-        df = metrics("fig5", run, results)
+    fig, present = run_panels("fig5", PANELS, results)
+    for ax, _, (tensors,), df in present:
         for tensor, label in tensors.items():
             if f"nlm_cos/{tensor}" in df:
                 ax.plot(df.epoch, df[f"nlm_cos/{tensor}"], label=label, lw=1.2)
