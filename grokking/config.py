@@ -94,6 +94,7 @@ class TrainConfig:
     sc_intervention_epoch: int | None = None  # from this epoch on, zero ∂L/∂z_y of every sample (Fig. 8)
     snapshot_every: int = 0  # epochs between parameter snapshots saved to snapshots.pt (0 = none; Fig. 7)
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    cuda_graph: bool = False  # CUDA only: replay the epochs that do not log as one captured CUDA graph
     overwrite: bool = False  # allow replacing a completed run in the same directory
 
 

@@ -45,6 +45,26 @@ def token_sum(w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return F.embedding_bag(idx.reshape(-1, idx.shape[-1]), w.reshape(r * v, h), mode="sum").view(r, -1, h)
 
 
+class TableRows:
+    """The table rows ``[a, vocab + b]`` of token pairs ``x (N, 2)`` (as one column (2N, 1) with
+    ``column``), remembered for the last two inputs seen (the training and the test set): the same
+    tensor object each time, and computed on the device without host copies (so that a CUDA graph
+    capture never needs one)."""
+
+    def __init__(self, vocab: int, column: bool = False):
+        self.vocab, self.column = vocab, column
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for seen, rows in self.cache:
+            if seen is x:
+                return rows
+        rows = torch.stack([x[:, 0], x[:, 1] + self.vocab], 1)
+        rows = rows.view(-1, 1) if self.column else rows
+        self.cache = [*self.cache[-1:], (x, rows)]
+        return rows
+
+
 class TokenSum(torch.autograd.Function):
     """:func:`token_sum` whose backward pass ``∂w[r] = Aᵀ ∂out[r]`` is a sparse matrix product with
     the token matrix ``Aᵀ`` (:func:`token_matrix_t`), several times cheaper on CPU than the scatter-add
@@ -127,7 +147,7 @@ class MLP(nn.Module):
         super().__init__()
         self.vocab = vocab
         self.tokens = TokenInput()
-        self.token_idx: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.rows = TableRows(vocab) if vocab is not None else None
         fan_in = 2 * vocab if vocab is not None else in_dim
         dims = [fan_in] + [cfg.width] * cfg.depth + [out_dim]
         self.weights = nn.ParameterList()
@@ -147,9 +167,7 @@ class MLP(nn.Module):
         if self.vocab is None:  # (N, D) @ (R, D, H) -> (R, N, H), the inputs shared (not copied) by replicas
             x = x.expand(w.shape[0], *x.shape)
             return torch.bmm(x, w) if bias is None else torch.baddbmm(bias, x, w)
-        if self.token_idx is None or self.token_idx[0] is not x:  # a token's row: a for a, vocab + b for b
-            self.token_idx = (x, x + torch.tensor([0, self.vocab], device=x.device))
-        h = self.tokens(w, self.token_idx[1])  # w[:, a] + w[:, vocab + b]: (R, N, H)
+        h = self.tokens(w, self.rows(x))  # w[:, a] + w[:, vocab + b]: (R, N, H)
         return h if bias is None else h + bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +212,7 @@ class Transformer(nn.Module):
         dh = d // h
         self.vocab = vocab  # input tokens 0..vocab-1; the "=" token is ``vocab``
         self.tokens = TokenInput()
-        self.token_idx: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.rows = TableRows(vocab, column=True)
         self.n_heads = h
         self.embed = normal_((vocab + 1, d), 1 / math.sqrt(d), gens)
         self.pos_embed = normal_((3, d), 1 / math.sqrt(d), gens)
@@ -209,8 +227,7 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         R, N, V = self.embed.shape[0], x.shape[0], self.vocab
         h, d, e = self.W_Q.shape[1], self.W_Q.shape[2], self.W_Q.shape[3]
-        if self.token_idx is None or self.token_idx[0] is not x:  # table rows: a at position 0, V + b at 1
-            self.token_idx = (x, (x + torch.tensor([0, V], device=x.device)).reshape(-1, 1))
+        rows_ab = self.rows(x)  # table rows: a at position 0, V + b at 1
         heads = lambda w: w.transpose(1, 2).reshape(R, d, h * e)  # noqa: E731  (R, h, d, e) -> (R, d, h·e)
         # residual streams: one row per (token, position 0 or 1), and the "=" position's
         rows = (self.embed[:, None, :V] + self.pos_embed[:, :2, None]).view(R, 2 * V, d)
@@ -219,8 +236,8 @@ class Transformer(nn.Module):
         keys = torch.bmm(torch.cat([rows, c], 1), heads(self.W_K)).view(R, 2 * V + 1, h, e)
         values = torch.bmm(torch.cat([rows, c], 1), heads(self.W_V))  # (R, 2V + 1, h·e)
         scores = (q * keys).sum(-1) / math.sqrt(e)  # (R, 2V + 1, h)
-        v_ab = self.tokens(values[:, : 2 * V], self.token_idx[1]).view(R, N, 2, h, e)  # rows a and V + b
-        s_ab = self.tokens(scores[:, : 2 * V], self.token_idx[1]).view(R, N, 2, h)
+        v_ab = self.tokens(values[:, : 2 * V], rows_ab).view(R, N, 2, h, e)  # rows a and V + b
+        s_ab = self.tokens(scores[:, : 2 * V], rows_ab).view(R, N, 2, h)
         z = attend(v_ab, s_ab, scores[:, 2 * V], values[:, 2 * V].view(R, h, e))  # (R, N, h, e)
         out = torch.baddbmm(c, z.view(R, N, h * e), self.W_O.view(R, h * e, d))  # c + z W_O
         out = relu_matmul(torch.bmm(out, self.W_in), self.W_out, out)  # out + relu(out W_in) W_out

@@ -43,6 +43,7 @@ from grokking.checkpoint import (
 )
 from grokking.config import TrainConfig
 from grokking.data import build_dataset
+from grokking.graphs import StepGraphs, make_capturable
 from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
 from grokking.models import build_model
 from grokking.optim import build_optimizer
@@ -259,6 +260,25 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
 
     intervene_from = cfg.sc_intervention_epoch
     intervention = partial(zero_correct_class_grad, y=data.train_y)
+
+    def train_step(intervene: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward pass, loss and backward pass of one epoch (the optimizer steps after it)."""
+        logits = forward(data.train_x)
+        if intervene:
+            logits.register_hook(intervention)
+        per_sample = loss_fn(logits, data.train_y, loss_dtype)
+        objective = per_sample.mean(-1)
+        if penalty:
+            objective = objective + penalty * logits.pow(2).sum(-1).mean(-1)
+        loss = objective.sum()  # replicas are independent: their losses add
+        optimizer.zero_grad(set_to_none=True)
+        scaled_backward(loss, logits, params, cfg.precision.backward_log2_scale, loss_dtype)
+        return logits, per_sample, loss
+
+    graphs = None
+    if cfg.cuda_graph:
+        make_capturable(optimizer, device)
+        graphs = StepGraphs(lambda intervene: train_step(intervene)[2], optimizer)
     t0 = time.perf_counter()
     epoch = start
     bar = tqdm(
@@ -270,40 +290,40 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
                 log = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
                 if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
                     snapshots.append((epoch, torch.cat([p.detach().flatten(1) for p in params], 1).float().cpu()))
-                logits = forward(data.train_x)
-                if intervene_from is not None and epoch >= intervene_from:
-                    logits.register_hook(intervention)
-                per_sample = loss_fn(logits, data.train_y, loss_dtype)
-                objective = per_sample.mean(-1)
-                if penalty:
-                    objective = objective + penalty * logits.pow(2).sum(-1).mean(-1)
-                loss = objective.sum()  # replicas are independent: their losses add
-                optimizer.zero_grad(set_to_none=True)
-                scaled_backward(loss, logits, params, cfg.precision.backward_log2_scale, loss_dtype)
+                intervene = intervene_from is not None and epoch >= intervene_from
+                replayed = graphs is not None and not log
+                if replayed:  # forward, backward and the optimizer step, in one graph launch
+                    loss = graphs(intervene)
+                else:
+                    logits, per_sample, loss = train_step(intervene)
                 if not torch.isfinite(loss):
                     print(f"diverged at epoch {epoch}: train loss is {loss.item()}", file=sys.stderr)
                     return finish("diverged", epoch)
-                if log:
-                    grads = [p.grad.detach().clone() for p in params]
-                    before = [p.detach().clone() for p in params]
-                    with torch.no_grad():
-                        test_logits = forward(data.test_x)
-                        values = {
-                            "train_loss": per_sample.detach().mean(-1),
-                            "test_loss": loss_fn(test_logits, data.test_y, loss_dtype).mean(-1),
-                            "train_acc": metrics.correct_counts(logits, data.train_y).double() / n_train,
-                            "test_acc": metrics.correct_counts(test_logits, data.test_y).double() / n_test,
-                            **metrics.output_diagnostics(logits, data.train_y, per_sample, cfg.precision.loss_dtype),
-                            **metrics.parameter_diagnostics(names, params, grads),
-                        }
-                optimizer.step()
-                if log:
-                    values["absorbed_fraction"] = metrics.absorbed_fraction(before, params, grads)
-                    new_rows = rows_for(epoch, seeds, values)
-                    rows.extend(new_rows)
-                    writer.append(new_rows)
-                    tracker.log(new_rows)
-                    bar.set_postfix(postfix(new_rows), refresh=False)
+                if not replayed:
+                    if log:
+                        grads = [p.grad.detach().clone() for p in params]
+                        before = [p.detach().clone() for p in params]
+                        with torch.no_grad():
+                            test_logits = forward(data.test_x)
+                            values = {
+                                "train_loss": per_sample.detach().mean(-1),
+                                "test_loss": loss_fn(test_logits, data.test_y, loss_dtype).mean(-1),
+                                "train_acc": metrics.correct_counts(logits, data.train_y).double() / n_train,
+                                "test_acc": metrics.correct_counts(test_logits, data.test_y).double() / n_test,
+                                **metrics.output_diagnostics(
+                                    logits, data.train_y, per_sample, cfg.precision.loss_dtype
+                                ),
+                                **metrics.parameter_diagnostics(names, params, grads),
+                            }
+                    optimizer.step()
+                    logits = per_sample = loss = None  # free this step's autograd graph before the next
+                    if log:
+                        values["absorbed_fraction"] = metrics.absorbed_fraction(before, params, grads)
+                        new_rows = rows_for(epoch, seeds, values)
+                        rows.extend(new_rows)
+                        writer.append(new_rows)
+                        tracker.log(new_rows)
+                        bar.set_postfix(postfix(new_rows), refresh=False)
                 done = epoch + 1
                 if stop.received is not None:
                     checkpoint(done)

@@ -117,3 +117,8 @@ def validate(cfg: TrainConfig) -> None:
     )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device} is not available on this machine; choose one of: auto, cpu")
+    if cfg.cuda_graph and (cfg.device == "cpu" or not torch.cuda.is_available()):
+        where = "device=cpu" if cfg.device == "cpu" else "this machine has no CUDA device"
+        raise ConfigError(
+            f"cuda_graph=true needs a CUDA device ({where}); choose one of: cuda_graph=false, device=cuda"
+        )

@@ -279,19 +279,28 @@ def bench_seed_sweep(settings: list[Setting], ks: list[int], extra: list[str], d
     return rows
 
 
-def bench_train_runs(extra: list[str], epochs: int, repeats: int) -> list[dict]:
-    """Whole ``train()`` runs of the default setting, with every diagnostic every 100 epochs and without."""
-    variants = {"train() default run, all diagnostics every 100 epochs": 100, "train() default run, no logging": 10**9}
+def bench_train_runs(extra: list[str], epochs: int, repeats: int, cuda_graph: bool = False) -> list[dict]:
+    """Whole ``train()`` runs of the default setting, with every diagnostic every 100 epochs and without
+    (and, with ``cuda_graph``, with the epochs between logged ones replayed as a CUDA graph)."""
+    variants = {
+        "train() default run, all diagnostics every 100 epochs": ["log_every=100"],
+        "train() default run, no logging": [f"log_every={10**9}"],
+    }
+    if cuda_graph:
+        variants["train() default run, CUDA graph, all diagnostics every 100 epochs"] = [
+            "log_every=100",
+            "cuda_graph=true",
+        ]
     times: dict[str, list[float]] = {name: [] for name in variants}
     rows: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):  # interleaved, so that a change of machine load hits both alike
-            for name, every in variants.items():
-                cfg = compose([*extra, f"epochs={epochs}", f"log_every={every}", "checkpoint_every=0"])
+            for k, (name, overrides) in enumerate(variants.items()):
+                cfg = compose([*extra, f"epochs={epochs}", *overrides, "checkpoint_every=0"])
                 t = time.perf_counter()
-                train(cfg, Path(tmp) / f"{every}-{i}")
+                train(cfg, Path(tmp) / f"{k}-{i}")
                 times[name].append(time.perf_counter() - t)
-                rows[name] = sum(1 for _ in open(Path(tmp) / f"{every}-{i}" / "metrics.csv")) - 1
+                rows[name] = sum(1 for _ in open(Path(tmp) / f"{k}-{i}" / "metrics.csv")) - 1
     return [
         {
             "setting": name,
@@ -330,6 +339,7 @@ def write_csv(path: str, rows: list[dict], columns: list[str]) -> None:
     print(f"wrote {out}")
 
 
+TRAIN_ROWS = ("train() default run, all diagnostics", "train() default run, no logging")
 SEED_COLUMNS = [
     "setting", "device", "seeds", "ms_per_epoch", "replica_epochs_per_s", "gain_over_single_runs", "peak_gpu_mb",
     "epochs_timed", "device_name", "threads", "torch",
@@ -386,7 +396,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     gflops_before = matmul_gflops(mm_n, mm_reps, args.device)
     rows = [bench_setting(s, extra, warmup, epochs, gflops_before, args.device) for s in SETTINGS]
-    rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats)
+    rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats, args.device == "cuda")
     gflops_after = matmul_gflops(mm_n, mm_reps, args.device)
     gflops = max(gflops_before, gflops_after)  # the less disturbed of the two measurements
     for r in rows:
@@ -408,7 +418,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     batched = next(r for r in rows if r["seeds"] == 4)
     ratio = batched["ms_per_epoch"] / (4 * single["ms_per_epoch"])
     print(f"4 seeds batched cost {ratio:.2f}× four single-seed runs")
-    logged, plain = rows[-2]["ms_per_epoch"], rows[-1]["ms_per_epoch"]
+    logged, plain = (next(r["ms_per_epoch"] for r in rows if r["setting"].startswith(p)) for p in TRAIN_ROWS)
     print(f"logging every 100 epochs adds {100 * (logged / plain - 1):.1f} % to a train() run")
     write_csv(args.out or f"results/bench{suffix}.csv", rows, COLUMNS)
     return rows
