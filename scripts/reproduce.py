@@ -3,6 +3,7 @@
     python scripts/reproduce.py fig2                 # every run of Fig. 2
     python scripts/reproduce.py fig2 fig8 --jobs 2   # two runs at a time
     python scripts/reproduce.py all --device cuda    # everything, on a GPU
+    python scripts/reproduce.py fig1 --device cuda --cuda-graph   # one run at a time, each 4-5x faster
     python scripts/reproduce.py --list               # what would run
 
 Each run is ``python train.py <overrides>`` with its own run directory, so an interrupted
@@ -176,6 +177,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
+    parser.add_argument(
+        "--cuda-graph", action="store_true", help="on CUDA: replay non-logging epochs as a CUDA graph (4-5x faster)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="results folder")
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
     args = parser.parse_args()
@@ -190,14 +194,17 @@ def main() -> None:
         for name, overrides in RUNS.get(fig, {}).items()
         if not args.only or name in args.only
     ]
+    extra = ["cuda_graph=true"] if args.cuda_graph else []
     if args.list:
         for fig, name, overrides in todo:
-            print(f"{fig}/{name}: python train.py {' '.join(overrides)}")
+            print(f"{fig}/{name}: python train.py {' '.join([*overrides, *extra])}")
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, fig, name, ov, args.out, args.device, threads) for fig, name, ov in todo]
+        futures = [
+            pool.submit(run_one, fig, name, [*ov, *extra], args.out, args.device, threads) for fig, name, ov in todo
+        ]
         for future in futures:
             label, code, seconds = future.result()
             print(f"{label}: {'ok' if code == 0 else f'exit {code}'} ({seconds:.0f} s)", flush=True)

@@ -31,6 +31,16 @@ def test_make_capturable_turns_adamw_capturable():
     assert opt.state[p]["step"].device == p.device
 
 
+def test_switching_cuda_graph_on_or_off_does_not_block_a_resume():
+    from grokking.checkpoint import config_differences
+    from grokking.train import to_config
+
+    _, eager = to_config(compose(["device=cpu"]))
+    _, graph = to_config(compose(["device=cpu", "cuda_graph=true"]))
+    older = {k: v for k, v in eager.items() if k != "cuda_graph"}  # saved before the key existed
+    assert config_differences(eager, graph) == config_differences(older, graph) == []
+
+
 def graph_and_eager(tmp_path, overrides):
     runs = {}
     for graph in (False, True):
