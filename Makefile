@@ -63,6 +63,7 @@ bench:  ## measure ms/epoch of the paper's settings against the matmul floor (wr
 	$(PY) scripts/bench.py
 
 .PHONY: bench-gpu
-bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched (results/bench_cuda.csv, bench_seeds_cuda.csv)
+bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched, eager and as CUDA graphs (results/bench*_cuda*.csv)
 	$(PY) scripts/bench.py --device cuda
 	$(PY) scripts/bench.py --device cuda --seed-sweep 1,2,4,8,16,32,64,128
+	$(PY) scripts/bench.py --device cuda --seed-sweep 1,2,4,8,16,32,64,128 --cuda-graph

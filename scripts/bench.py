@@ -34,6 +34,7 @@ from grokking.backward import scaled_backward  # noqa: E402
 from grokking.cli import compose  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
 from grokking.fused import training_loss  # noqa: E402
+from grokking.graphs import StepGraphs, make_capturable  # noqa: E402
 from grokking.losses import DTYPES  # noqa: E402
 from grokking.models import build_model  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
@@ -154,6 +155,20 @@ class Epoch:
         return recorder.calls
 
 
+class GraphEpoch:
+    """An :class:`Epoch` whose steps replay one captured CUDA graph, as ``train()`` does for the
+    epochs that do not log with ``cuda_graph=true``."""
+
+    def __init__(self, epoch: Epoch):
+        self.device = epoch.device
+        make_capturable(epoch.optimizer, epoch.device)
+        self.graphs = StepGraphs(lambda _: epoch.forward_backward(), epoch.optimizer)
+
+    def __call__(self) -> None:
+        if not torch.isfinite(self.graphs(False)):
+            raise RuntimeError("diverged")
+
+
 MATMULS = (torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten.addmm.default)
 
 
@@ -250,8 +265,11 @@ def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops
     }
 
 
-def bench_seed_sweep(settings: list[Setting], ks: list[int], extra: list[str], device: str, epochs: int) -> list[dict]:
-    """ms/epoch of K replicas batched in one model, for each K: the throughput gain over K single runs."""
+def bench_seed_sweep(
+    settings: list[Setting], ks: list[int], extra: list[str], device: str, epochs: int, cuda_graph: bool = False
+) -> list[dict]:
+    """ms/epoch of K replicas batched in one model, for each K: the throughput gain over K single runs
+    (with ``cuda_graph``, every epoch a replay of one captured CUDA graph)."""
     rows = []
     for s in settings:
         single_ms = None
@@ -259,12 +277,14 @@ def bench_seed_sweep(settings: list[Setting], ks: list[int], extra: list[str], d
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             step = Epoch([*s.overrides, *extra], list(range(k)), device)
+            step = GraphEpoch(step) if cuda_graph else step
             ms = 1000 * statistics.median(time_epochs(step, max(3, epochs // 10), epochs)[0])
             single_ms = ms if k == 1 else single_ms
             rows.append(
                 {
                     "setting": s.name.split(",")[0],
                     "device": device,
+                    "cuda_graph": cuda_graph,
                     "seeds": k,
                     "ms_per_epoch": ms,
                     "replica_epochs_per_s": 1000 * k / ms,
@@ -341,7 +361,7 @@ def write_csv(path: str, rows: list[dict], columns: list[str]) -> None:
 
 TRAIN_ROWS = ("train() default run, all diagnostics", "train() default run, no logging")
 SEED_COLUMNS = [
-    "setting", "device", "seeds", "ms_per_epoch", "replica_epochs_per_s", "gain_over_single_runs", "peak_gpu_mb",
+    "setting", "device", "cuda_graph", "seeds", "ms_per_epoch", "replica_epochs_per_s", "gain_over_single_runs", "peak_gpu_mb",
     "epochs_timed", "device_name", "threads", "torch",
 ]  # fmt: skip
 
@@ -367,9 +387,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--seed-sweep", type=seed_counts, default=None, metavar="K,K,...",
         help="instead of the table: time K seeds batched in one model for each K (e.g. 1,4,16,64)",
     )  # fmt: skip
+    parser.add_argument("--cuda-graph", action="store_true", help="with --seed-sweep on CUDA: replay CUDA graphs")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available (choices: cpu, cuda)")
+    if args.cuda_graph and (args.device != "cuda" or not args.seed_sweep):
+        parser.error("--cuda-graph needs --device cuda and --seed-sweep")
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as train() does on CPU
@@ -386,12 +409,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"load average {os.getloadavg()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {env}")
 
     if args.seed_sweep:
-        rows = bench_seed_sweep(
-            SEED_SWEEP, args.seed_sweep, extra, args.device, args.epochs or (6 if args.smoke else 100)
-        )
+        sweep_epochs = args.epochs or (6 if args.smoke else 100)
+        rows = bench_seed_sweep(SEED_SWEEP, args.seed_sweep, extra, args.device, sweep_epochs, args.cuda_graph)
         for r in rows:
             r.update(env)
-        write_csv(args.out or f"results/bench_seeds{suffix or '_cpu'}.csv", rows, SEED_COLUMNS)
+        name = f"bench_seeds{suffix or '_cpu'}{'_graph' if args.cuda_graph else ''}.csv"
+        write_csv(args.out or f"results/{name}", rows, SEED_COLUMNS)
         return rows
 
     gflops_before = matmul_gflops(mm_n, mm_reps, args.device)
