@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from grokking.cli import compose
+from grokking.cli import compose, group_options
 from grokking.graphs import make_capturable
 from grokking.train import train
 from grokking.validation import ConfigError
@@ -76,3 +76,19 @@ def test_graph_run_resumes_like_an_uninterrupted_one(tmp_path):
     a, b = (pd.read_csv(tmp_path / d / "metrics.csv") for d in ("full", "cut"))
     b = b[b.epoch != 18].reset_index(drop=True)  # the cut run also logged its last epoch
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=0)
+
+
+GROUP_CASES = [
+    (group, option) for group in ("dataset", "loss", "optimizer", "precision") for option in group_options(group)
+]
+
+
+@cuda
+@pytest.mark.parametrize("group,option", GROUP_CASES, ids=[f"{g}={o}" for g, o in GROUP_CASES])
+def test_every_group_option_replays_like_eager(tmp_path, group, option):
+    overrides = [f"{group}={option}", "model.width=32", "epochs=16", "log_every=5"]
+    overrides += {"dataset": ["dataset.n_samples=200", "dataset.n_train=50"]}.get(group, ["dataset.modulus=23"])
+    if option in ("add_mod", "mul_mod", "sub_mod", "add_mod_binary"):
+        overrides.append("dataset.modulus=23")
+    eager, graph = graph_and_eager(tmp_path, overrides)
+    pd.testing.assert_frame_equal(eager, graph, check_exact=False, rtol=1e-6, atol=0)
