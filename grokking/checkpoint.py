@@ -68,13 +68,22 @@ class MetricsWriter:
             csv.DictWriter(f, fieldnames=self.fields).writerows(rows)
 
 
+def missing_added_keys(saved: dict[str, Any]) -> dict[str, Any]:
+    """The keys of :data:`ADDED_KEYS` that a saved config lacks, dotted, with their old-behaviour value."""
+    return {
+        f"{group}.{key}": old
+        for (group, key), old in ADDED_KEYS.items()
+        if isinstance(saved.get(group), dict) and key not in saved[group]
+    }
+
+
 def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two resolved configs (resumable keys excluded).
     A key in :data:`ADDED_KEYS` that ``saved`` lacks counts as saved with its old-behaviour value."""
     if not prefix:
-        for (group, key), old in ADDED_KEYS.items():
-            if isinstance(saved.get(group), dict) and key not in saved[group]:
-                saved = {**saved, group: {**saved[group], key: old}}
+        for dotted, old in missing_added_keys(saved).items():
+            group, key = dotted.split(".")
+            saved = {**saved, group: {**saved[group], key: old}}
     diffs = []
     for key in sorted(set(saved) | set(current)):
         if not prefix and key in RESUMABLE_CHANGES:

@@ -21,23 +21,27 @@ def per_replica_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).flatten(1).sum(1).view(-1, *[1] * (a.dim() - 1))
 
 
-def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norm over all tensors together, one value per replica, shape (R,).
-
-    Computed as m·sqrt(Σ (t/m)²) with m the largest |entry|, so that tiny gradients (after Softmax
-    Collapse entries of 1e-170 are common in float64) do not square to zero.
-    """
+def safe_scale(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Per replica, the largest |entry| over all tensors (1 where they are all zero), shape (R,).
+    Dividing by it before squaring keeps tiny gradients (after Softmax Collapse entries of 1e-170 are
+    common in float64) from squaring to zero."""
     m = torch.stack([t.flatten(1).abs().amax(1) for t in tensors]).amax(0)
-    scale = torch.where(m > 0, m, 1.0).view(-1, 1)
-    return m * torch.stack([(t.flatten(1) / scale).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
+    return torch.where(m > 0, m, 1.0)
+
+
+def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norm over all tensors together, one value per replica, shape (R,), computed as
+    m·sqrt(Σ (t/m)²) with m = :func:`safe_scale` so that it does not underflow."""
+    m = safe_scale(tensors)
+    return m * torch.stack([(t.flatten(1) / m.view(-1, 1)).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
 
 
 def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = True) -> torch.Tensor:
     """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g.
 
-    The rescaled version works on ĝ = g / max|g| (per replica): g⊥ is linear in g and the factor
-    |g| / |g⊥| does not depend on g's scale, so the result is the same, and no square of a tiny
-    gradient (float64 entries of 1e-170 after Softmax Collapse) underflows to zero.
+    The rescaled version works on ĝ = g / :func:`safe_scale` (per replica): g⊥ is linear in g and the
+    factor |g| / |g⊥| does not depend on g's scale, so the result is the same, and no square of a
+    tiny gradient underflows to zero.
     """
     shape = (-1, *[1] * (g.dim() - 1))
     tiny = torch.finfo(g.dtype).tiny
@@ -45,8 +49,7 @@ def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = T
     if not rescale:
         coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(tiny), 0)
         return g - coef * theta
-    m = g.flatten(1).abs().amax(1).view(shape)
-    m = torch.where(m > 0, m, 1.0)
+    m = safe_scale([g]).view(shape)
     g_hat = g / m
     coef = torch.where(theta_sq > 0, per_replica_dot(theta, g_hat) / theta_sq.clamp_min(tiny), 0)
     perp = torch.addcmul(g_hat, coef, theta, value=-1)

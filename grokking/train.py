@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from grokking import metrics
-from grokking.backward import scaled_backward
 from grokking.checkpoint import (
-    ADDED_KEYS,
     CHECKPOINT,
     CONFIG,
     LOCK,
@@ -37,6 +34,7 @@ from grokking.checkpoint import (
     MetricsWriter,
     config_differences,
     load_checkpoint,
+    missing_added_keys,
     read_summary,
     save_checkpoint,
     write_json,
@@ -44,10 +42,11 @@ from grokking.checkpoint import (
 from grokking.config import TrainConfig
 from grokking.data import build_dataset
 from grokking.graphs import StepGraphs, make_capturable
-from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
+from grokking.losses import DTYPES
 from grokking.models import build_model
 from grokking.optim import build_optimizer
 from grokking.runtime import keep_freed_memory
+from grokking.step import TrainStep
 from grokking.tracking import build_tracker
 from grokking.validation import ConfigError, validate
 
@@ -156,9 +155,7 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
     ckpt = load_checkpoint(ckpt_path)
     diffs = config_differences(ckpt["config"], cfg_dict)
     if diffs:
-        older = [
-            f"{g}.{k}={v}" for (g, k), v in ADDED_KEYS.items() if f"{g}.{k}" in diffs and k not in ckpt["config"][g]
-        ]
+        older = [f"{k}={v}" for k, v in missing_added_keys(ckpt["config"]).items() if k in diffs]
         hint = f" (it was saved before {', '.join(older)} became configurable: add that to resume it)" if older else ""
         raise ConfigError(
             f"{out_dir} holds a run with a different config ({', '.join(diffs)}){hint}; "
@@ -202,12 +199,8 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
     names = model.param_names()
     params = list(model.parameters())
     optimizer = build_optimizer(cfg.optimizer, params)
-    loss_fn = build_loss(cfg.loss)  # fused softmax/StableMax CE where possible: same values, fewer passes
-    temperature, penalty = cfg.loss.temperature, cfg.loss.logit_norm_penalty
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
-        return logits / temperature if temperature != 1.0 else logits
+    train_step = TrainStep(cfg, model, data, optimizer)
+    loss_fn, forward = train_step.loss_fn, train_step.forward
 
     n_train, n_test = len(data.train_y), len(data.test_y)
 
@@ -259,22 +252,6 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
         return summary
 
     intervene_from = cfg.sc_intervention_epoch
-    intervention = partial(zero_correct_class_grad, y=data.train_y)
-
-    def train_step(intervene: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Forward pass, loss and backward pass of one epoch (the optimizer steps after it)."""
-        logits = forward(data.train_x)
-        if intervene:
-            logits.register_hook(intervention)
-        per_sample = loss_fn(logits, data.train_y, loss_dtype)
-        objective = per_sample.mean(-1)
-        if penalty:
-            objective = objective + penalty * logits.pow(2).sum(-1).mean(-1)
-        loss = objective.sum()  # replicas are independent: their losses add
-        optimizer.zero_grad(set_to_none=True)
-        scaled_backward(loss, logits, params, cfg.precision.backward_log2_scale, loss_dtype)
-        return logits, per_sample, loss
-
     graphs = None
     if cfg.cuda_graph:
         make_capturable(optimizer, device)

@@ -30,15 +30,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grokking.backward import scaled_backward  # noqa: E402
 from grokking.cli import compose  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
-from grokking.fused import training_loss  # noqa: E402
 from grokking.graphs import StepGraphs, make_capturable  # noqa: E402
 from grokking.losses import DTYPES  # noqa: E402
 from grokking.models import build_model  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.runtime import keep_freed_memory  # noqa: E402
+from grokking.step import TrainStep  # noqa: E402
 from grokking.train import to_config, train  # noqa: E402
 
 ADD = ["dataset=add_mod", "model=mlp"]
@@ -121,21 +120,14 @@ class Epoch:
         cfg, _ = to_config(compose([f"device={device}", *overrides]))
         model_dtype = DTYPES[cfg.precision.model_dtype]
         self.device = torch.device(device)
-        self.loss_dtype = DTYPES[cfg.precision.loss_dtype]
         self.data = build_dataset(cfg.dataset).to(self.device, model_dtype)
         self.model = build_model(cfg.model, self.data, seeds).to(self.device, model_dtype)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
-        self.params = list(self.model.parameters())
-        self.log2_scale = cfg.precision.backward_log2_scale
-        self.loss_fn = training_loss(cfg.loss.name)
+        self.step = TrainStep(cfg, self.model, self.data, self.optimizer)
         self.n_train = len(self.data.train_y)
 
     def forward_backward(self) -> torch.Tensor:
-        logits = self.model(self.data.train_x)
-        loss = self.loss_fn(logits, self.data.train_y, self.loss_dtype).mean(-1).sum()
-        self.optimizer.zero_grad(set_to_none=True)
-        scaled_backward(loss, logits, self.params, self.log2_scale, self.loss_dtype)
-        return loss
+        return self.step()[2]
 
     def __call__(self) -> None:
         loss = self.forward_backward()
