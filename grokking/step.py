@@ -1,11 +1,13 @@
 """The body of the training loop: forward pass, loss and backward pass of one full-batch epoch.
 
 :class:`TrainStep` is shared by ``grokking.train`` and the speed benchmark (``scripts/bench.py``),
-so that the benchmark times exactly what a run computes. The optimizer steps after it.
+so that the benchmark times exactly what a run computes. The optimizer steps after it. For the MLP
+on CPU it runs the C++ kernel of :mod:`grokking.native` where ``cpu_kernel`` allows, else autograd.
 """
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 
 import torch
@@ -14,6 +16,23 @@ from grokking.backward import scaled_backward
 from grokking.config import TrainConfig
 from grokking.data import Dataset
 from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
+from grokking.native import NativeMLPStep, NativeUnavailable, blocker, load
+from grokking.validation import ConfigError
+
+
+def native_step(cfg: TrainConfig, model: torch.nn.Module, data: Dataset) -> NativeMLPStep | None:
+    """The C++ training step for this run, or None where ``cfg.cpu_kernel`` and the run leave autograd."""
+    if cfg.cpu_kernel == "torch" or blocker(cfg) is not None or data.train_x.device.type != "cpu":
+        return None
+    try:
+        return NativeMLPStep(load(), cfg, model, data)
+    except NativeUnavailable as e:
+        if cfg.cpu_kernel == "native":
+            raise ConfigError(
+                f"cpu_kernel=native cannot run: {e}; choose one of: cpu_kernel=auto, cpu_kernel=torch"
+            ) from e
+        print(f"cpu_kernel=auto: using autograd ({e})", file=sys.stderr)
+        return None
 
 
 class TrainStep:
@@ -25,6 +44,7 @@ class TrainStep:
         self.temperature, self.penalty = cfg.loss.temperature, cfg.loss.logit_norm_penalty
         self.log2_scale = cfg.precision.backward_log2_scale
         self.intervention = partial(zero_correct_class_grad, y=data.train_y)
+        self.native = native_step(cfg, model, data)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x)
@@ -33,6 +53,9 @@ class TrainStep:
     def __call__(self, intervene: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, per-sample losses, summed objective) of the training set, gradients in ``.grad``.
         ``intervene`` zeroes the gradient through every correct-class logit (Fig. 8)."""
+        if self.native is not None and not intervene:
+            self.optimizer.zero_grad(set_to_none=True)
+            return self.native()
         logits = self.forward(self.data.train_x)
         if intervene:
             logits.register_hook(self.intervention)

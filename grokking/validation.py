@@ -12,6 +12,7 @@ import torch
 from grokking.config import TrainConfig
 from grokking.data import DATASETS, MODULAR_OPS, find_mnist_files, mnist_available_images
 from grokking.losses import DTYPES, LOSSES
+from grokking.native import KERNEL_CHOICES, blocker
 
 MODELS = ("mlp", "transformer")
 OPTIMIZERS = ("adamw", "sgd")
@@ -117,6 +118,9 @@ def validate(cfg: TrainConfig) -> None:
     )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device} is not available on this machine; choose one of: auto, cpu")
+    choice("cpu_kernel", cfg.cpu_kernel, KERNEL_CHOICES)
+    if cfg.cpu_kernel == "native" and (why := blocker(cfg)) is not None:
+        raise ConfigError(f"cpu_kernel=native cannot run {why}; choose one of: cpu_kernel=auto, cpu_kernel=torch")
     if cfg.cuda_graph and (cfg.device == "cpu" or not torch.cuda.is_available()):
         where = "device=cpu" if cfg.device == "cpu" else "this machine has no CUDA device"
         raise ConfigError(

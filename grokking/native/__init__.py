@@ -1,0 +1,151 @@
+"""The MLP's training step as one C++ kernel on CPU (``cpu_kernel``), compiled on first use.
+
+``mlp_step.cpp`` computes the forward pass, the softmax or StableMax cross-entropy and every
+parameter gradient of the MLP in one call, cutting the batch into chunks that stay in the cores'
+caches (see the file's header). It computes what :class:`grokking.step.TrainStep` computes through
+autograd, with the same formulas and dtypes; only the order of the sums over samples differs
+(tests/test_native.py compares the two). It covers the runs most of the paper's figures make: MLP,
+CPU, softmax or StableMax cross-entropy in float32 or float64, no temperature, label smoothing, logit
+penalty or SC intervention. Everything else takes the autograd path.
+
+``cpu_kernel=auto`` (default) uses the kernel wherever it applies and a C++ compiler can build it,
+``native`` insists on it (a config error where it cannot run), ``torch`` never uses it. The build
+(≈ 30 s, once per machine, torch version and source change) goes to ``~/.cache/grokking/native``
+(``GROKKING_NATIVE_DIR`` overrides it).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from grokking.config import TrainConfig
+
+KERNEL_CHOICES = ("auto", "native", "torch")
+LOSS_KINDS = {"softmax": 0, "stablemax": 1}
+CHUNK = 256  # samples per chunk: a chunk's activations fit in one core's L2 cache
+SOURCE = Path(__file__).with_name("mlp_step.cpp")
+ISA_FLAGS = {  # vector width of the loss loops; the matmuls are the BLAS library's own
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512"],
+    "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2"],
+}
+
+
+class NativeUnavailable(RuntimeError):
+    """The kernel cannot be built or loaded here; the message says why in one line."""
+
+
+def blocker(cfg: TrainConfig) -> str | None:
+    """Why the kernel cannot run this config (one line), or None when it can."""
+    if cfg.model.name != "mlp":
+        return f"model={cfg.model.name} (only model=mlp)"
+    if cfg.loss.name not in LOSS_KINDS:
+        return f"loss={cfg.loss.name} (only loss=softmax or loss=stablemax)"
+    if cfg.precision.loss_dtype not in ("float32", "float64"):
+        return f"precision.loss_dtype={cfg.precision.loss_dtype} (only float32 or float64)"
+    for key, value, default in [
+        ("loss.temperature", cfg.loss.temperature, 1.0),
+        ("loss.label_smoothing", cfg.loss.label_smoothing, 0.0),
+        ("loss.logit_norm_penalty", cfg.loss.logit_norm_penalty, 0.0),
+        ("sc_intervention_epoch", cfg.sc_intervention_epoch, None),
+    ]:
+        if value != default:
+            return f"{key}={value} (only {default})"
+    if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
+        return f"device={cfg.device} runs on CUDA (the kernel is CPU only)"
+    return None
+
+
+def build_dir() -> Path:
+    root = Path(os.environ.get("GROKKING_NATIVE_DIR", Path.home() / ".cache" / "grokking" / "native"))
+    return root / f"torch{torch.__version__.replace('+', '_')}-{torch.backends.cpu.get_cpu_capability().lower()}"
+
+
+def load() -> ModuleType:
+    """The compiled kernel module, built on the first call of this process where needed; raises
+    :class:`NativeUnavailable` (the same one on every call of the process) where it cannot be."""
+    module = build()
+    if isinstance(module, NativeUnavailable):
+        raise module
+    return module
+
+
+@functools.cache
+def build() -> ModuleType | NativeUnavailable:
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return NativeUnavailable(f"no C++ compiler ({compiler}) on PATH")
+    from torch.utils import cpp_extension
+
+    try:
+        cpp_extension.verify_ninja_availability()
+    except RuntimeError:
+        return NativeUnavailable("the ninja build tool is missing (pip install ninja)")
+    capability = torch.backends.cpu.get_cpu_capability()
+    directory = build_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("*.so")):
+        print(f"building the C++ MLP step kernel in {directory} (once, ≈ 30 s)", file=sys.stderr)
+    try:
+        return cpp_extension.load(
+            name=f"grokking_mlp_step_{capability.lower()}",
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-fopenmp", *ISA_FLAGS.get(capability, [])],
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(directory),
+            verbose=False,
+        )
+    except Exception as e:  # a compiler or linker error: the last line says the most
+        lines = [line for line in str(e).strip().splitlines() if line.strip()]
+        return NativeUnavailable(f"building {SOURCE.name} failed: {lines[-1] if lines else type(e).__name__}")
+
+
+class NativeMLPStep:
+    """One training step of an :class:`grokking.models.MLP` on CPU through the kernel: returns
+    (logits, per-sample losses, summed objective) like :class:`grokking.step.TrainStep` and leaves
+    every parameter gradient in ``.grad``. Replicas are stepped one after the other."""
+
+    def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
+        self.module, self.model, self.data = module, model, data
+        self.tokens = model.vocab is not None
+        self.loss_kind = LOSS_KINDS[cfg.loss.name]
+        self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
+        self.grad_scale = 2.0**cfg.precision.backward_log2_scale
+        n = len(data.train_y)
+        self.chunk = min(CHUNK, max(1, math.ceil(n / torch.get_num_threads())))
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model, data = self.model, self.data
+        x = model.rows(data.train_x) if self.tokens else data.train_x.contiguous()
+        biases = list(model.biases) if model.biases is not None else []
+        outs = []
+        for r in range(model.weights[0].shape[0]):
+            outs.append(
+                self.module.mlp_step(
+                    [w[r].detach() for w in model.weights],
+                    [b[r].detach() for b in biases],
+                    x,
+                    self.tokens,
+                    data.train_y,
+                    self.loss_kind,
+                    self.loss_dtype,
+                    self.grad_scale,
+                    self.chunk,
+                )
+            )
+        for i, p in enumerate([*model.weights, *biases]):
+            p.grad = stack([o[2 + i] for o in outs]).view_as(p)
+        per_sample = stack([o[1] for o in outs])
+        return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+
+
+def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, without a copy for a single tensor."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)

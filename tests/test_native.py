@@ -1,0 +1,145 @@
+"""The C++ training step of the MLP (``cpu_kernel``) computes what autograd computes."""
+
+import shutil
+
+import pytest
+import torch
+
+import grokking.native as native
+from grokking.cli import compose
+from grokking.data import build_dataset
+from grokking.losses import DTYPES
+from grokking.models import build_model
+from grokking.optim import build_optimizer
+from grokking.step import TrainStep
+from grokking.train import to_config
+from grokking.validation import ConfigError, validate
+
+SMALL = ["device=cpu", "dataset.modulus=23", "model.width=32"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel():
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler: the kernel cannot be built here (autograd is used)")
+    return native.load()  # with a compiler present, a failing build fails the tests
+
+
+def make_step(overrides, kernel="native", seeds=(0,)):
+    cfg, _ = to_config(compose([*SMALL, *overrides, f"cpu_kernel={kernel}"]))
+    validate(cfg)
+    dtype = DTYPES[cfg.precision.model_dtype]
+    data = build_dataset(cfg.dataset).to("cpu", dtype)
+    model = build_model(cfg.model, data, list(seeds)).to("cpu", dtype)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    return TrainStep(cfg, model, data, optimizer)
+
+
+def assert_same_step(a: TrainStep, b: TrainStep, rtol: float) -> None:
+    """Same logits and losses, and gradients equal up to the order of the sums over samples."""
+    la, pa, loss_a = a()
+    lb, pb, loss_b = b()
+    torch.testing.assert_close(la, lb, rtol=rtol, atol=0)
+    torch.testing.assert_close(pa, pb, rtol=rtol, atol=rtol * pb.abs().max().item())
+    torch.testing.assert_close(loss_a, loss_b, rtol=rtol, atol=0)
+    for p, q in zip(a.params, b.params):
+        assert p.grad.shape == q.grad.shape and p.grad.dtype == q.grad.dtype
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=rtol * q.grad.abs().max().item())
+
+
+CASES = [
+    ["loss=softmax", "precision=float32"],
+    ["loss=stablemax", "precision=float64"],  # loss in float64, model in float32
+    ["loss=softmax", "precision=float64", "precision.model_dtype=float64"],
+    ["loss=stablemax", "precision=float32", "precision.model_dtype=float64"],  # loss below the model's dtype
+    ["loss=softmax", "model.bias=true", "model.depth=3"],
+    ["loss=stablemax", "model.depth=1", "precision.backward_log2_scale=0"],
+    ["dataset=sparse_parity", "dataset.n_samples=300", "loss=stablemax", "model.bias=true"],  # dense inputs
+    ["dataset=add_mod_binary", "loss=softmax"],
+]
+
+
+@pytest.mark.parametrize("overrides", CASES, ids=lambda o: " ".join(o))
+def test_one_step_matches_autograd(overrides):
+    native_step, torch_step = make_step(overrides), make_step(overrides, kernel="torch")
+    assert native_step.native is not None and torch_step.native is None
+    f64 = "precision.model_dtype=float64" in overrides and "precision=float64" in overrides
+    assert_same_step(native_step, torch_step, rtol=1e-12 if f64 else 2e-6)
+
+
+def test_replicas_are_stepped_as_their_single_seed_runs():
+    batched = make_step(["loss=stablemax", "precision=float64"], seeds=(0, 1, 2))
+    logits, per_sample, _ = batched()
+    grads = [p.grad.clone() for p in batched.params]
+    single = make_step(["loss=stablemax", "precision=float64"], seeds=(1,))
+    l1, p1, _ = single()
+    assert torch.equal(logits[1], l1[0]) and torch.equal(per_sample[1], p1[0])
+    for g, p in zip(grads, single.params):
+        assert torch.equal(g[1], p.grad[0])  # each replica is one call of the kernel
+
+
+def test_two_threads_match_one_and_repeat_exactly():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        step = make_step(["loss=softmax"])
+        step()
+        first = [p.grad.clone() for p in step.params]
+        step()
+        assert all(torch.equal(a, p.grad) for a, p in zip(first, step.params))  # deterministic
+    finally:
+        torch.set_num_threads(before)
+    reference = make_step(["loss=softmax"], kernel="torch")
+    reference()
+    for a, p in zip(first, reference.params):
+        torch.testing.assert_close(a, p.grad, rtol=0, atol=2e-6 * p.grad.abs().max().item())
+
+
+def test_gradients_agree_along_a_training_trajectory():
+    """Autograd trains; at every step the kernel, given the same weights, gives the same gradients."""
+    overrides = ["loss=stablemax", "precision=float64", "optimizer=adamw", "optimizer.lr=0.01"]
+    ours, reference = make_step(overrides), make_step(overrides, kernel="torch")
+    for _ in range(40):
+        with torch.no_grad():
+            for p, q in zip(ours.params, reference.params):
+                p.copy_(q)
+        assert_same_step(ours, reference, rtol=1e-5)
+        reference.optimizer.step()
+
+
+def test_intervention_epochs_take_the_autograd_path():
+    step = make_step(["loss=softmax"], kernel="auto")
+    reference = make_step(["loss=softmax"], kernel="torch")
+    step(intervene=True)
+    reference(intervene=True)
+    for p, q in zip(step.params, reference.params):
+        assert torch.equal(p.grad, q.grad)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["loss=taylor"], ["loss.temperature=2"], ["loss.label_smoothing=0.1"], ["loss.logit_norm_penalty=0.1"],
+     ["precision=float16"], ["model=transformer"], ["sc_intervention_epoch=3"]],
+)  # fmt: skip
+def test_auto_falls_back_to_autograd_where_the_kernel_does_not_apply(overrides):
+    assert make_step(overrides, kernel="auto").native is None
+    with pytest.raises(ConfigError, match="cpu_kernel=native cannot run .*choose one of: cpu_kernel=auto"):
+        make_step(overrides, kernel="native")
+
+
+def test_bad_choice_and_failed_build_are_one_line_errors(monkeypatch, capsys):
+    with pytest.raises(ConfigError, match="cpu_kernel=fast is not valid; choose one of: auto, native, torch"):
+        validate(to_config(compose([*SMALL, "cpu_kernel=fast"]))[0])
+    monkeypatch.setattr(native, "build", lambda: native.NativeUnavailable("no C++ compiler (c++) on PATH"))
+    assert make_step([], kernel="auto").native is None
+    assert "cpu_kernel=auto: using autograd (no C++ compiler (c++) on PATH)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"cpu_kernel=native cannot run: no C\+\+ compiler"):
+        make_step([], kernel="native")
+
+
+def test_a_run_can_switch_kernels_on_resume(run):
+    summary, out = run(["epochs=6", "checkpoint_every=3", "cpu_kernel=native", "dataset.modulus=23"])
+    assert summary["status"] == "completed"
+    (out / "summary.json").unlink()  # as if interrupted after the checkpoint at epoch 3
+    summary, _ = run(["epochs=8", "checkpoint_every=3", "cpu_kernel=torch", "dataset.modulus=23"], out)
+    assert summary["status"] == "completed" and summary["epoch"] == 8
