@@ -84,6 +84,9 @@ def build() -> ModuleType | NativeUnavailable:
         return NativeUnavailable(f"no C++ compiler ({compiler}) on PATH")
     from torch.utils import cpp_extension
 
+    here = str(Path(sys.executable).parent)  # a virtual environment's ninja, also when it is not activated
+    if shutil.which("ninja") is None and shutil.which("ninja", path=here):
+        os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
     try:
         cpp_extension.verify_ninja_availability()
     except RuntimeError:
