@@ -401,6 +401,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="instead of the table: time K seeds batched in one model for each K (e.g. 1,4,16,64)",
     )  # fmt: skip
     parser.add_argument("--cuda-graph", action="store_true", help="with --seed-sweep on CUDA: replay CUDA graphs")
+    parser.add_argument(
+        "--only", default=None, metavar="TEXT", help="time only the settings whose name contains TEXT (no CSV written)"
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available (choices: cpu, cuda)")
@@ -430,9 +433,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         write_csv(args.out or f"results/{name}", rows, SEED_COLUMNS)
         return rows
 
+    settings = [s for s in SETTINGS if args.only is None or args.only in s.name]
+    if not settings:
+        parser.error(f"--only {args.only!r} matches no setting; choose from: {', '.join(s.name for s in SETTINGS)}")
     gflops_before = matmul_gflops(mm_n, mm_reps, args.device)
-    rows = [bench_setting(s, extra, warmup, epochs, gflops_before, args.device) for s in SETTINGS]
-    rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats, args.device == "cuda")
+    rows = [bench_setting(s, extra, warmup, epochs, gflops_before, args.device) for s in settings]
+    if args.only is None:
+        rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats, args.device == "cuda")
     gflops_after = matmul_gflops(mm_n, mm_reps, args.device)
     gflops = max(gflops_before, gflops_after)  # the less disturbed of the two measurements
     for r in rows:
@@ -458,6 +465,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{'setting':{width}s}  " + "  ".join(f"{c:>15s}" for c in shown[1:]))
     for r in rows:
         print(f"{r['setting']:{width}s}  " + "  ".join(f"{fmt(r.get(c)):>15s}" for c in shown[1:]))
+    if args.only is not None:
+        return rows
     single = next(r for r in rows if r["setting"] == SETTINGS[0].name)
     batched = next(r for r in rows if r["seeds"] == 4)
     ratio = batched["ms_per_epoch"] / (4 * single["ms_per_epoch"])

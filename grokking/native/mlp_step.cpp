@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -69,6 +70,17 @@ inline T relu(T x) {
   return x < T(0) ? T(0) : x;  // NaN stays NaN, as torch.relu
 }
 
+// x = relu(x + bias) in place, row by row (bias: null for none).
+template <typename T>
+void add_bias_relu_(T* x, const T* bias, int64_t rows, int64_t cols) {
+  if (bias == nullptr) {
+    for (int64_t i = 0; i < rows * cols; ++i) x[i] = relu<T>(x[i]);
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) x[i * cols + j] = relu<T>(x[i * cols + j] + bias[j]);
+}
+
 // grad[i] = 0 where act[i] <= 0 (threshold_backward at 0; act is the ReLU output).
 template <typename T>
 void mask_(T* grad, const T* act, int64_t n) {
@@ -82,19 +94,43 @@ void add_column_sums(T* out, const T* x, int64_t rows, int64_t cols) {
     for (int64_t j = 0; j < cols; ++j) out[j] += x[i * cols + j];
 }
 
+// Row reductions over a buffer padded to whole vectors (with the reduction's neutral element).
+template <typename A>
+A padded_sum(const A* x, int64_t padded) {
+  using Vec = at::vec::Vectorized<A>;
+  Vec acc(A(0));
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = acc + Vec::loadu(x + k);
+  A lanes[Vec::size()];
+  acc.store(lanes);
+  A total = 0;
+  for (int64_t i = 0; i < Vec::size(); ++i) total += lanes[i];
+  return total;
+}
+
+template <typename A>
+A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch.amax
+  using Vec = at::vec::Vectorized<A>;
+  Vec acc(-std::numeric_limits<A>::infinity());
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + k));
+  A lanes[Vec::size()];
+  acc.store(lanes);
+  A m = lanes[0];
+  for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
+  return m;
+}
+
 // Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
 // loss = m + log(total) - z_y, gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
+// `e` holds `padded` entries.
 template <typename S, typename A>
-A softmax_row(const S* z, int64_t c, int64_t y, A g, A* e, S* grad) {
+A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* grad) {
   using Vec = at::vec::Vectorized<A>;
-  A m = -std::numeric_limits<A>::infinity();
-  for (int64_t k = 0; k < c; ++k) m = std::max(m, static_cast<A>(z[k]));
-  const int64_t padded = (c + Vec::size() - 1) / Vec::size() * Vec::size();
-  for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]) - m;
+  for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
   for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
-  for (int64_t k = 0; k < padded; k += Vec::size()) Vec::loadu(e + k).exp().store(e + k);
-  A total = 0;
-  for (int64_t k = 0; k < c; ++k) total += e[k];
+  const A m = padded_max(e, padded);
+  const Vec vm(m);
+  for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);  // pads: 0
+  const A total = padded_sum(e, padded);
   const A per = g / total;
   for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(e[k] * per);
   grad[y] = static_cast<S>(e[y] * per - g);
@@ -103,21 +139,21 @@ A softmax_row(const S* z, int64_t c, int64_t y, A g, A* e, S* grad) {
 
 // StableMax CE of one row, as grokking.fused.StableMaxCE: s(x) = (1 + max(x, 0)) / (1 - min(x, 0)),
 // loss = log Σ s - log s_y, gradient s'(z)·(g / Σ s) - g·s'(z_y)/s_y·onehot(y), s'(x) = 1/(1 - min(x, 0))².
+// `inv_b` and `s` hold `padded` entries.
 template <typename S, typename A>
-A stablemax_row(const S* z, int64_t c, int64_t y, A g, A* inv_b, S* grad) {
-  A total = 0;
+A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b, A* s, S* grad) {
   for (int64_t k = 0; k < c; ++k) {
     const A x = static_cast<A>(z[k]);
     inv_b[k] = A(1) / (-std::min(x, A(0)) + A(1));
-    total += (std::max(x, A(0)) + A(1)) * inv_b[k];
+    s[k] = (std::max(x, A(0)) + A(1)) * inv_b[k];
   }
-  const A x_y = static_cast<A>(z[y]);
-  const A s_y = (std::max(x_y, A(0)) + A(1)) * inv_b[y];
+  for (int64_t k = c; k < padded; ++k) s[k] = 0;
+  const A total = padded_sum(s, padded);
   const A per = g / total;
   for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(inv_b[k] * inv_b[k] * per);
   const A slope_y = inv_b[y] * inv_b[y];
-  grad[y] = static_cast<S>(inv_b[y] * inv_b[y] * per - g * slope_y / s_y);
-  return std::log(total) - std::log(s_y);
+  grad[y] = static_cast<S>(slope_y * per - g * slope_y / s[y]);
+  return std::log(total) - std::log(s[y]);
 }
 
 template <typename S, typename A>
@@ -149,14 +185,13 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   const int64_t n_chunks = (n + chunk - 1) / chunk;
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_chunks));
 
-  // Per-thread gradient accumulators: [thread][parameter], weights first, then biases.
+  // Per-thread gradient accumulators, one flat buffer per thread: every weight, then every bias.
   const int64_t n_params = has_bias ? 2 * layers : layers;
-  std::vector<std::vector<at::Tensor>> acc(threads, std::vector<at::Tensor>(n_params));
-  for (int t = 0; t < threads; ++t)
-    for (int64_t l = 0; l < layers; ++l) {
-      acc[t][l] = at::zeros_like(weights[l]);
-      if (has_bias) acc[t][layers + l] = at::zeros_like(biases[l]);
-    }
+  std::vector<at::Tensor> params(weights.begin(), weights.end());
+  params.insert(params.end(), biases.begin(), biases.end());
+  std::vector<int64_t> offset(n_params + 1, 0);
+  for (int64_t p = 0; p < n_params; ++p) offset[p + 1] = offset[p] + params[p].numel();
+  at::Tensor acc = at::zeros({threads, offset.back()}, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);  // ∂(scale · mean loss)/∂loss_n
 
 #ifdef _OPENMP
@@ -168,20 +203,22 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 #else
     const int t = 0;
 #endif
-    std::vector<std::vector<S>> act(layers - 1);  // ReLU outputs of the hidden layers
-    for (int64_t l = 0; l + 1 < layers; ++l) act[l].resize(chunk * width[l]);
-    std::vector<S> grad_z(chunk * c), d(chunk * widest), d_next(chunk * widest);
-    const int64_t vec = at::vec::Vectorized<A>::size();
-    std::vector<A> row((c + vec - 1) / vec * vec);
+    // Work buffers of one chunk (uninitialized: every entry is written before it is read).
+    std::vector<std::unique_ptr<S[]>> act;  // ReLU outputs of the hidden layers
+    for (int64_t l = 0; l + 1 < layers; ++l) act.emplace_back(new S[chunk * width[l]]);
+    std::unique_ptr<S[]> grad_z(new S[chunk * c]), d(new S[chunk * widest]), d_next(new S[chunk * widest]);
+    const int64_t vec = at::vec::Vectorized<A>::size(), padded = (c + vec - 1) / vec * vec;
+    std::unique_ptr<A[]> row(new A[2 * padded]);
+    S* mine = acc.data_ptr<S>() + t * offset.back();
     std::vector<S*> gw(layers), gb(layers, nullptr);
     for (int64_t l = 0; l < layers; ++l) {
-      gw[l] = acc[t][l].template data_ptr<S>();
-      if (has_bias) gb[l] = acc[t][layers + l].template data_ptr<S>();
+      gw[l] = mine + offset[l];
+      if (has_bias) gb[l] = mine + offset[layers + l];
     }
     for (int64_t ch = t; ch < n_chunks; ch += threads) {
       const int64_t r0 = ch * chunk, rows = std::min(chunk, n - r0);
       // Forward. First layer: token gather w[a] + w[V + b], or a dense matmul.
-      S* a0 = act[0].data();
+      S* a0 = act[0].get();
       const int64_t h0 = width[0];
       if (tokens) {
         const int64_t* idx = x.data_ptr<int64_t>() + 2 * r0;
@@ -196,16 +233,14 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
         }
       } else {
         gemm<S>(false, false, rows, h0, d_in, x.data_ptr<S>() + r0 * d_in, d_in, w[0], h0, S(0), a0, h0);
-        for (int64_t i = 0; i < rows; ++i)
-          for (int64_t j = 0; j < h0; ++j) a0[i * h0 + j] = relu<S>(a0[i * h0 + j] + (has_bias ? b[0][j] : S(0)));
+        add_bias_relu_(a0, b[0], rows, h0);
       }
       for (int64_t l = 1; l < layers; ++l) {
         const int64_t in = width[l - 1], out = width[l];
-        S* o = l + 1 < layers ? act[l].data() : z_all + r0 * c;
-        gemm<S>(false, false, rows, out, in, act[l - 1].data(), in, w[l], out, S(0), o, out);
+        S* o = l + 1 < layers ? act[l].get() : z_all + r0 * c;
+        gemm<S>(false, false, rows, out, in, act[l - 1].get(), in, w[l], out, S(0), o, out);
         if (l + 1 < layers) {
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t j = 0; j < out; ++j) o[i * out + j] = relu<S>(o[i * out + j] + (has_bias ? b[l][j] : S(0)));
+          add_bias_relu_(o, b[l], rows, out);
         } else if (has_bias) {
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < out; ++j) o[i * out + j] += b[l][j];
@@ -215,20 +250,22 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
       const S* z = z_all + r0 * c;
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t yi = y_all[r0 + i];
-        loss_all[r0 + i] = loss_kind == 0 ? softmax_row<S, A>(z + i * c, c, yi, g, row.data(), grad_z.data() + i * c)
-                                          : stablemax_row<S, A>(z + i * c, c, yi, g, row.data(), grad_z.data() + i * c);
+        S* gi = grad_z.get() + i * c;
+        loss_all[r0 + i] = loss_kind == 0
+                               ? softmax_row<S, A>(z + i * c, c, padded, yi, g, row.get(), gi)
+                               : stablemax_row<S, A>(z + i * c, c, padded, yi, g, row.get(), row.get() + padded, gi);
       }
       // Backward, from the output layer down.
-      const S* upstream = grad_z.data();
+      const S* upstream = grad_z.get();
       for (int64_t l = layers - 1; l >= 1; --l) {
         const int64_t in = width[l - 1], out = width[l];
-        const S* a_in = act[l - 1].data();
+        const S* a_in = act[l - 1].get();
         gemm<S>(true, false, in, out, rows, a_in, in, upstream, out, S(1), gw[l], out);  // ∂W += aᵀ·δ
         if (has_bias) add_column_sums(gb[l], upstream, rows, out);
-        gemm<S>(false, true, rows, in, out, upstream, out, w[l], out, S(0), d_next.data(), in);  // δ·Wᵀ
-        mask_(d_next.data(), a_in, rows * in);
+        gemm<S>(false, true, rows, in, out, upstream, out, w[l], out, S(0), d_next.get(), in);  // δ·Wᵀ
+        mask_(d_next.get(), a_in, rows * in);
         std::swap(d, d_next);
-        upstream = d.data();
+        upstream = d.get();
       }
       if (tokens) {  // ∂w[a] += δ, ∂w[V + b] += δ
         const int64_t* idx = x.data_ptr<int64_t>() + 2 * r0;
@@ -245,13 +282,12 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
       if (has_bias) add_column_sums(gb[0], upstream, rows, h0);
     }
   }
+  at::Tensor total = acc[0];
+  for (int t = 1; t < threads; ++t) total.add_(acc[t]);
+  total.mul_(static_cast<S>(1.0 / grad_scale));
   std::vector<at::Tensor> out{logits, losses};
-  const S unscale = static_cast<S>(1.0 / grad_scale);
-  for (int64_t p = 0; p < n_params; ++p) {
-    at::Tensor total = acc[0][p];
-    for (int t = 1; t < threads; ++t) total.add_(acc[t][p]);
-    out.push_back(total.mul_(unscale));
-  }
+  for (int64_t p = 0; p < n_params; ++p)
+    out.push_back(total.narrow(0, offset[p], offset[p + 1] - offset[p]).view(params[p].sizes()));
   return out;
 }
 
