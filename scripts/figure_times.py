@@ -1,0 +1,119 @@
+"""Estimated CPU time to reproduce each paper figure from the runs committed in ``results/``.
+
+    python scripts/figure_times.py            # writes results/figure_times_cpu.csv, prints a table
+
+For every run directory of a figure (``results/<figure>/<run>/``, verification copies excluded) it
+builds the run's model, data and optimizer from its saved config on the CPU, times
+``--epochs`` training epochs after a few warm-up ones (what ``train()`` computes per epoch, with
+every seed of the run batched as the run did, without logging), and multiplies the median by the
+run's epochs. Runs are timed one at a time on all cores: the estimate is for running a figure's
+runs one after another. Early epochs are timed; some runs get slower later (see docs/speed.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grokking.data import build_dataset  # noqa: E402
+from grokking.losses import DTYPES  # noqa: E402
+from grokking.models import build_model  # noqa: E402
+from grokking.optim import build_optimizer  # noqa: E402
+from grokking.runtime import keep_freed_memory  # noqa: E402
+from grokking.step import TrainStep  # noqa: E402
+from grokking.train import to_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ["figure", "run", "epochs", "seeds", "kernel", "ms_per_epoch", "minutes", "threads", "torch"]
+
+
+def run_dirs(results: Path) -> list[Path]:
+    """Every run directory under a figure folder (one holding a summary.json), in figure order."""
+    figures = [d for d in results.iterdir() if d.is_dir() and (d.name.startswith("fig") or d.name == "table1")]
+    figures.sort(key=lambda d: (d.name == "table1", int(d.name[3:]) if d.name[3:].isdigit() else 0))
+    return [r for fig in figures for r in sorted(fig.iterdir()) if (r / "summary.json").is_file()]
+
+
+def saved_config(run: Path):
+    for path in (run / "config.yaml", run / ".hydra" / "config.yaml"):
+        if path.is_file():
+            cfg = OmegaConf.load(path)
+            cfg.device, cfg.logger = "cpu", {"name": "none"}
+            if "cuda_graph" in cfg:
+                cfg.cuda_graph = False
+            return to_config(cfg)[0]
+    raise FileNotFoundError(f"{run}: no config.yaml")
+
+
+def time_run(run: Path, warmup: int, epochs: int) -> dict:
+    cfg = saved_config(run)
+    seeds = list(cfg.seeds) if cfg.seeds is not None else [cfg.seed]
+    dtype = DTYPES[cfg.precision.model_dtype]
+    data = build_dataset(cfg.dataset).to("cpu", dtype)
+    model = build_model(cfg.model, data, seeds).to("cpu", dtype)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    step = TrainStep(cfg, model, data, optimizer)
+    times = []
+    for i in range(warmup + epochs):
+        t = time.perf_counter()
+        step()
+        optimizer.step()
+        times.append(time.perf_counter() - t)
+    ms = 1000 * statistics.median(times[warmup:])
+    run_epochs = json.loads((run / "summary.json").read_text())["epochs"]
+    return {
+        "figure": run.parent.name,
+        "run": run.name,
+        "epochs": run_epochs,
+        "seeds": len(seeds),
+        "kernel": "native" if step.native is not None else "torch",
+        "ms_per_epoch": ms,
+        "minutes": ms * run_epochs / 60_000,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of figure runs")
+    parser.add_argument("--epochs", type=int, default=30, help="timed epochs per run (default 30)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed epochs first (default 5)")
+    parser.add_argument("--out", type=Path, default=None, help="CSV (default <results>/figure_times_cpu.csv)")
+    args = parser.parse_args(argv)
+    runs = run_dirs(args.results)
+    if not runs:
+        parser.error(f"--results {args.results}: no run directories (figure folders holding summary.json)")
+    keep_freed_memory()  # as train() does on CPU
+    rows = []
+    for run in runs:
+        rows.append(time_run(run, args.warmup, args.epochs))
+        r = rows[-1]
+        print(f"{r['figure']}/{r['run']}: {r['ms_per_epoch']:.2f} ms/epoch × {r['epochs']} = {r['minutes']:.1f} min")
+    out = args.out or args.results / "figure_times_cpu.csv"
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    totals: dict[str, float] = {}
+    for r in rows:
+        totals[r["figure"]] = totals.get(r["figure"], 0.0) + r["minutes"]
+    print("| figure | runs | CPU estimate (min) |\n|---|---:|---:|")
+    for fig, minutes in totals.items():
+        print(f"| {fig} | {sum(r['figure'] == fig for r in rows)} | {minutes:.0f} |")
+    print(f"all: {sum(totals.values()) / 60:.1f} h; wrote {out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
