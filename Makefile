@@ -62,6 +62,10 @@ clean:  ## remove run outputs and caches (never results/)
 bench:  ## measure ms/epoch of the paper's settings against the matmul floor (writes results/bench.csv)
 	$(PY) scripts/bench.py
 
+.PHONY: figure-times
+figure-times:  ## estimate the CPU time of every committed run, per figure (writes results/figure_times_cpu.csv)
+	$(PY) scripts/figure_times.py
+
 .PHONY: bench-gpu
 bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched, eager and as CUDA graphs (results/bench*_cuda*.csv)
 	$(PY) scripts/bench.py --device cuda

@@ -242,6 +242,7 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
             "epoch": epoch,
             "epochs": cfg.epochs,
             "seeds": seeds,
+            "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choice
             "wall_time_s": wall,
             "epochs_per_s": epoch / wall if wall > 0 else None,
             **environment(device),

@@ -64,7 +64,7 @@ def time_run(run: Path, warmup: int, epochs: int) -> dict:
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     step = TrainStep(cfg, model, data, optimizer)
     times = []
-    for i in range(warmup + epochs):
+    for _ in range(warmup + epochs):
         t = time.perf_counter()
         step()
         optimizer.step()

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
+
+from grokking.cli import compose
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 
@@ -58,3 +61,27 @@ def test_bad_seed_counts_are_one_line_errors(bench, bad, capsys):
         bench.main(["--seed-sweep", bad])
     assert exit_info.value.code == 2
     assert f"argument --seed-sweep: {bad!r}" in capsys.readouterr().err
+
+
+def test_bench_kernel_column_names_the_path_each_setting_took(bench):
+    native = bench.Epoch(["dataset.modulus=23", "model.width=32"], [0])
+    autograd = bench.Epoch(["dataset.modulus=23", "model.width=32", "cpu_kernel=torch"], [0])
+    assert autograd.kernel == "torch"
+    assert native.kernel in ("native", "torch")  # torch where no C++ compiler can build the kernel
+    assert native.flops() == autograd.flops()  # counted on the autograd step either way
+
+
+def test_figure_times_times_every_run_of_a_results_folder(tmp_path):
+    spec = importlib.util.spec_from_file_location("figure_times", BENCH.with_name("figure_times.py"))
+    figure_times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure_times)
+    for fig, run, extra in [("fig2", "small", []), ("table1", "two_seeds", ["seeds=[0,1]", "loss=stablemax"])]:
+        out = tmp_path / fig / run
+        out.mkdir(parents=True)
+        cfg = compose(["device=cpu", "dataset.modulus=13", "model.width=16", "epochs=600", *extra])
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        (out / "summary.json").write_text('{"epochs": 600}')
+    rows = figure_times.main(["--results", str(tmp_path), "--epochs", "2", "--warmup", "1"])
+    assert [(r["figure"], r["run"], r["seeds"]) for r in rows] == [("fig2", "small", 1), ("table1", "two_seeds", 2)]
+    written = list(csv.DictReader((tmp_path / "figure_times_cpu.csv").open()))
+    assert [float(r["minutes"]) for r in written] == pytest.approx([r["ms_per_epoch"] * 600 / 60_000 for r in rows])

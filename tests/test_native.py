@@ -139,7 +139,7 @@ def test_bad_choice_and_failed_build_are_one_line_errors(monkeypatch, capsys):
 
 def test_a_run_can_switch_kernels_on_resume(run):
     summary, out = run(["epochs=6", "checkpoint_every=3", "cpu_kernel=native", "dataset.modulus=23"])
-    assert summary["status"] == "completed"
+    assert summary["status"] == "completed" and summary["training_step"] == "native"
     (out / "summary.json").unlink()  # as if interrupted after the checkpoint at epoch 3
     summary, _ = run(["epochs=8", "checkpoint_every=3", "cpu_kernel=torch", "dataset.modulus=23"], out)
-    assert summary["status"] == "completed" and summary["epoch"] == 8
+    assert summary["status"] == "completed" and summary["epoch"] == 8 and summary["training_step"] == "torch"
