@@ -224,10 +224,12 @@ class Transformer(nn.Module):
         self.W_out = normal_((cfg.d_mlp, d), 1 / math.sqrt(d), gens)
         self.unembed = normal_((d, out_dim), 1 / math.sqrt(out_dim), gens)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        R, N, V = self.embed.shape[0], x.shape[0], self.vocab
+    def tables(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What does not depend on the sample: the table rows of x (2N, 1), the values (R, 2V + 1, h·e)
+        and scores (R, 2V + 1, h) of every (token, position 0 or 1) row and, last, of "=", and the
+        "=" position's residual stream c (R, 1, d)."""
+        R, V = self.embed.shape[0], self.vocab
         h, d, e = self.W_Q.shape[1], self.W_Q.shape[2], self.W_Q.shape[3]
-        rows_ab = self.rows(x)  # table rows: a at position 0, V + b at 1
         heads = lambda w: w.transpose(1, 2).reshape(R, d, h * e)  # noqa: E731  (R, h, d, e) -> (R, d, h·e)
         # residual streams: one row per (token, position 0 or 1), and the "=" position's
         rows = (self.embed[:, None, :V] + self.pos_embed[:, :2, None]).view(R, 2 * V, d)
@@ -236,6 +238,12 @@ class Transformer(nn.Module):
         keys = torch.bmm(torch.cat([rows, c], 1), heads(self.W_K)).view(R, 2 * V + 1, h, e)
         values = torch.bmm(torch.cat([rows, c], 1), heads(self.W_V))  # (R, 2V + 1, h·e)
         scores = (q * keys).sum(-1) / math.sqrt(e)  # (R, 2V + 1, h)
+        return self.rows(x), values, scores, c  # table rows: a at position 0, V + b at 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        R, N, V = self.embed.shape[0], x.shape[0], self.vocab
+        h, d, e = self.W_Q.shape[1], self.W_Q.shape[2], self.W_Q.shape[3]
+        rows_ab, values, scores, c = self.tables(x)
         v_ab = self.tokens(values[:, : 2 * V], rows_ab).view(R, N, 2, h, e)  # rows a and V + b
         s_ab = self.tokens(scores[:, : 2 * V], rows_ab).view(R, N, 2, h)
         z = attend(v_ab, s_ab, scores[:, 2 * V], values[:, 2 * V].view(R, h, e))  # (R, N, h, e)

@@ -1,12 +1,14 @@
-"""The MLP's training step as one C++ kernel on CPU (``cpu_kernel``), compiled on first use.
+"""The training step as C++ kernels on CPU (``cpu_kernel``), compiled on first use.
 
 ``mlp_step.cpp`` computes the forward pass, the softmax or StableMax cross-entropy and every
 parameter gradient of the MLP in one call, cutting the batch into chunks that stay in the cores'
-caches (see the file's header). It computes what :class:`grokking.step.TrainStep` computes through
-autograd, with the same formulas and dtypes; only the order of the sums over samples differs
-(tests/test_native.py compares the two). It covers the runs most of the paper's figures make: MLP,
-CPU, softmax or StableMax cross-entropy in float32 or float64, no temperature, label smoothing, logit
-penalty or SC intervention. Everything else takes the autograd path.
+caches (see the file's header). ``transformer_step.cpp`` does the same for the per-sample part of
+the one-layer transformer; its per-token tables stay in autograd. Both compute what
+:class:`grokking.step.TrainStep` computes through autograd, with the same formulas and dtypes; only
+the order of the sums over samples differs (tests/test_native.py compares them). They cover the
+runs most of the paper's figures make: CPU, softmax or StableMax cross-entropy in float32 or
+float64, no temperature, label smoothing, logit penalty or SC intervention. Everything else takes
+the autograd path.
 
 ``cpu_kernel=auto`` (default) uses the kernel wherever it applies and a C++ compiler can build it,
 ``native`` insists on it (a config error where it cannot run), ``torch`` never uses it. The build
@@ -17,6 +19,7 @@ penalty or SC intervention. Everything else takes the autograd path.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import shutil
@@ -30,8 +33,10 @@ from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
 LOSS_KINDS = {"softmax": 0, "stablemax": 1}
-CHUNK = 256  # samples per chunk: a chunk's activations fit in one core's L2 cache
-SOURCE = Path(__file__).with_name("mlp_step.cpp")
+CHUNK = {"mlp": 256, "transformer": 128}  # samples per chunk: a chunk's activations fit in one core's L2 cache
+HERE = Path(__file__).parent
+SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp")]
+HEADERS = [HERE / "common.h"]
 ISA_FLAGS = {  # vector width of the loss loops; the matmuls are the BLAS library's own
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512"],
     "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2"],
@@ -44,8 +49,6 @@ class NativeUnavailable(RuntimeError):
 
 def blocker(cfg: TrainConfig) -> str | None:
     """Why the kernel cannot run this config (one line), or None when it can."""
-    if cfg.model.name != "mlp":
-        return f"model={cfg.model.name} (only model=mlp)"
     if cfg.loss.name not in LOSS_KINDS:
         return f"loss={cfg.loss.name} (only loss=softmax or loss=stablemax)"
     if cfg.precision.loss_dtype not in ("float32", "float64"):
@@ -94,20 +97,29 @@ def build() -> ModuleType | NativeUnavailable:
     capability = torch.backends.cpu.get_cpu_capability()
     directory = build_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES + HEADERS)).hexdigest()[:12]
     if not any(directory.glob("*.so")):
         print(f"building the C++ MLP step kernel in {directory} (once, ≈ 30 s)", file=sys.stderr)
     try:
         return cpp_extension.load(
-            name=f"grokking_mlp_step_{capability.lower()}",
-            sources=[str(SOURCE)],
-            extra_cflags=["-O3", "-fopenmp", *ISA_FLAGS.get(capability, [])],
+            name=f"grokking_native_{capability.lower()}",
+            sources=[str(p) for p in SOURCES],
+            # the digest of every source and header: a changed header rebuilds too
+            extra_cflags=[
+                "-O3",
+                "-ffp-contract=off",
+                "-fopenmp",
+                f"-DGROKKING_NATIVE_SOURCES={digest}",
+                *ISA_FLAGS.get(capability, []),
+            ],
             extra_ldflags=["-fopenmp"],
             build_directory=str(directory),
             verbose=False,
         )
-    except Exception as e:  # a compiler or linker error: the last line says the most
-        lines = [line for line in str(e).strip().splitlines() if line.strip()]
-        return NativeUnavailable(f"building {SOURCE.name} failed: {lines[-1] if lines else type(e).__name__}")
+    except Exception as e:  # a compiler or linker error: its first diagnostic says the most
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        errors = [line for line in lines if ": error:" in line or "undefined reference" in line] or lines
+        return NativeUnavailable(f"building grokking/native failed: {errors[0] if errors else type(e).__name__}")
 
 
 class NativeMLPStep:
@@ -121,8 +133,7 @@ class NativeMLPStep:
         self.loss_kind = LOSS_KINDS[cfg.loss.name]
         self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
         self.grad_scale = 2.0**cfg.precision.backward_log2_scale
-        n = len(data.train_y)
-        self.chunk = min(CHUNK, max(1, math.ceil(n / torch.get_num_threads())))
+        self.chunk = chunk_size(len(data.train_y), CHUNK["mlp"])
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
@@ -147,6 +158,49 @@ class NativeMLPStep:
             p.grad = stack([o[2 + i] for o in outs]).view_as(p)
         per_sample = stack([o[1] for o in outs])
         return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+
+
+class NativeTransformerStep:
+    """One training step of a :class:`grokking.models.Transformer` on CPU: its tables (``tables()``)
+    through autograd, the per-sample part through the kernel, whose table gradients then flow back
+    through autograd; every gradient is computed at the backward scale and unscaled at the end."""
+
+    def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
+        self.module, self.model, self.data = module, model, data
+        self.loss_kind = LOSS_KINDS[cfg.loss.name]
+        self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
+        self.grad_scale = 2.0**cfg.precision.backward_log2_scale
+        self.chunk = chunk_size(len(data.train_y), CHUNK["transformer"])
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model, data = self.model, self.data
+        rows_ab, values, scores, c = model.tables(data.train_x)
+        rows = rows_ab.view(-1, 2)
+        R, d = c.shape[0], c.shape[-1]
+        weights = [model.W_O.view(R, -1, d), model.W_in, model.W_out, model.unembed]
+        outs = [
+            self.module.transformer_step(
+                values[r].detach(), scores[r].detach(), c[r].detach().view(d),
+                *[w[r].detach() for w in weights],
+                rows, data.train_y, self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk,
+            )
+            for r in range(R)
+        ]  # fmt: skip
+        for i, p in enumerate([model.W_O, model.W_in, model.W_out, model.unembed]):
+            p.grad = stack([o[5 + i] for o in outs]).view_as(p)
+        upstream = [stack([o[2 + i] for o in outs]).view_as(t) for i, t in enumerate((values, scores, c))]
+        torch.autograd.backward([values, scores, c], upstream)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if self.grad_scale != 1.0:
+            torch._foreach_mul_(grads, 1.0 / self.grad_scale)
+        per_sample = stack([o[1] for o in outs])
+        return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+
+
+def chunk_size(n: int, chunk: int) -> int:
+    """``chunk``, or fewer samples where that leaves a thread without a chunk; a multiple of 16
+    (the kernels round up to one: every chunk's rows then start on a 64-byte boundary)."""
+    return 16 * math.ceil(min(chunk, max(1, math.ceil(n / torch.get_num_threads()))) / 16)
 
 
 def stack(tensors: list[torch.Tensor]) -> torch.Tensor:

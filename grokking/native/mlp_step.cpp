@@ -9,152 +9,10 @@
 // for a given thread count. The arithmetic is that of grokking.fused / grokking.models: the same
 // formulas in the same dtypes (the loss in its own dtype, the rest in the model's), only the
 // summation order of the reductions over samples differs.
-#include <torch/extension.h>
+#include "common.h"
 
-#include <ATen/Parallel.h>
-#include <ATen/cpu/vec/vec.h>
-
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <memory>
-#include <type_traits>
-#include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+namespace grokking_native {
 namespace {
-
-// The Fortran BLAS of the library torch links (MKL, OpenBLAS), when it exports one; else at::mm.
-extern "C" {
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
-            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
-void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
-            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
-}
-
-// Row-major C (m×n) = A·B + beta·C, A (m×k) or its transpose stored (k×m), B (k×n) or stored (n×k).
-// Called inside the parallel region: BLAS runs single-threaded there.
-template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-          int64_t ldb, T beta, T* c, int64_t ldc) {
-  constexpr bool is_float = std::is_same_v<T, float>;
-  if ((is_float && sgemm_) || (!is_float && dgemm_)) {
-    // A row-major matrix is the transpose of the same memory read column-major: C^T = B^T A^T.
-    const char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
-    const int mm = n, nn = m, kk = k, la = ldb, lb = lda, lc = ldc;
-    const T one = 1;
-    if constexpr (is_float)
-      sgemm_(&ta, &tb, &mm, &nn, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
-    else
-      dgemm_(&ta, &tb, &mm, &nn, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
-    return;
-  }
-  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  auto view = [&](const T* p, int64_t rows, int64_t cols, int64_t ld, bool trans) {
-    at::Tensor t = at::from_blob(const_cast<T*>(p), trans ? at::IntArrayRef{cols, rows} : at::IntArrayRef{rows, cols},
-                                 {ld, 1}, opts);
-    return trans ? t.t() : t;
-  };
-  at::Tensor out = at::from_blob(c, {m, n}, {ldc, 1}, opts);
-  if (beta == T(0))
-    at::mm_out(out, view(a, m, k, lda, trans_a), view(b, k, n, ldb, trans_b));
-  else
-    out.addmm_(view(a, m, k, lda, trans_a), view(b, k, n, ldb, trans_b));
-}
-
-template <typename T>
-inline T relu(T x) {
-  return x < T(0) ? T(0) : x;  // NaN stays NaN, as torch.relu
-}
-
-// x = relu(x + bias) in place, row by row (bias: null for none).
-template <typename T>
-void add_bias_relu_(T* x, const T* bias, int64_t rows, int64_t cols) {
-  if (bias == nullptr) {
-    for (int64_t i = 0; i < rows * cols; ++i) x[i] = relu<T>(x[i]);
-    return;
-  }
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) x[i * cols + j] = relu<T>(x[i * cols + j] + bias[j]);
-}
-
-// grad[i] = 0 where act[i] <= 0 (threshold_backward at 0; act is the ReLU output).
-template <typename T>
-void mask_(T* grad, const T* act, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) grad[i] = act[i] > T(0) ? grad[i] : T(0);
-}
-
-// out[j] += Σ_i x[i, j] over rows (bias gradient).
-template <typename T>
-void add_column_sums(T* out, const T* x, int64_t rows, int64_t cols) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) out[j] += x[i * cols + j];
-}
-
-// Row reductions over a buffer padded to whole vectors (with the reduction's neutral element).
-template <typename A>
-A padded_sum(const A* x, int64_t padded) {
-  using Vec = at::vec::Vectorized<A>;
-  Vec acc(A(0));
-  for (int64_t k = 0; k < padded; k += Vec::size()) acc = acc + Vec::loadu(x + k);
-  A lanes[Vec::size()];
-  acc.store(lanes);
-  A total = 0;
-  for (int64_t i = 0; i < Vec::size(); ++i) total += lanes[i];
-  return total;
-}
-
-template <typename A>
-A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch.amax
-  using Vec = at::vec::Vectorized<A>;
-  Vec acc(-std::numeric_limits<A>::infinity());
-  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + k));
-  A lanes[Vec::size()];
-  acc.store(lanes);
-  A m = lanes[0];
-  for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
-  return m;
-}
-
-// Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
-// loss = m + log(total) - z_y, gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
-// `e` holds `padded` entries.
-template <typename S, typename A>
-A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* grad) {
-  using Vec = at::vec::Vectorized<A>;
-  for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
-  for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
-  const A m = padded_max(e, padded);
-  const Vec vm(m);
-  for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);  // pads: 0
-  const A total = padded_sum(e, padded);
-  const A per = g / total;
-  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(e[k] * per);
-  grad[y] = static_cast<S>(e[y] * per - g);
-  return m + std::log(total) - static_cast<A>(z[y]);
-}
-
-// StableMax CE of one row, as grokking.fused.StableMaxCE: s(x) = (1 + max(x, 0)) / (1 - min(x, 0)),
-// loss = log Σ s - log s_y, gradient s'(z)·(g / Σ s) - g·s'(z_y)/s_y·onehot(y), s'(x) = 1/(1 - min(x, 0))².
-// `inv_b` and `s` hold `padded` entries.
-template <typename S, typename A>
-A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b, A* s, S* grad) {
-  for (int64_t k = 0; k < c; ++k) {
-    const A x = static_cast<A>(z[k]);
-    inv_b[k] = A(1) / (-std::min(x, A(0)) + A(1));
-    s[k] = (std::max(x, A(0)) + A(1)) * inv_b[k];
-  }
-  for (int64_t k = c; k < padded; ++k) s[k] = 0;
-  const A total = padded_sum(s, padded);
-  const A per = g / total;
-  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(inv_b[k] * inv_b[k] * per);
-  const A slope_y = inv_b[y] * inv_b[y];
-  grad[y] = static_cast<S>(slope_y * per - g * slope_y / s[y]);
-  return std::log(total) - std::log(s[y]);
-}
 
 template <typename S, typename A>
 std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
@@ -190,7 +48,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   std::vector<at::Tensor> params(weights.begin(), weights.end());
   params.insert(params.end(), biases.begin(), biases.end());
   std::vector<int64_t> offset(n_params + 1, 0);
-  for (int64_t p = 0; p < n_params; ++p) offset[p + 1] = offset[p] + params[p].numel();
+  for (int64_t p = 0; p < n_params; ++p) offset[p + 1] = offset[p] + round_up(params[p].numel(), 16);
   at::Tensor acc = at::zeros({threads, offset.back()}, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);  // ∂(scale · mean loss)/∂loss_n
 
@@ -198,24 +56,20 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
   {
-#ifdef _OPENMP
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
+    const int t = thread_index(), team = team_size();
     // Work buffers of one chunk (uninitialized: every entry is written before it is read).
-    std::vector<std::unique_ptr<S[]>> act;  // ReLU outputs of the hidden layers
-    for (int64_t l = 0; l + 1 < layers; ++l) act.emplace_back(new S[chunk * width[l]]);
-    std::unique_ptr<S[]> grad_z(new S[chunk * c]), d(new S[chunk * widest]), d_next(new S[chunk * widest]);
+    std::vector<Buffer<S>> act;  // ReLU outputs of the hidden layers
+    for (int64_t l = 0; l + 1 < layers; ++l) act.push_back(buffer<S>(chunk * width[l]));
+    Buffer<S> grad_z = buffer<S>(chunk * c), d = buffer<S>(chunk * widest), d_next = buffer<S>(chunk * widest);
     const int64_t vec = at::vec::Vectorized<A>::size(), padded = (c + vec - 1) / vec * vec;
-    std::unique_ptr<A[]> row(new A[2 * padded]);
+    Buffer<A> row = buffer<A>(2 * padded);
     S* mine = acc.data_ptr<S>() + t * offset.back();
     std::vector<S*> gw(layers), gb(layers, nullptr);
     for (int64_t l = 0; l < layers; ++l) {
       gw[l] = mine + offset[l];
       if (has_bias) gb[l] = mine + offset[layers + l];
     }
-    for (int64_t ch = t; ch < n_chunks; ch += threads) {
+    for (int64_t ch = t; ch < n_chunks; ch += team) {
       const int64_t r0 = ch * chunk, rows = std::min(chunk, n - r0);
       // Forward. First layer: token gather w[a] + w[V + b], or a dense matmul.
       S* a0 = act[0].get();
@@ -250,10 +104,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
       const S* z = z_all + r0 * c;
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t yi = y_all[r0 + i];
-        S* gi = grad_z.get() + i * c;
-        loss_all[r0 + i] = loss_kind == 0
-                               ? softmax_row<S, A>(z + i * c, c, padded, yi, g, row.get(), gi)
-                               : stablemax_row<S, A>(z + i * c, c, padded, yi, g, row.get(), row.get() + padded, gi);
+        loss_all[r0 + i] = loss_row<S, A>(loss_kind, z + i * c, c, padded, yi, g, row.get(), grad_z.get() + i * c);
       }
       // Backward, from the output layer down.
       const S* upstream = grad_z.get();
@@ -287,7 +138,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   total.mul_(static_cast<S>(1.0 / grad_scale));
   std::vector<at::Tensor> out{logits, losses};
   for (int64_t p = 0; p < n_params; ++p)
-    out.push_back(total.narrow(0, offset[p], offset[p + 1] - offset[p]).view(params[p].sizes()));
+    out.push_back(total.narrow(0, offset[p], params[p].numel()).view(params[p].sizes()));
   return out;
 }
 
@@ -311,15 +162,20 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
   TORCH_CHECK(biases.empty() || biases.size() == weights.size(), "mlp_step: one bias per layer or none");
   TORCH_CHECK(x.is_contiguous() && y.is_contiguous() && y.scalar_type() == at::kLong);
   TORCH_CHECK(tokens ? x.scalar_type() == at::kLong : x.scalar_type() == dtype, "mlp_step: input dtype");
+  std::vector<at::Tensor> w, bs;  // 64-byte aligned (see common.h)
+  for (const auto& t : weights) w.push_back(aligned(t));
+  for (const auto& t : biases) bs.push_back(aligned(t));
+  const at::Tensor xa = tokens ? x : aligned(x);
+  const int64_t rows = chunk_rows(chunk);
   if (dtype == at::kFloat && loss_dtype == at::kFloat)
-    return step_impl<float, float>(weights, biases, x, tokens, y, loss_kind, grad_scale, chunk, loss_dtype);
+    return step_impl<float, float>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
   if (dtype == at::kFloat && loss_dtype == at::kDouble)
-    return step_impl<float, double>(weights, biases, x, tokens, y, loss_kind, grad_scale, chunk, loss_dtype);
+    return step_impl<float, double>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
   if (dtype == at::kDouble && loss_dtype == at::kDouble)
-    return step_impl<double, double>(weights, biases, x, tokens, y, loss_kind, grad_scale, chunk, loss_dtype);
+    return step_impl<double, double>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
   if (dtype == at::kDouble && loss_dtype == at::kFloat)
-    return step_impl<double, float>(weights, biases, x, tokens, y, loss_kind, grad_scale, chunk, loss_dtype);
+    return step_impl<double, float>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
   TORCH_CHECK(false, "mlp_step: model and loss dtypes must be float32 or float64");
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("mlp_step", &mlp_step, "one MLP training step (see mlp_step.cpp)"); }
+}  // namespace grokking_native

@@ -1,0 +1,21 @@
+// The Python module of the C++ training steps (grokking/native/__init__.py builds and loads it).
+#include <torch/extension.h>
+
+#include <vector>
+
+namespace grokking_native {
+std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
+                                 const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
+                                 at::ScalarType loss_dtype, double grad_scale, int64_t chunk);
+std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& c,
+                                         const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
+                                         const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
+                                         int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
+                                         int64_t chunk);
+}  // namespace grokking_native
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("mlp_step", &grokking_native::mlp_step, "one MLP training step (see mlp_step.cpp)");
+  m.def("transformer_step", &grokking_native::transformer_step,
+        "the per-sample part of one transformer training step (see transformer_step.cpp)");
+}

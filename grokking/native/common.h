@@ -1,0 +1,211 @@
+// Shared pieces of the C++ training steps (mlp_step.cpp, transformer_step.cpp): row-major GEMM
+// on one core, ReLU and its mask, and the per-row softmax and StableMax cross-entropy with their
+// gradient, computed as grokking.fused computes them.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// The Fortran BLAS of the library torch links (MKL, OpenBLAS), when it exports one; else at::mm.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
+namespace grokking_native {
+
+// Every array a GEMM sees starts on a 64-byte boundary: MKL documents that results can depend on
+// the alignment of its inputs, and a run must not depend on where the heap happened to put them.
+constexpr int64_t kAlign = 64;
+
+inline int64_t round_up(int64_t n, int64_t k) { return (n + k - 1) / k * k; }
+
+struct FreeAligned {
+  void operator()(void* p) const { std::free(p); }
+};
+
+template <typename T>
+using Buffer = std::unique_ptr<T[], FreeAligned>;
+
+// An uninitialized, 64-byte aligned array of n values.
+template <typename T>
+Buffer<T> buffer(int64_t n) {
+  const auto bytes = static_cast<size_t>(round_up(std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(T)), kAlign));
+  T* p = static_cast<T*>(std::aligned_alloc(kAlign, bytes));
+  TORCH_CHECK(p != nullptr, "grokking native: out of memory");
+  return Buffer<T>(p);
+}
+
+// t itself when its data starts on a 64-byte boundary, else an aligned copy.
+inline at::Tensor aligned(const at::Tensor& t) {
+  return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % kAlign == 0 ? t : t.clone();
+}
+
+// Samples per chunk, a multiple of 16: a chunk's rows of any float or double array then start on a
+// 64-byte boundary.
+inline int64_t chunk_rows(int64_t chunk) { return round_up(std::max<int64_t>(chunk, 1), 16); }
+
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// The size of the running team: OpenMP may grant fewer threads than asked for (OMP_DYNAMIC), and
+// every chunk must still be computed.
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// Row-major C (m×n) = A·B + beta·C, A (m×k) or its transpose stored (k×m), B (k×n) or stored (n×k).
+// Called inside the parallel region: BLAS runs single-threaded there.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+  constexpr bool is_float = std::is_same_v<T, float>;
+  if ((is_float && sgemm_) || (!is_float && dgemm_)) {
+    // A row-major matrix is the transpose of the same memory read column-major: C^T = B^T A^T.
+    const char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
+    const int mm = n, nn = m, kk = k, la = ldb, lb = lda, lc = ldc;
+    const T one = 1;
+    if constexpr (is_float)
+      sgemm_(&ta, &tb, &mm, &nn, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
+    else
+      dgemm_(&ta, &tb, &mm, &nn, &kk, &one, b, &la, a, &lb, &beta, c, &lc);
+    return;
+  }
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  auto view = [&](const T* p, int64_t rows, int64_t cols, int64_t ld, bool trans) {
+    at::Tensor t = at::from_blob(const_cast<T*>(p), trans ? at::IntArrayRef{cols, rows} : at::IntArrayRef{rows, cols},
+                                 {ld, 1}, opts);
+    return trans ? t.t() : t;
+  };
+  at::Tensor out = at::from_blob(c, {m, n}, {ldc, 1}, opts);
+  if (beta == T(0))
+    at::mm_out(out, view(a, m, k, lda, trans_a), view(b, k, n, ldb, trans_b));
+  else
+    out.addmm_(view(a, m, k, lda, trans_a), view(b, k, n, ldb, trans_b));
+}
+
+template <typename T>
+inline T relu(T x) {
+  return x < T(0) ? T(0) : x;  // NaN stays NaN, as torch.relu
+}
+
+// x = relu(x + bias) in place, row by row (bias: null for none).
+template <typename T>
+void add_bias_relu_(T* x, const T* bias, int64_t rows, int64_t cols) {
+  if (bias == nullptr) {
+    for (int64_t i = 0; i < rows * cols; ++i) x[i] = relu<T>(x[i]);
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) x[i * cols + j] = relu<T>(x[i * cols + j] + bias[j]);
+}
+
+// grad[i] = 0 where act[i] <= 0 (threshold_backward at 0; act is the ReLU output).
+template <typename T>
+void mask_(T* grad, const T* act, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) grad[i] = act[i] > T(0) ? grad[i] : T(0);
+}
+
+// out[j] += Σ_i x[i, j] over rows (bias gradient).
+template <typename T>
+void add_column_sums(T* out, const T* x, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) out[j] += x[i * cols + j];
+}
+
+// Row reductions over a buffer padded to whole vectors (with the reduction's neutral element).
+template <typename A>
+A padded_sum(const A* x, int64_t padded) {
+  using Vec = at::vec::Vectorized<A>;
+  Vec acc(A(0));
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = acc + Vec::loadu(x + k);
+  A lanes[Vec::size()];
+  acc.store(lanes);
+  A total = 0;
+  for (int64_t i = 0; i < Vec::size(); ++i) total += lanes[i];
+  return total;
+}
+
+template <typename A>
+A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch.amax
+  using Vec = at::vec::Vectorized<A>;
+  Vec acc(-std::numeric_limits<A>::infinity());
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + k));
+  A lanes[Vec::size()];
+  acc.store(lanes);
+  A m = lanes[0];
+  for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
+  return m;
+}
+
+// Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
+// loss = m + log(total) - z_y, gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
+// `e` holds `padded` entries.
+template <typename S, typename A>
+A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* grad) {
+  using Vec = at::vec::Vectorized<A>;
+  for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
+  for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
+  const A m = padded_max(e, padded);
+  const Vec vm(m);
+  for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);  // pads: 0
+  const A total = padded_sum(e, padded);
+  const A per = g / total;
+  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(e[k] * per);
+  grad[y] = static_cast<S>(e[y] * per - g);
+  return m + std::log(total) - static_cast<A>(z[y]);
+}
+
+// StableMax CE of one row, as grokking.fused.StableMaxCE: s(x) = (1 + max(x, 0)) / (1 - min(x, 0)),
+// loss = log Σ s - log s_y, gradient s'(z)·(g / Σ s) - g·s'(z_y)/s_y·onehot(y), s'(x) = 1/(1 - min(x, 0))².
+// `inv_b` and `s` hold `padded` entries.
+template <typename S, typename A>
+A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b, A* s, S* grad) {
+  for (int64_t k = 0; k < c; ++k) {
+    const A x = static_cast<A>(z[k]);
+    inv_b[k] = A(1) / (-std::min(x, A(0)) + A(1));
+    s[k] = (std::max(x, A(0)) + A(1)) * inv_b[k];
+  }
+  for (int64_t k = c; k < padded; ++k) s[k] = 0;
+  const A total = padded_sum(s, padded);
+  const A per = g / total;
+  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(inv_b[k] * inv_b[k] * per);
+  const A slope_y = inv_b[y] * inv_b[y];
+  grad[y] = static_cast<S>(slope_y * per - g * slope_y / s[y]);
+  return std::log(total) - std::log(s[y]);
+}
+
+// Per-sample loss of row i and its gradient into grad (loss_kind 0: softmax, 1: StableMax);
+// row: 2·padded work entries.
+template <typename S, typename A>
+A loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, S* grad) {
+  return loss_kind == 0 ? softmax_row<S, A>(z, c, padded, y, g, row, grad)
+                        : stablemax_row<S, A>(z, c, padded, y, g, row, row + padded, grad);
+}
+
+}  // namespace grokking_native
