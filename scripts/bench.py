@@ -69,7 +69,7 @@ SETTINGS = [
         None,
         [0, 1, 2, 3],
     ),
-    # the same epochs through autograd, for comparison with the C++ kernel that the settings above use on CPU
+    # the same epochs through autograd, for comparison with the C++ kernels that the settings above use on CPU
     Setting(
         "mlp add 40% StableMax f64 AdamW, autograd",
         [*ADD, "dataset.train_fraction=0.4", *ADAMW_STABLEMAX, "cpu_kernel=torch"],
@@ -78,6 +78,11 @@ SETTINGS = [
     Setting(
         "mlp add 40% softmax f32 AdamW, autograd",
         [*ADD, "dataset.train_fraction=0.4", *ADAMW_SOFTMAX, "cpu_kernel=torch"],
+        None,
+    ),
+    Setting(
+        "transformer sub 40% softmax f32 AdamW, autograd",
+        ["dataset=sub_mod", "model=transformer", *ADAMW_SOFTMAX, "cpu_kernel=torch"],
         None,
     ),
     Setting(
