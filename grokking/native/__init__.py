@@ -122,22 +122,36 @@ def build() -> ModuleType | NativeUnavailable:
         return NativeUnavailable(f"building grokking/native failed: {errors[0] if errors else type(e).__name__}")
 
 
-class NativeMLPStep:
-    """One training step of an :class:`grokking.models.MLP` on CPU through the kernel: returns
-    (logits, per-sample losses, summed objective) like :class:`grokking.step.TrainStep` and leaves
-    every parameter gradient in ``.grad``. Replicas are stepped one after the other."""
+class NativeStep:
+    """A training step through a kernel: called, it returns (logits, per-sample losses, summed
+    objective) like :class:`grokking.step.TrainStep` and leaves every parameter gradient in
+    ``.grad``. Replicas are stepped one after the other."""
+
+    model_name = ""
 
     def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
         self.module, self.model, self.data = module, model, data
-        self.tokens = model.vocab is not None
         self.loss_kind = LOSS_KINDS[cfg.loss.name]
         self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
         self.grad_scale = 2.0**cfg.precision.backward_log2_scale
-        self.chunk = chunk_size(len(data.train_y), CHUNK["mlp"])
+        self.chunk = chunk_size(len(data.train_y), CHUNK[self.model_name])
+
+    @staticmethod
+    def outputs(outs: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, per-sample losses, summed objective) from each replica's kernel outputs."""
+        per_sample = stack([o[1] for o in outs])
+        return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+
+
+class NativeMLPStep(NativeStep):
+    """One training step of an :class:`grokking.models.MLP` on CPU through ``mlp_step``."""
+
+    model_name = "mlp"
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
-        x = model.rows(data.train_x) if self.tokens else data.train_x.contiguous()
+        tokens = model.vocab is not None
+        x = model.rows(data.train_x) if tokens else data.train_x.contiguous()
         biases = list(model.biases) if model.biases is not None else []
         outs = []
         for r in range(model.weights[0].shape[0]):
@@ -146,7 +160,7 @@ class NativeMLPStep:
                     [w[r].detach() for w in model.weights],
                     [b[r].detach() for b in biases],
                     x,
-                    self.tokens,
+                    tokens,
                     data.train_y,
                     self.loss_kind,
                     self.loss_dtype,
@@ -156,21 +170,16 @@ class NativeMLPStep:
             )
         for i, p in enumerate([*model.weights, *biases]):
             p.grad = stack([o[2 + i] for o in outs]).view_as(p)
-        per_sample = stack([o[1] for o in outs])
-        return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+        return self.outputs(outs)
 
 
-class NativeTransformerStep:
+class NativeTransformerStep(NativeStep):
     """One training step of a :class:`grokking.models.Transformer` on CPU: its tables (``tables()``)
-    through autograd, the per-sample part through the kernel, whose table gradients then flow back
-    through autograd; every gradient is computed at the backward scale and unscaled at the end."""
+    through autograd, the per-sample part through ``transformer_step``, whose table gradients then
+    flow back through autograd; every gradient is computed at the backward scale and unscaled at
+    the end."""
 
-    def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
-        self.module, self.model, self.data = module, model, data
-        self.loss_kind = LOSS_KINDS[cfg.loss.name]
-        self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
-        self.grad_scale = 2.0**cfg.precision.backward_log2_scale
-        self.chunk = chunk_size(len(data.train_y), CHUNK["transformer"])
+    model_name = "transformer"
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
@@ -193,8 +202,7 @@ class NativeTransformerStep:
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if self.grad_scale != 1.0:
             torch._foreach_mul_(grads, 1.0 / self.grad_scale)
-        per_sample = stack([o[1] for o in outs])
-        return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+        return self.outputs(outs)
 
 
 def chunk_size(n: int, chunk: int) -> int:
