@@ -1,8 +1,8 @@
 """The body of the training loop: forward pass, loss and backward pass of one full-batch epoch.
 
 :class:`TrainStep` is shared by ``grokking.train`` and the speed benchmark (``scripts/bench.py``),
-so that the benchmark times exactly what a run computes. The optimizer steps after it. For the MLP
-on CPU it runs the C++ kernel of :mod:`grokking.native` where ``cpu_kernel`` allows, else autograd.
+so that the benchmark times exactly what a run computes. The optimizer steps after it. On CPU it
+runs the C++ kernels of :mod:`grokking.native` where ``cpu_kernel`` allows, else autograd.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ builds the run's model, data and optimizer from its saved config on the CPU, tim
 every seed of the run batched as the run did, without logging), and multiplies the median by the
 run's epochs. Runs are timed one at a time on all cores: the estimate is for running a figure's
 runs one after another. Early epochs are timed; some runs get slower later (see docs/speed.md).
+The machine's float32 matmul throughput, measured before and after, goes into every row: estimates
+from sittings at different throughputs differ by about its ratio.
 """
 
 from __future__ import annotations
@@ -34,7 +36,19 @@ from grokking.step import TrainStep  # noqa: E402
 from grokking.train import to_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ["figure", "run", "epochs", "seeds", "kernel", "ms_per_epoch", "minutes", "threads", "torch"]
+COLUMNS = ["figure", "run", "epochs", "seeds", "kernel", "ms_per_epoch", "minutes", "matmul_gflops", "threads", "torch"]
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
+    """Median float32 throughput of a square n × n matmul, GFLOP/s (as ``make bench`` measures it)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -95,11 +109,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not runs:
         parser.error(f"--results {args.results}: no run directories (figure folders holding summary.json)")
     keep_freed_memory()  # as train() does on CPU
+    before = matmul_gflops()
     rows = []
     for run in runs:
         rows.append(time_run(run, args.warmup, args.epochs))
         r = rows[-1]
         print(f"{r['figure']}/{r['run']}: {r['ms_per_epoch']:.2f} ms/epoch × {r['epochs']} = {r['minutes']:.1f} min")
+    gflops = max(before, matmul_gflops())
+    for r in rows:
+        r["matmul_gflops"] = gflops
     out = args.out or args.results / "figure_times_cpu.csv"
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -111,7 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("| figure | runs | CPU estimate (min) |\n|---|---:|---:|")
     for fig, minutes in totals.items():
         print(f"| {fig} | {sum(r['figure'] == fig for r in rows)} | {minutes:.0f} |")
-    print(f"all: {sum(totals.values()) / 60:.1f} h; wrote {out}")
+    print(f"all: {sum(totals.values()) / 60:.1f} h at {gflops:.0f} GFLOP/s (float32 matmul); wrote {out}")
     return rows
 
 
