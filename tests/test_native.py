@@ -162,3 +162,10 @@ def test_results_do_not_depend_on_where_the_inputs_lie_in_memory(kernel):
     assert all(w.data_ptr() % 64 for w in shifted)
     reference, moved = kernel.mlp_step(weights, [], *args), kernel.mlp_step(shifted, [], *args)
     assert all(torch.equal(a, b) for a, b in zip(reference, moved))
+
+
+def test_a_model_without_a_kernel_trains_through_autograd():
+    cfg, _ = to_config(compose(SMALL))
+    assert native.blocker(cfg) is None
+    cfg.model.name = "resnet"  # a model added later, with no kernel of its own
+    assert native.blocker(cfg) == "model=resnet (only model=mlp or model=transformer)"

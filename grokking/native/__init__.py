@@ -48,7 +48,9 @@ class NativeUnavailable(RuntimeError):
 
 
 def blocker(cfg: TrainConfig) -> str | None:
-    """Why the kernel cannot run this config (one line), or None when it can."""
+    """Why the kernels cannot run this config (one line), or None when they can."""
+    if cfg.model.name not in CHUNK:
+        return f"model={cfg.model.name} (only model={' or model='.join(CHUNK)})"
     if cfg.loss.name not in LOSS_KINDS:
         return f"loss={cfg.loss.name} (only loss=softmax or loss=stablemax)"
     if cfg.precision.loss_dtype not in ("float32", "float64"):
