@@ -169,3 +169,18 @@ def test_a_model_without_a_kernel_trains_through_autograd():
     assert native.blocker(cfg) is None
     cfg.model.name = "resnet"  # a model added later, with no kernel of its own
     assert native.blocker(cfg) == "model=resnet (only model=mlp or model=transformer)"
+
+
+@pytest.mark.parametrize("model", ["mlp", "transformer"])
+def test_the_at_mm_path_matches_autograd_too(kernel, model):
+    """Where the BLAS library exports no sgemm_/dgemm_, the kernels multiply through at::mm (inside
+    the parallel region, on two threads here)."""
+    before = torch.get_num_threads()
+    kernel.set_direct_blas(False)
+    try:
+        torch.set_num_threads(2)
+        overrides = [f"model={model}", "loss=stablemax", "precision=float64", "model.bias=true"]
+        assert_same_step(make_step(overrides), make_step(overrides, kernel="torch"), rtol=2e-6)
+    finally:
+        kernel.set_direct_blas(True)
+        torch.set_num_threads(before)

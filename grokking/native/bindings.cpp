@@ -1,6 +1,8 @@
 // The Python module of the C++ training steps (grokking/native/__init__.py builds and loads it).
 #include <torch/extension.h>
 
+#include "common.h"
+
 #include <vector>
 
 namespace grokking_native {
@@ -16,6 +18,9 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_step", &grokking_native::mlp_step, "one MLP training step (see mlp_step.cpp)");
+  m.def(
+      "set_direct_blas", [](bool on) { grokking_native::direct_blas() = on; },
+      "call the exported BLAS directly (default) or go through at::mm (the path where none is exported)");
   m.def("transformer_step", &grokking_native::transformer_step,
         "the per-sample part of one transformer training step (see transformer_step.cpp)");
 }

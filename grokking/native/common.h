@@ -79,13 +79,19 @@ inline int team_size() {
 #endif
 }
 
+// Whether gemm may call the BLAS symbols directly (a switch for testing the at::mm path).
+inline bool& direct_blas() {
+  static bool on = true;
+  return on;
+}
+
 // Row-major C (m×n) = A·B + beta·C, A (m×k) or its transpose stored (k×m), B (k×n) or stored (n×k).
 // Called inside the parallel region: BLAS runs single-threaded there.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
   constexpr bool is_float = std::is_same_v<T, float>;
-  if ((is_float && sgemm_) || (!is_float && dgemm_)) {
+  if (direct_blas() && ((is_float && sgemm_) || (!is_float && dgemm_))) {
     // A row-major matrix is the transpose of the same memory read column-major: C^T = B^T A^T.
     const char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
     const int mm = n, nn = m, kk = k, la = ldb, lb = lda, lc = ldc;
