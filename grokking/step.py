@@ -16,19 +16,16 @@ from grokking.backward import scaled_backward
 from grokking.config import TrainConfig
 from grokking.data import Dataset
 from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
-from grokking.native import NativeMLPStep, NativeTransformerStep, NativeUnavailable, blocker, load
+from grokking.native import STEPS, NativeStep, NativeUnavailable, blocker, load
 from grokking.validation import ConfigError
 
 
-def native_step(
-    cfg: TrainConfig, model: torch.nn.Module, data: Dataset
-) -> NativeMLPStep | NativeTransformerStep | None:
+def native_step(cfg: TrainConfig, model: torch.nn.Module, data: Dataset) -> NativeStep | None:
     """The C++ training step for this run, or None where ``cfg.cpu_kernel`` and the run leave autograd."""
     if cfg.cpu_kernel == "torch" or blocker(cfg) is not None or data.train_x.device.type != "cpu":
         return None
     try:
-        step = NativeMLPStep if cfg.model.name == "mlp" else NativeTransformerStep
-        return step(load(), cfg, model, data)
+        return STEPS[cfg.model.name](load(), cfg, model, data)
     except NativeUnavailable as e:
         if cfg.cpu_kernel == "native":
             raise ConfigError(

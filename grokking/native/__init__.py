@@ -10,8 +10,8 @@ runs most of the paper's figures make: CPU, softmax or StableMax cross-entropy i
 float64, no temperature, label smoothing, logit penalty or SC intervention. Everything else takes
 the autograd path.
 
-``cpu_kernel=auto`` (default) uses the kernel wherever it applies and a C++ compiler can build it,
-``native`` insists on it (a config error where it cannot run), ``torch`` never uses it. The build
+``cpu_kernel=auto`` (default) uses the kernels wherever they apply and a C++ compiler can build
+them, ``native`` insists on them (a config error where they cannot run), ``torch`` never uses them. The build
 (≈ 30 s, once per machine, torch version and source change) goes to ``~/.cache/grokking/native``
 (``GROKKING_NATIVE_DIR`` overrides it).
 """
@@ -33,7 +33,6 @@ from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
 LOSS_KINDS = {"softmax": 0, "stablemax": 1}
-CHUNK = {"mlp": 256, "transformer": 128}  # samples per chunk: a chunk's activations fit in one core's L2 cache
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp")]
 HEADERS = [HERE / "common.h"]
@@ -44,13 +43,13 @@ ISA_FLAGS = {  # vector width of the loss loops; the matmuls are the BLAS librar
 
 
 class NativeUnavailable(RuntimeError):
-    """The kernel cannot be built or loaded here; the message says why in one line."""
+    """The kernels cannot be built or loaded here; the message says why in one line."""
 
 
 def blocker(cfg: TrainConfig) -> str | None:
     """Why the kernels cannot run this config (one line), or None when they can."""
-    if cfg.model.name not in CHUNK:
-        return f"model={cfg.model.name} (only model={' or model='.join(CHUNK)})"
+    if cfg.model.name not in STEPS:
+        return f"model={cfg.model.name} (only model={' or model='.join(STEPS)})"
     if cfg.loss.name not in LOSS_KINDS:
         return f"loss={cfg.loss.name} (only loss=softmax or loss=stablemax)"
     if cfg.precision.loss_dtype not in ("float32", "float64"):
@@ -64,7 +63,7 @@ def blocker(cfg: TrainConfig) -> str | None:
         if value != default:
             return f"{key}={value} (only {default})"
     if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
-        return f"device={cfg.device} runs on CUDA (the kernel is CPU only)"
+        return f"device={cfg.device} runs on CUDA (the kernels are CPU only)"
     return None
 
 
@@ -101,7 +100,7 @@ def build() -> ModuleType | NativeUnavailable:
     directory.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES + HEADERS)).hexdigest()[:12]
     if not any(directory.glob("*.so")):
-        print(f"building the C++ MLP step kernel in {directory} (once, ≈ 30 s)", file=sys.stderr)
+        print(f"building the C++ training kernels in {directory} (once, ≈ 30–40 s)", file=sys.stderr)
     try:
         return cpp_extension.load(
             name=f"grokking_native_{capability.lower()}",
@@ -129,14 +128,14 @@ class NativeStep:
     objective) like :class:`grokking.step.TrainStep` and leaves every parameter gradient in
     ``.grad``. Replicas are stepped one after the other."""
 
-    model_name = ""
+    samples_per_chunk = 256  # a chunk's activations fit in one core's L2 cache
 
     def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
         self.module, self.model, self.data = module, model, data
         self.loss_kind = LOSS_KINDS[cfg.loss.name]
         self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
         self.grad_scale = 2.0**cfg.precision.backward_log2_scale
-        self.chunk = chunk_size(len(data.train_y), CHUNK[self.model_name])
+        self.chunk = chunk_size(len(data.train_y), self.samples_per_chunk)
 
     @staticmethod
     def outputs(outs: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -147,8 +146,6 @@ class NativeStep:
 
 class NativeMLPStep(NativeStep):
     """One training step of an :class:`grokking.models.MLP` on CPU through ``mlp_step``."""
-
-    model_name = "mlp"
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
@@ -181,7 +178,7 @@ class NativeTransformerStep(NativeStep):
     flow back through autograd; every gradient is computed at the backward scale and unscaled at
     the end."""
 
-    model_name = "transformer"
+    samples_per_chunk = 128  # its MLP block's activations are 512 wide
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
@@ -205,6 +202,9 @@ class NativeTransformerStep(NativeStep):
         if self.grad_scale != 1.0:
             torch._foreach_mul_(grads, 1.0 / self.grad_scale)
         return self.outputs(outs)
+
+
+STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": NativeTransformerStep}
 
 
 def chunk_size(n: int, chunk: int) -> int:
