@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grokking.cli import compose  # noqa: E402
+from grokking.config import TrainConfig  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
 from grokking.graphs import StepGraphs, make_capturable  # noqa: E402
 from grokking.losses import DTYPES  # noqa: E402
@@ -139,10 +140,9 @@ class Epoch:
     FLOPs and matmul layouts are those of the autograd step (the C++ kernel's BLAS calls are not
     visible to torch's dispatcher); both compute the same products."""
 
-    def __init__(self, overrides: list[str], seeds: list[int], device: str = "cpu"):
-        cfg, _ = to_config(compose([f"device={device}", *overrides]))
+    def __init__(self, cfg: TrainConfig, seeds: list[int]):
         model_dtype = DTYPES[cfg.precision.model_dtype]
-        self.device = torch.device(device)
+        self.device = torch.device(cfg.device)
         self.data = build_dataset(cfg.dataset).to(self.device, model_dtype)
         self.model = build_model(cfg.model, self.data, seeds).to(self.device, model_dtype)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
@@ -150,6 +150,11 @@ class Epoch:
         self.autograd_step = TrainStep(replace(cfg, cpu_kernel="torch"), self.model, self.data, self.optimizer)
         self.kernel = "native" if self.step.native is not None else "torch"
         self.n_train = len(self.data.train_y)
+
+    @classmethod
+    def composed(cls, overrides: list[str], seeds: list[int], device: str = "cpu") -> Epoch:
+        """The epoch of the config that ``overrides`` compose to."""
+        return cls(to_config(compose([f"device={device}", *overrides]))[0], seeds)
 
     def forward_backward(self) -> torch.Tensor:
         return self.step()[2]
@@ -250,7 +255,7 @@ def time_epochs(step, warmup: int, epochs: int, replay: MatmulReplay | None = No
 
 def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops: float, device: str) -> dict:
     rss_before = rss_mb()
-    step = Epoch([*s.overrides, *extra], s.seeds, device)
+    step = Epoch.composed([*s.overrides, *extra], s.seeds, device)
     flops = step.flops()
     replay = MatmulReplay(step.matmuls(), device)
     times, matmul_times = time_epochs(step, warmup, epochs // 2, replay)
@@ -294,7 +299,7 @@ def bench_seed_sweep(
         for k in ks:
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            step = Epoch([*s.overrides, *extra], list(range(k)), device)
+            step = Epoch.composed([*s.overrides, *extra], list(range(k)), device)
             step = GraphEpoch(step) if cuda_graph else step
             ms = 1000 * statistics.median(time_epochs(step, max(3, epochs // 10), epochs)[0])
             single_ms = ms if k == 1 else single_ms

@@ -19,36 +19,21 @@ import csv
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench.py, beside this script
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grokking.data import build_dataset  # noqa: E402
-from grokking.losses import DTYPES  # noqa: E402
-from grokking.models import build_model  # noqa: E402
-from grokking.optim import build_optimizer  # noqa: E402
+from bench import Epoch, matmul_gflops, time_epochs  # noqa: E402
+
 from grokking.runtime import keep_freed_memory  # noqa: E402
-from grokking.step import TrainStep  # noqa: E402
 from grokking.train import to_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["figure", "run", "epochs", "seeds", "kernel", "ms_per_epoch", "minutes", "matmul_gflops", "threads", "torch"]
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
-    """Median float32 throughput of a square n × n matmul, GFLOP/s (as ``make bench`` measures it)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -72,25 +57,15 @@ def saved_config(run: Path):
 def time_run(run: Path, warmup: int, epochs: int) -> dict:
     cfg = saved_config(run)
     seeds = list(cfg.seeds) if cfg.seeds is not None else [cfg.seed]
-    dtype = DTYPES[cfg.precision.model_dtype]
-    data = build_dataset(cfg.dataset).to("cpu", dtype)
-    model = build_model(cfg.model, data, seeds).to("cpu", dtype)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    step = TrainStep(cfg, model, data, optimizer)
-    times = []
-    for _ in range(warmup + epochs):
-        t = time.perf_counter()
-        step()
-        optimizer.step()
-        times.append(time.perf_counter() - t)
-    ms = 1000 * statistics.median(times[warmup:])
+    epoch = Epoch(cfg, seeds)
+    ms = 1000 * statistics.median(time_epochs(epoch, warmup, epochs)[0])
     run_epochs = json.loads((run / "summary.json").read_text())["epochs"]
     return {
         "figure": run.parent.name,
         "run": run.name,
         "epochs": run_epochs,
         "seeds": len(seeds),
-        "kernel": "native" if step.native is not None else "torch",
+        "kernel": epoch.kernel,
         "ms_per_epoch": ms,
         "minutes": ms * run_epochs / 60_000,
         "threads": torch.get_num_threads(),
@@ -109,13 +84,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not runs:
         parser.error(f"--results {args.results}: no run directories (figure folders holding summary.json)")
     keep_freed_memory()  # as train() does on CPU
-    before = matmul_gflops()
+    before = matmul_gflops(2048, 7)
     rows = []
     for run in runs:
         rows.append(time_run(run, args.warmup, args.epochs))
         r = rows[-1]
         print(f"{r['figure']}/{r['run']}: {r['ms_per_epoch']:.2f} ms/epoch × {r['epochs']} = {r['minutes']:.1f} min")
-    gflops = max(before, matmul_gflops())
+    gflops = max(before, matmul_gflops(2048, 7))
     for r in rows:
         r["matmul_gflops"] = gflops
     out = args.out or args.results / "figure_times_cpu.csv"

@@ -36,7 +36,7 @@ def test_bench_smoke_writes_every_setting(bench, tmp_path):
 
 
 def test_flop_count_of_the_mlp_leaves_out_the_gather(bench):
-    step = bench.Epoch(["dataset.modulus=23", "model.width=32", "dataset.train_fraction=0.4"], [0])
+    step = bench.Epoch.composed(["dataset.modulus=23", "model.width=32", "dataset.train_fraction=0.4"], [0])
     n, h, c = step.n_train, 32, 23
     # hidden and output layers: forward, gradient of the input and of the weight; first layer: a gather
     assert step.flops() == 3 * 2 * n * (h * h + h * c)
@@ -64,8 +64,8 @@ def test_bad_seed_counts_are_one_line_errors(bench, bad, capsys):
 
 
 def test_bench_kernel_column_names_the_path_each_setting_took(bench):
-    native = bench.Epoch(["dataset.modulus=23", "model.width=32"], [0])
-    autograd = bench.Epoch(["dataset.modulus=23", "model.width=32", "cpu_kernel=torch"], [0])
+    native = bench.Epoch.composed(["dataset.modulus=23", "model.width=32"], [0])
+    autograd = bench.Epoch.composed(["dataset.modulus=23", "model.width=32", "cpu_kernel=torch"], [0])
     assert autograd.kernel == "torch"
     assert native.kernel in ("native", "torch")  # torch where no C++ compiler can build the kernel
     assert native.flops() == autograd.flops()  # counted on the autograd step either way
