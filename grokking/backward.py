@@ -35,6 +35,11 @@ def scaled_backward(
         loss.backward()
     else:
         loss.backward(torch.full_like(loss, scale))
+    unscale_grads(params, log2_scale)
+
+
+def unscale_grads(params: list[torch.Tensor], log2_scale: int) -> None:
+    """Divide every parameter gradient by 2^log2_scale (exact), after a backward pass at that scale."""
     grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        torch._foreach_mul_(grads, 1.0 / scale)
+    if grads and log2_scale:
+        torch._foreach_mul_(grads, 2.0**-log2_scale)

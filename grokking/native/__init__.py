@@ -29,6 +29,7 @@ from types import ModuleType
 
 import torch
 
+from grokking.backward import unscale_grads
 from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
@@ -126,7 +127,9 @@ def build() -> ModuleType | NativeUnavailable:
 class NativeStep:
     """A training step through a kernel: called, it returns (logits, per-sample losses, summed
     objective) like :class:`grokking.step.TrainStep` and leaves every parameter gradient in
-    ``.grad``. Replicas are stepped one after the other."""
+    ``.grad``. Replicas are stepped one after the other. The kernels compute the gradients at the
+    backward scale 2^k (``precision.backward_log2_scale``); they are unscaled here, as
+    :func:`grokking.backward.scaled_backward` unscales the autograd path's."""
 
     samples_per_chunk = 256  # a chunk's activations fit in one core's L2 cache
 
@@ -134,20 +137,26 @@ class NativeStep:
         self.module, self.model, self.data = module, model, data
         self.loss_kind = LOSS_KINDS[cfg.loss.name]
         self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
-        self.grad_scale = 2.0**cfg.precision.backward_log2_scale
+        self.log2_scale = cfg.precision.backward_log2_scale
+        self.grad_scale = 2.0**self.log2_scale
         self.chunk = chunk_size(len(data.train_y), self.samples_per_chunk)
 
-    @staticmethod
-    def outputs(outs: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, per-sample losses, summed objective) from each replica's kernel outputs."""
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outs = self.step()
+        unscale_grads(list(self.model.parameters()), self.log2_scale)
         per_sample = stack([o[1] for o in outs])
         return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+
+    def step(self) -> list[list[torch.Tensor]]:
+        """Each replica's kernel outputs (logits and per-sample losses first), the gradients of the
+        parameters at the backward scale left in ``.grad``."""
+        raise NotImplementedError
 
 
 class NativeMLPStep(NativeStep):
     """One training step of an :class:`grokking.models.MLP` on CPU through ``mlp_step``."""
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(self) -> list[list[torch.Tensor]]:
         model, data = self.model, self.data
         tokens = model.vocab is not None
         x = model.rows(data.train_x) if tokens else data.train_x.contiguous()
@@ -169,18 +178,17 @@ class NativeMLPStep(NativeStep):
             )
         for i, p in enumerate([*model.weights, *biases]):
             p.grad = stack([o[2 + i] for o in outs]).view_as(p)
-        return self.outputs(outs)
+        return outs
 
 
 class NativeTransformerStep(NativeStep):
     """One training step of a :class:`grokking.models.Transformer` on CPU: its tables (``tables()``)
     through autograd, the per-sample part through ``transformer_step``, whose table gradients then
-    flow back through autograd; every gradient is computed at the backward scale and unscaled at
-    the end."""
+    flow back through autograd (at the backward scale: the kernel's gradients are the upstream ones)."""
 
     samples_per_chunk = 128  # its MLP block's activations are 512 wide
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(self) -> list[list[torch.Tensor]]:
         model, data = self.model, self.data
         rows_ab, values, scores, c = model.tables(data.train_x)
         rows = rows_ab.view(-1, 2)
@@ -198,10 +206,7 @@ class NativeTransformerStep(NativeStep):
             p.grad = stack([o[5 + i] for o in outs]).view_as(p)
         upstream = [stack([o[2 + i] for o in outs]).view_as(t) for i, t in enumerate((values, scores, c))]
         torch.autograd.backward([values, scores, c], upstream)
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        if self.grad_scale != 1.0:
-            torch._foreach_mul_(grads, 1.0 / self.grad_scale)
-        return self.outputs(outs)
+        return outs
 
 
 STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": NativeTransformerStep}

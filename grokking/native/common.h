@@ -79,6 +79,50 @@ inline int team_size() {
 #endif
 }
 
+// Per-thread sums of gradients: one zeroed flat buffer per thread holding a piece per shape, each
+// piece starting on a 64-byte boundary. total() adds the threads' buffers in thread order.
+template <typename S>
+class ThreadSums {
+ public:
+  ThreadSums(std::vector<std::vector<int64_t>> shapes, int threads, const at::TensorOptions& opts)
+      : shapes_(std::move(shapes)), offset_{0} {
+    for (const auto& s : shapes_) offset_.push_back(offset_.back() + round_up(numel(s), 16));
+    sums_ = at::zeros({threads, offset_.back()}, opts);
+    base_ = sums_.data_ptr<S>();
+  }
+
+  S* piece(int thread, size_t i) const { return base_ + thread * offset_.back() + offset_[i]; }
+
+  std::vector<at::Tensor> total() const {
+    at::Tensor sum = sums_[0];
+    for (int64_t t = 1; t < sums_.size(0); ++t) sum.add_(sums_[t]);
+    std::vector<at::Tensor> out;
+    for (size_t i = 0; i < shapes_.size(); ++i) out.push_back(sum.narrow(0, offset_[i], numel(shapes_[i])).view(shapes_[i]));
+    return out;
+  }
+
+ private:
+  static int64_t numel(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  std::vector<std::vector<int64_t>> shapes_;
+  std::vector<int64_t> offset_;
+  at::Tensor sums_;
+  S* base_;
+};
+
+// f.template operator()<S, A>() for the model dtype S and the loss dtype A, each float or double.
+template <typename F>
+auto dispatch(at::ScalarType model, at::ScalarType loss, const char* name, F&& f) {
+  const auto floating = [](at::ScalarType t) { return t == at::kFloat || t == at::kDouble; };
+  TORCH_CHECK(floating(model) && floating(loss), name, ": model and loss dtypes must be float32 or float64");
+  if (model == at::kFloat)
+    return loss == at::kFloat ? f.template operator()<float, float>() : f.template operator()<float, double>();
+  return loss == at::kFloat ? f.template operator()<double, float>() : f.template operator()<double, double>();
+}
+
 // Whether gemm may call the BLAS symbols directly (a switch for testing the at::mm path).
 inline bool& direct_blas() {
   static bool on = true;

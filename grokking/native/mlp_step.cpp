@@ -43,13 +43,10 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   const int64_t n_chunks = (n + chunk - 1) / chunk;
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_chunks));
 
-  // Per-thread gradient accumulators, one flat buffer per thread: every weight, then every bias.
-  const int64_t n_params = has_bias ? 2 * layers : layers;
-  std::vector<at::Tensor> params(weights.begin(), weights.end());
-  params.insert(params.end(), biases.begin(), biases.end());
-  std::vector<int64_t> offset(n_params + 1, 0);
-  for (int64_t p = 0; p < n_params; ++p) offset[p + 1] = offset[p] + round_up(params[p].numel(), 16);
-  at::Tensor acc = at::zeros({threads, offset.back()}, opts);
+  std::vector<std::vector<int64_t>> shapes;  // gradients: every weight, then every bias
+  for (const auto* group : {&weights, &biases})
+    for (const auto& t : *group) shapes.push_back(t.sizes().vec());
+  const ThreadSums<S> sums(shapes, threads, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);  // ∂(scale · mean loss)/∂loss_n
 
 #ifdef _OPENMP
@@ -63,11 +60,10 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
     Buffer<S> grad_z = buffer<S>(chunk * c), d = buffer<S>(chunk * widest), d_next = buffer<S>(chunk * widest);
     const int64_t vec = at::vec::Vectorized<A>::size(), padded = (c + vec - 1) / vec * vec;
     Buffer<A> row = buffer<A>(2 * padded);
-    S* mine = acc.data_ptr<S>() + t * offset.back();
     std::vector<S*> gw(layers), gb(layers, nullptr);
     for (int64_t l = 0; l < layers; ++l) {
-      gw[l] = mine + offset[l];
-      if (has_bias) gb[l] = mine + offset[layers + l];
+      gw[l] = sums.piece(t, l);
+      if (has_bias) gb[l] = sums.piece(t, layers + l);
     }
     for (int64_t ch = t; ch < n_chunks; ch += team) {
       const int64_t r0 = ch * chunk, rows = std::min(chunk, n - r0);
@@ -133,12 +129,8 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
       if (has_bias) add_column_sums(gb[0], upstream, rows, h0);
     }
   }
-  at::Tensor total = acc[0];
-  for (int t = 1; t < threads; ++t) total.add_(acc[t]);
-  total.mul_(static_cast<S>(1.0 / grad_scale));
   std::vector<at::Tensor> out{logits, losses};
-  for (int64_t p = 0; p < n_params; ++p)
-    out.push_back(total.narrow(0, offset[p], params[p].numel()).view(params[p].sizes()));
+  for (auto& g : sums.total()) out.push_back(g);
   return out;
 }
 
@@ -147,9 +139,9 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 // weights: (in, out) per layer, contiguous; biases: (1, out) per layer or empty; x: token rows (N, 2)
 // int64 (row a and row V + b of the first weight) when `tokens`, else dense inputs (N, in);
 // y: labels (N,) int64; loss_kind: 0 softmax, 1 StableMax; loss_dtype: float32 or float64;
-// grad_scale: the backward pass runs at this scale (a power of two) and is divided out at the end.
-// Returns logits (N, C), per-sample losses (N,), then the gradient of the mean loss with respect to
-// every weight, then every bias.
+// grad_scale: the backward pass runs at this scale (a power of two; the caller unscales).
+// Returns logits (N, C), per-sample losses (N,), then grad_scale × the gradient of the mean loss
+// with respect to every weight, then every bias.
 std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                  const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
                                  at::ScalarType loss_dtype, double grad_scale, int64_t chunk) {
@@ -167,15 +159,9 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
   for (const auto& t : biases) bs.push_back(aligned(t));
   const at::Tensor xa = tokens ? x : aligned(x);
   const int64_t rows = chunk_rows(chunk);
-  if (dtype == at::kFloat && loss_dtype == at::kFloat)
-    return step_impl<float, float>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
-  if (dtype == at::kFloat && loss_dtype == at::kDouble)
-    return step_impl<float, double>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
-  if (dtype == at::kDouble && loss_dtype == at::kDouble)
-    return step_impl<double, double>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
-  if (dtype == at::kDouble && loss_dtype == at::kFloat)
-    return step_impl<double, float>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
-  TORCH_CHECK(false, "mlp_step: model and loss dtypes must be float32 or float64");
+  return dispatch(dtype, loss_dtype, "mlp_step", [&]<typename S, typename A>() {
+    return step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
+  });
 }
 
 }  // namespace grokking_native

@@ -36,11 +36,8 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
   const int64_t n_chunks = (n + chunk - 1) / chunk;
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_chunks));
 
-  // Per-thread accumulators, one flat buffer each: ∂values, ∂scores, ∂c, ∂W_O, ∂W_in, ∂W_out, ∂U.
-  const std::vector<int64_t> sizes{tables * hd, tables * heads, d, hd * d, d * m, m * d, d * classes};
-  std::vector<int64_t> offset(sizes.size() + 1, 0);
-  for (size_t i = 0; i < sizes.size(); ++i) offset[i + 1] = offset[i] + round_up(sizes[i], 16);
-  at::Tensor acc = at::zeros({threads, offset.back()}, opts);
+  // Per-thread sums: ∂values, ∂scores, ∂c, ∂W_O, ∂W_in, ∂W_out, ∂U.
+  const ThreadSums<S> sums({{tables, hd}, {tables, heads}, {d}, {hd, d}, {d, m}, {m, d}, {d, classes}}, threads, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);
   const int64_t eq = tables - 1;  // the "=" row
 
@@ -49,9 +46,8 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
 #endif
   {
     const int t = thread_index(), team = team_size();
-    S* mine = acc.data_ptr<S>() + t * offset.back();
-    S *g_values = mine + offset[0], *g_scores = mine + offset[1], *g_c = mine + offset[2];
-    S *g_wo = mine + offset[3], *g_wi = mine + offset[4], *g_wu = mine + offset[5], *g_un = mine + offset[6];
+    S *g_values = sums.piece(t, 0), *g_scores = sums.piece(t, 1), *g_c = sums.piece(t, 2);
+    S *g_wo = sums.piece(t, 3), *g_wi = sums.piece(t, 4), *g_wu = sums.piece(t, 5), *g_un = sums.piece(t, 6);
     Buffer<S> z = buffer<S>(chunk * hd), o = buffer<S>(chunk * d), a = buffer<S>(chunk * m), r = buffer<S>(chunk * d);
     Buffer<S> p = buffer<S>(chunk * heads * 3), grad_z = buffer<S>(chunk * classes), dr = buffer<S>(chunk * d);
     Buffer<S> da = buffer<S>(chunk * m), d_o = buffer<S>(chunk * d), dz = buffer<S>(chunk * hd);
@@ -125,11 +121,8 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
       }
     }
   }
-  at::Tensor total = acc[0];
-  for (int t = 1; t < threads; ++t) total.add_(acc[t]);
-  const std::vector<std::vector<int64_t>> shapes{{tables, hd}, {tables, heads}, {d}, {hd, d}, {d, m}, {m, d}, {d, classes}};
   std::vector<at::Tensor> out{logits, losses};
-  for (size_t i = 0; i < shapes.size(); ++i) out.push_back(total.narrow(0, offset[i], sizes[i]).view(shapes[i]));
+  for (auto& g : sums.total()) out.push_back(g);
   return out;
 }
 
@@ -155,15 +148,9 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
   const at::Tensor v = aligned(values), s = aligned(scores), ca = aligned(c), wo = aligned(w_o), wi = aligned(w_in),
                    wu = aligned(w_out), un = aligned(unembed);  // 64-byte aligned (see common.h)
   const int64_t n = chunk_rows(chunk);
-  if (dtype == at::kFloat && loss_dtype == at::kFloat)
-    return transformer_impl<float, float>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype);
-  if (dtype == at::kFloat && loss_dtype == at::kDouble)
-    return transformer_impl<float, double>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype);
-  if (dtype == at::kDouble && loss_dtype == at::kDouble)
-    return transformer_impl<double, double>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype);
-  if (dtype == at::kDouble && loss_dtype == at::kFloat)
-    return transformer_impl<double, float>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype);
-  TORCH_CHECK(false, "transformer_step: model and loss dtypes must be float32 or float64");
+  return dispatch(dtype, loss_dtype, "transformer_step", [&]<typename S, typename A>() {
+    return transformer_impl<S, A>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype);
+  });
 }
 
 }  // namespace grokking_native
