@@ -213,9 +213,9 @@ STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": Nativ
 
 
 def chunk_size(n: int, chunk: int) -> int:
-    """``chunk``, or fewer samples where that leaves a thread without a chunk; a multiple of 16
-    (the kernels round up to one: every chunk's rows then start on a 64-byte boundary)."""
-    return 16 * math.ceil(min(chunk, max(1, math.ceil(n / torch.get_num_threads()))) / 16)
+    """``chunk``, or fewer samples where that leaves a thread without a chunk (the kernels round it
+    up to a multiple of 16, so that every chunk's rows start on a 64-byte boundary)."""
+    return min(chunk, max(1, math.ceil(n / torch.get_num_threads())))
 
 
 def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
