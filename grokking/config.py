@@ -95,7 +95,7 @@ class TrainConfig:
     snapshot_every: int = 0  # epochs between parameter snapshots saved to snapshots.pt (0 = none; Fig. 7)
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
     cuda_graph: bool = False  # CUDA only: replay the epochs that do not log as one captured CUDA graph
-    cpu_kernel: str = "auto"  # auto | native | torch: CPU training steps through C++ kernels (grokking.native)
+    cpu_kernel: str = "auto"  # auto | native | torch: CPU training steps and AdamW updates in C++ (grokking.native)
     overwrite: bool = False  # allow replacing a completed run in the same directory
 
 

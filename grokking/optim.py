@@ -8,7 +8,9 @@ The wrapper's ``state_dict`` is the base optimizer's, so Adam's moments survive 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -101,6 +103,57 @@ class GradientTransform:
         self.base.load_state_dict(state)
 
 
+class NativeAdamW(torch.optim.AdamW):
+    """torch's AdamW (the same hyperparameters, state and ``state_dict``) whose update runs in
+    ``grokking/native/adamw.cpp``: the same formula, every operation rounded to the parameters' dtype,
+    all tensors in one call. In float32 it computes each operation in double and rounds it to float
+    (the same value), so that moments that have decayed into float32's subnormal range, as they do
+    for good once many gradients are exactly zero, cost no microcode assists; torch's fused step
+    slows 4-5x on them. Its results equal torch's AdamW to rounding (tests/test_native.py)."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], module: ModuleType, **hyper: Any):
+        super().__init__(params, **hyper)
+        self.module = module
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None:
+            raise ValueError("NativeAdamW.step takes no closure (full-batch training computes the loss before it)")
+        for group in self.param_groups:
+            lr, (beta1, beta2) = group["lr"], group["betas"]
+            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:  # as torch's AdamW initializes it
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                params.append(p)
+                grads.append(p.grad.contiguous())
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_sqs.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+            if not params:
+                continue
+            torch._foreach_add_(steps, 1)
+            ts = [s.item() for s in steps]
+            self.module.adamw_step(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                [lr / (1 - beta1**t) for t in ts],
+                [math.sqrt(1 - beta2**t) for t in ts],
+                lr,
+                beta1,
+                beta2,
+                group["weight_decay"],
+                group["eps"],
+            )
+
+
 def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
     """torch's fused (one kernel per step) implementation on CPU and CUDA, else the foreach one."""
     if all(p.device.type in ("cpu", "cuda") for p in params):
@@ -108,19 +161,24 @@ def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
     return {"foreach": True}
 
 
+def native_adamw_applies(cfg: OptimizerConfig, params: list[torch.nn.Parameter]) -> bool:
+    """Whether :class:`NativeAdamW` can step these parameters: AdamW, CPU, float32 or float64."""
+    dtypes = (torch.float32, torch.float64)
+    return cfg.base == "adamw" and all(p.device.type == "cpu" and p.dtype in dtypes for p in params)
+
+
 def build_optimizer(
-    cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter]
+    cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter], native: ModuleType | None = None
 ) -> torch.optim.Optimizer | GradientTransform:
+    """The optimizer of ``cfg``; with ``native`` (the module of :mod:`grokking.native`), AdamW on
+    CPU steps through :class:`NativeAdamW`."""
     params = list(params)
     if cfg.base == "adamw":
-        base = torch.optim.AdamW(
-            params,
-            lr=cfg.lr,
-            betas=tuple(cfg.betas),
-            eps=cfg.eps,
-            weight_decay=cfg.weight_decay,
-            **implementation(params),
-        )
+        hyper = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
+        if native is not None and native_adamw_applies(cfg, params):
+            base = NativeAdamW(params, native, **hyper)
+        else:
+            base = torch.optim.AdamW(params, **hyper, **implementation(params))
     else:
         base = torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **implementation(params)
@@ -128,3 +186,21 @@ def build_optimizer(
     if cfg.orthogonal or cfg.normalize_grad:
         return GradientTransform(base, orthogonal=cfg.orthogonal, normalize=cfg.normalize_grad)
     return base
+
+
+IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer | GradientTransform, state: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)``, keeping the optimizer's own implementation flags: a run
+    may resume with another ``cpu_kernel`` or device than the one that saved ``state``."""
+    flags = [{k: g[k] for k in IMPLEMENTATION_KEYS if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, own in zip(optimizer.param_groups, flags):
+        group.update(own)
+
+
+def optimizer_kind(optimizer: torch.optim.Optimizer | GradientTransform) -> str:
+    """Where the optimizer's update runs: "native" (:class:`NativeAdamW`, in C++) or "torch"."""
+    base = optimizer.base if isinstance(optimizer, GradientTransform) else optimizer
+    return "native" if isinstance(base, NativeAdamW) else "torch"

@@ -2,13 +2,16 @@
 
 :class:`TrainStep` is shared by ``grokking.train`` and the speed benchmark (``scripts/bench.py``),
 so that the benchmark times exactly what a run computes. The optimizer steps after it. On CPU it
-runs the C++ kernels of :mod:`grokking.native` where ``cpu_kernel`` allows, else autograd.
+runs the C++ kernels of :mod:`grokking.native` where ``cpu_kernel`` allows, else autograd;
+:func:`native_module` also gives :func:`grokking.optim.build_optimizer` its AdamW update.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from functools import partial
+from types import ModuleType
 
 import torch
 
@@ -20,19 +23,33 @@ from grokking.native import STEPS, NativeStep, NativeUnavailable, blocker, load
 from grokking.validation import ConfigError
 
 
+@functools.cache
+def notice(message: str) -> None:
+    print(message, file=sys.stderr)  # once per process
+
+
+def native_module(cpu_kernel: str) -> ModuleType | None:
+    """The module of the C++ kernels, or None with ``cpu_kernel=torch`` or where it cannot be built
+    (``auto``: a one-line notice; ``native``: a config error)."""
+    if cpu_kernel == "torch":
+        return None
+    try:
+        return load()
+    except NativeUnavailable as e:
+        if cpu_kernel == "native":
+            raise ConfigError(
+                f"cpu_kernel=native cannot run: {e}; choose one of: cpu_kernel=auto, cpu_kernel=torch"
+            ) from e
+        notice(f"cpu_kernel=auto: using autograd and torch's optimizers ({e})")
+        return None
+
+
 def native_step(cfg: TrainConfig, model: torch.nn.Module, data: Dataset) -> NativeStep | None:
     """The C++ training step for this run, or None where ``cfg.cpu_kernel`` and the run leave autograd."""
     if cfg.cpu_kernel == "torch" or blocker(cfg) is not None or data.train_x.device.type != "cpu":
         return None
-    try:
-        return STEPS[cfg.model.name](load(), cfg, model, data)
-    except NativeUnavailable as e:
-        if cfg.cpu_kernel == "native":
-            raise ConfigError(
-                f"cpu_kernel=native cannot run: {e}; choose one of: cpu_kernel=auto, cpu_kernel=torch"
-            ) from e
-        print(f"cpu_kernel=auto: using autograd ({e})", file=sys.stderr)
-        return None
+    module = native_module(cfg.cpu_kernel)
+    return None if module is None else STEPS[cfg.model.name](module, cfg, model, data)
 
 
 class TrainStep:

@@ -44,9 +44,9 @@ from grokking.data import build_dataset
 from grokking.graphs import StepGraphs, make_capturable
 from grokking.losses import DTYPES
 from grokking.models import build_model
-from grokking.optim import build_optimizer
+from grokking.optim import build_optimizer, load_optimizer_state, optimizer_kind
 from grokking.runtime import keep_freed_memory
-from grokking.step import TrainStep
+from grokking.step import TrainStep, native_module
 from grokking.tracking import build_tracker
 from grokking.validation import ConfigError, validate
 
@@ -198,7 +198,8 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
     model = build_model(cfg.model, data, seeds).to(device, model_dtype)
     names = model.param_names()
     params = list(model.parameters())
-    optimizer = build_optimizer(cfg.optimizer, params)
+    native = native_module(cfg.cpu_kernel) if device.type == "cpu" else None  # C++ kernels (cpu_kernel)
+    optimizer = build_optimizer(cfg.optimizer, params, native)
     train_step = TrainStep(cfg, model, data, optimizer)
     loss_fn, forward = train_step.loss_fn, train_step.forward
 
@@ -207,7 +208,7 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
     start, rows, elapsed_before, snapshots = 0, [], 0.0, []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_optimizer_state(optimizer, ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
         if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
@@ -242,7 +243,8 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
             "epoch": epoch,
             "epochs": cfg.epochs,
             "seeds": seeds,
-            "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choice
+            "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choices
+            "optimizer_step": optimizer_kind(optimizer),
             "wall_time_s": wall,
             "epochs_per_s": epoch / wall if wall > 0 else None,
             **environment(device),

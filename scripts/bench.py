@@ -38,7 +38,7 @@ from grokking.losses import DTYPES  # noqa: E402
 from grokking.models import build_model  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.runtime import keep_freed_memory  # noqa: E402
-from grokking.step import TrainStep  # noqa: E402
+from grokking.step import TrainStep, native_module  # noqa: E402
 from grokking.train import to_config, train  # noqa: E402
 
 ADD = ["dataset=add_mod", "model=mlp"]
@@ -145,7 +145,8 @@ class Epoch:
         self.device = torch.device(cfg.device)
         self.data = build_dataset(cfg.dataset).to(self.device, model_dtype)
         self.model = build_model(cfg.model, self.data, seeds).to(self.device, model_dtype)
-        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        native = native_module(cfg.cpu_kernel) if self.device.type == "cpu" else None
+        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters(), native)
         self.step = TrainStep(cfg, self.model, self.data, self.optimizer)
         self.autograd_step = TrainStep(replace(cfg, cpu_kernel="torch"), self.model, self.data, self.optimizer)
         self.kernel = "native" if self.step.native is not None else "torch"

@@ -140,7 +140,10 @@ def test_bad_choice_and_failed_build_are_one_line_errors(monkeypatch, capsys):
         validate(to_config(compose([*SMALL, "cpu_kernel=fast"]))[0])
     monkeypatch.setattr(native, "build", lambda: native.NativeUnavailable("no C++ compiler (c++) on PATH"))
     assert make_step([], kernel="auto").native is None
-    assert "cpu_kernel=auto: using autograd (no C++ compiler (c++) on PATH)" in capsys.readouterr().err
+    assert (
+        "cpu_kernel=auto: using autograd and torch's optimizers (no C++ compiler (c++) on PATH)"
+        in capsys.readouterr().err
+    )
     with pytest.raises(ConfigError, match=r"cpu_kernel=native cannot run: no C\+\+ compiler"):
         make_step([], kernel="native")
 

@@ -1,4 +1,4 @@
-"""The training step as C++ kernels on CPU (``cpu_kernel``), compiled on first use.
+"""The training step and the AdamW update as C++ kernels on CPU (``cpu_kernel``), compiled on first use.
 
 ``mlp_step.cpp`` computes the forward pass, the softmax or StableMax cross-entropy and every
 parameter gradient of the MLP in one call, cutting the batch into chunks that stay in the cores'
@@ -8,10 +8,13 @@ the one-layer transformer; its per-token tables stay in autograd. Both compute w
 the order of the sums over samples differs (tests/test_native.py compares them). They cover the
 runs most of the paper's figures make: CPU, softmax or StableMax cross-entropy in float32 or
 float64, no temperature, label smoothing, logit penalty or SC intervention. Everything else takes
-the autograd path.
+the autograd path. ``adamw.cpp`` is AdamW's update (:class:`grokking.optim.NativeAdamW`) for every
+AdamW run on CPU: the dtype's own arithmetic, also at full speed where the moments are subnormal
+(tests/test_native_adamw.py).
 
 ``cpu_kernel=auto`` (default) uses the kernels wherever they apply and a C++ compiler can build
-them, ``native`` insists on them (a config error where they cannot run), ``torch`` never uses them. The build
+them, ``native`` insists on the training step's (a config error where it cannot run), ``torch`` never
+uses them. The build
 (≈ 30 s, once per machine, torch version and source change) goes to ``~/.cache/grokking/native``
 (``GROKKING_NATIVE_DIR`` overrides it).
 """
@@ -35,7 +38,7 @@ from grokking.config import TrainConfig
 KERNEL_CHOICES = ("auto", "native", "torch")
 LOSS_KINDS = {"softmax": 0, "stablemax": 1}
 HERE = Path(__file__).parent
-SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp")]
+SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
 HEADERS = [HERE / "common.h"]
 ISA_FLAGS = {  # vector width of the loss loops; the matmuls are the BLAS library's own
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512"],

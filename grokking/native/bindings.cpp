@@ -1,4 +1,4 @@
-// The Python module of the C++ training steps (grokking/native/__init__.py builds and loads it).
+// The Python module of the C++ training steps and AdamW update (grokking/native/__init__.py builds and loads it).
 #include <torch/extension.h>
 
 #include "common.h"
@@ -14,6 +14,10 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
                                          const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
                                          int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
                                          int64_t chunk);
+void adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+                const std::vector<double>& step_sizes, const std::vector<double>& bc2_sqrts, double lr, double beta1,
+                double beta2, double weight_decay, double eps);
 }  // namespace grokking_native
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -23,4 +27,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "call the exported BLAS directly (default) or go through at::mm (the path where none is exported)");
   m.def("transformer_step", &grokking_native::transformer_step,
         "the per-sample part of one transformer training step (see transformer_step.cpp)");
+  m.def("adamw_step", &grokking_native::adamw_step, "one AdamW update of many parameters (see adamw.cpp)");
 }
