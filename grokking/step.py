@@ -71,8 +71,7 @@ class TrainStep:
         """(logits, per-sample losses, summed objective) of the training set, gradients in ``.grad``.
         ``intervene`` zeroes the gradient through every correct-class logit (Fig. 8)."""
         if self.native is not None and not intervene:
-            self.optimizer.zero_grad(set_to_none=True)
-            return self.native()
+            return self.native()  # it writes every gradient
         logits = self.forward(self.data.train_x)
         if intervene:
             logits.register_hook(self.intervention)

@@ -163,8 +163,10 @@ def test_results_do_not_depend_on_where_the_inputs_lie_in_memory(kernel):
     args = (step.model.rows(step.data.train_x), True, step.data.train_y, 0, torch.float32, 2.0**40, 64)
     shifted = [torch.empty(w.numel() + 1)[1:].view_as(w).copy_(w) for w in weights]  # 4 bytes off
     assert all(w.data_ptr() % 64 for w in shifted)
-    reference, moved = kernel.mlp_step(weights, [], *args), kernel.mlp_step(shifted, [], *args)
-    assert all(torch.equal(a, b) for a, b in zip(reference, moved))
+    outputs = [[torch.empty_like(w) for w in weights] for _ in range(2)]
+    reference = kernel.mlp_step(weights, [], *args, outputs[0])
+    moved = kernel.mlp_step(shifted, [], *args, outputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(reference + outputs[0], moved + outputs[1]))
 
 
 def test_a_model_without_a_kernel_trains_through_autograd():
@@ -187,3 +189,18 @@ def test_the_at_mm_path_matches_autograd_too(kernel, model):
     finally:
         kernel.set_direct_blas(True)
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("model", ["mlp", "transformer"])
+def test_gradients_are_written_into_the_same_tensors_and_survive_an_autograd_epoch(model):
+    step = make_step([f"model={model}", "loss=softmax"])
+    reference = make_step([f"model={model}", "loss=softmax"], kernel="torch")
+    step()
+    kept = [p.grad for p in step.native.params]  # the weights the kernel writes
+    step()
+    assert all(p.grad is g for p, g in zip(step.native.params, kept))  # no new allocation
+    step(intervene=True)  # an autograd epoch (Fig. 8's intervention) sets new .grad tensors
+    step()
+    reference()
+    for p, q in zip(step.params, reference.params):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=2e-6 * q.grad.abs().max().item())

@@ -130,9 +130,9 @@ def build() -> ModuleType | NativeUnavailable:
 class NativeStep:
     """A training step through a kernel: called, it returns (logits, per-sample losses, summed
     objective) like :class:`grokking.step.TrainStep` and leaves every parameter gradient in
-    ``.grad``. Replicas are stepped one after the other. The kernels compute the gradients at the
-    backward scale 2^k (``precision.backward_log2_scale``); they are unscaled here, as
-    :func:`grokking.backward.scaled_backward` unscales the autograd path's."""
+    ``.grad``. Replicas are stepped one after the other. The kernels backpropagate at the backward
+    scale 2^k (``precision.backward_log2_scale``) and write the weights' gradients, unscaled, into
+    their ``.grad`` tensors, which stay allocated from epoch to epoch."""
 
     samples_per_chunk = 256  # a chunk's activations fit in one core's L2 cache
 
@@ -143,56 +143,74 @@ class NativeStep:
         self.log2_scale = cfg.precision.backward_log2_scale
         self.grad_scale = 2.0**self.log2_scale
         self.chunk = chunk_size(len(data.train_y), self.samples_per_chunk)
+        self.replicas = next(model.parameters()).shape[0]
+        self.outputs: list[torch.Tensor] = []  # the .grad tensors the kernel writes (see grad_outputs)
+        self.output_views: list[list[torch.Tensor]] = []
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        outs = self.step()
-        unscale_grads(list(self.model.parameters()), self.log2_scale)
-        per_sample = stack([o[1] for o in outs])
-        return stack([o[0] for o in outs]), per_sample, per_sample.mean(-1).sum()
+        logits, per_sample = self.step()
+        return logits, per_sample, per_sample.mean(-1).sum()
 
-    def step(self) -> list[list[torch.Tensor]]:
-        """Each replica's kernel outputs (logits and per-sample losses first), the gradients of the
-        parameters at the backward scale left in ``.grad``."""
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and per-sample losses of every replica; the gradients left in ``.grad``."""
         raise NotImplementedError
+
+    def grad_outputs(self, params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Per replica, the views of ``params``' ``.grad`` that the kernel writes. A ``.grad`` that is
+        missing or was replaced (an autograd epoch sets new ones) is allocated anew."""
+        grads = [p.grad for p in params]
+        if len(grads) != len(self.outputs) or any(g is not o for g, o in zip(grads, self.outputs)):
+            for p in params:
+                if p.grad is None or not p.grad.is_contiguous() or p.grad.shape != p.shape:
+                    p.grad = torch.empty_like(p, memory_format=torch.contiguous_format)
+            self.outputs = [p.grad for p in params]
+            self.output_views = [[g[r] for g in self.outputs] for r in range(self.replicas)]
+        return self.output_views
 
 
 class NativeMLPStep(NativeStep):
     """One training step of an :class:`grokking.models.MLP` on CPU through ``mlp_step``."""
 
-    def step(self) -> list[list[torch.Tensor]]:
-        model, data = self.model, self.data
-        tokens = model.vocab is not None
-        x = model.rows(data.train_x) if tokens else data.train_x.contiguous()
-        biases = list(model.biases) if model.biases is not None else []
-        outs = []
-        for r in range(model.weights[0].shape[0]):
-            outs.append(
-                self.module.mlp_step(
-                    [w[r].detach() for w in model.weights],
-                    [b[r].detach() for b in biases],
-                    x,
-                    tokens,
-                    data.train_y,
-                    self.loss_kind,
-                    self.loss_dtype,
-                    self.grad_scale,
-                    self.chunk,
-                )
+    def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
+        super().__init__(module, cfg, model, data)
+        self.tokens = model.vocab is not None
+        self.x = model.rows(data.train_x) if self.tokens else data.train_x.contiguous()
+        self.params = [*model.weights, *(model.biases if model.biases is not None else [])]
+        layers = len(model.weights)
+        # views of the parameters (updated in place by the optimizer), per replica
+        self.weights = [[w[r].detach() for w in self.params[:layers]] for r in range(self.replicas)]
+        self.biases = [[b[r].detach() for b in self.params[layers:]] for r in range(self.replicas)]
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        grads, y = self.grad_outputs(self.params), self.data.train_y
+        outs = [
+            self.module.mlp_step(
+                self.weights[r], self.biases[r], self.x, self.tokens, y,
+                self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
             )
-        for i, p in enumerate([*model.weights, *biases]):
-            p.grad = stack([o[2 + i] for o in outs]).view_as(p)
-        return outs
+            for r in range(self.replicas)
+        ]  # fmt: skip
+        return stack([o[0] for o in outs]), stack([o[1] for o in outs])
 
 
 class NativeTransformerStep(NativeStep):
     """One training step of a :class:`grokking.models.Transformer` on CPU: its tables (``tables()``)
     through autograd, the per-sample part through ``transformer_step``, whose table gradients then
-    flow back through autograd (at the backward scale: the kernel's gradients are the upstream ones)."""
+    flow back through autograd (at the backward scale: the kernel's gradients are the upstream ones;
+    the gradients they reach are unscaled after it)."""
 
     samples_per_chunk = 128  # its MLP block's activations are 512 wide
 
-    def step(self) -> list[list[torch.Tensor]]:
+    def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
+        super().__init__(module, cfg, model, data)
+        self.params = [model.W_O, model.W_in, model.W_out, model.unembed]
+        self.table_params = [p for p in model.parameters() if all(p is not q for q in self.params)]
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
+        for p in self.table_params:
+            p.grad = None  # autograd accumulates into them below
+        grads = self.grad_outputs(self.params)
         rows_ab, values, scores, c = model.tables(data.train_x)
         rows = rows_ab.view(-1, 2)
         R, d = c.shape[0], c.shape[-1]
@@ -201,15 +219,14 @@ class NativeTransformerStep(NativeStep):
             self.module.transformer_step(
                 values[r].detach(), scores[r].detach(), c[r].detach().view(d),
                 *[w[r].detach() for w in weights],
-                rows, data.train_y, self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk,
+                rows, data.train_y, self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
             )
             for r in range(R)
         ]  # fmt: skip
-        for i, p in enumerate([model.W_O, model.W_in, model.W_out, model.unembed]):
-            p.grad = stack([o[5 + i] for o in outs]).view_as(p)
         upstream = [stack([o[2 + i] for o in outs]).view_as(t) for i, t in enumerate((values, scores, c))]
         torch.autograd.backward([values, scores, c], upstream)
-        return outs
+        unscale_grads(self.table_params, self.log2_scale)
+        return stack([o[0] for o in outs]), stack([o[1] for o in outs])
 
 
 STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": NativeTransformerStep}

@@ -8,12 +8,13 @@
 namespace grokking_native {
 std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                  const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
-                                 at::ScalarType loss_dtype, double grad_scale, int64_t chunk);
+                                 at::ScalarType loss_dtype, double grad_scale, int64_t chunk,
+                                 const std::vector<at::Tensor>& grads);
 std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& c,
                                          const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
                                          const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
                                          int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
-                                         int64_t chunk);
+                                         int64_t chunk, const std::vector<at::Tensor>& grads);
 void adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                 const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
                 const std::vector<double>& step_sizes, const std::vector<double>& bc2_sqrts, double lr, double beta1,

@@ -80,7 +80,7 @@ inline int team_size() {
 }
 
 // Per-thread sums of gradients: one zeroed flat buffer per thread holding a piece per shape, each
-// piece starting on a 64-byte boundary. total() adds the threads' buffers in thread order.
+// piece starting on a 64-byte boundary, added in thread order at the end.
 template <typename S>
 class ThreadSums {
  public:
@@ -93,12 +93,35 @@ class ThreadSums {
 
   S* piece(int thread, size_t i) const { return base_ + thread * offset_.back() + offset_[i]; }
 
-  std::vector<at::Tensor> total() const {
-    at::Tensor sum = sums_[0];
-    for (int64_t t = 1; t < sums_.size(0); ++t) sum.add_(sums_[t]);
+  // The threads' sums of pieces [first, first + count), in thread order, as tensors of their shapes.
+  std::vector<at::Tensor> totals(size_t first, size_t count) const {
+    const int64_t begin = offset_[first], length = offset_[first + count] - begin;
+    at::Tensor sum = sums_[0].narrow(0, begin, length);
+    for (int64_t t = 1; t < sums_.size(0); ++t) sum.add_(sums_[t].narrow(0, begin, length));
     std::vector<at::Tensor> out;
-    for (size_t i = 0; i < shapes_.size(); ++i) out.push_back(sum.narrow(0, offset_[i], numel(shapes_[i])).view(shapes_[i]));
+    for (size_t i = first; i < first + count; ++i)
+      out.push_back(sums_[0].narrow(0, offset_[i], numel(shapes_[i])).view(shapes_[i]));
     return out;
+  }
+
+  // Whether out can receive piece i: contiguous, of the piece's size and dtype.
+  void check_output(size_t i, const at::Tensor& out) const {
+    TORCH_CHECK(out.is_contiguous() && out.numel() == numel(shapes_[i]) && out.scalar_type() == sums_.scalar_type(),
+                "gradient output: a contiguous tensor of the gradient's size and dtype");
+  }
+
+  // scale × the threads' sum of piece i (added in thread order), written into out: the part-th of
+  // `parts` slices, so that every thread of a team can write its own. A power-of-two scale is
+  // exact, as after a sum at the backward scale.
+  void total_into(size_t i, S* out, S scale, int part = 0, int parts = 1) const {
+    const int64_t n = numel(shapes_[i]), begin = n * part / parts, end = n * (part + 1) / parts;
+    const S* first = piece(0, i);
+    for (int64_t j = begin; j < end; ++j) out[j] = first[j];
+    for (int64_t t = 1; t < sums_.size(0); ++t) {
+      const S* more = piece(static_cast<int>(t), i);
+      for (int64_t j = begin; j < end; ++j) out[j] += more[j];
+    }
+    for (int64_t j = begin; j < end; ++j) out[j] *= scale;
   }
 
  private:

@@ -17,7 +17,8 @@ namespace {
 template <typename S, typename A>
 std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                   const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
-                                  double grad_scale, int64_t chunk, const at::ScalarType loss_dtype) {
+                                  double grad_scale, int64_t chunk, const at::ScalarType loss_dtype,
+                                  const std::vector<at::Tensor>& grads) {
   const int64_t layers = static_cast<int64_t>(weights.size());
   const bool has_bias = !biases.empty();
   const int64_t n = x.size(0);
@@ -48,6 +49,12 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
     for (const auto& t : *group) shapes.push_back(t.sizes().vec());
   const ThreadSums<S> sums(shapes, threads, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);  // ∂(scale · mean loss)/∂loss_n
+  const S unscale = static_cast<S>(1 / grad_scale);
+  std::vector<S*> out;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    sums.check_output(i, grads[i]);
+    out.push_back(grads[i].data_ptr<S>());
+  }
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -128,10 +135,13 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
       }
       if (has_bias) add_column_sums(gb[0], upstream, rows, h0);
     }
+    // The gradients: the threads' sums, unscaled, each thread writing a slice of every one.
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    for (size_t i = 0; i < out.size(); ++i) sums.total_into(i, out[i], unscale, t, team);
   }
-  std::vector<at::Tensor> out{logits, losses};
-  for (auto& g : sums.total()) out.push_back(g);
-  return out;
+  return {logits, losses};
 }
 
 }  // namespace
@@ -139,12 +149,13 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 // weights: (in, out) per layer, contiguous; biases: (1, out) per layer or empty; x: token rows (N, 2)
 // int64 (row a and row V + b of the first weight) when `tokens`, else dense inputs (N, in);
 // y: labels (N,) int64; loss_kind: 0 softmax, 1 StableMax; loss_dtype: float32 or float64;
-// grad_scale: the backward pass runs at this scale (a power of two; the caller unscales).
-// Returns logits (N, C), per-sample losses (N,), then grad_scale × the gradient of the mean loss
-// with respect to every weight, then every bias.
+// grad_scale: the backward pass runs at this scale (a power of two), unscaled at the end; grads:
+// where the gradients of the mean loss with respect to every weight, then every bias, are written
+// (contiguous, each of its parameter's size and dtype). Returns logits (N, C) and per-sample losses (N,).
 std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                  const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
-                                 at::ScalarType loss_dtype, double grad_scale, int64_t chunk) {
+                                 at::ScalarType loss_dtype, double grad_scale, int64_t chunk,
+                                 const std::vector<at::Tensor>& grads) {
   TORCH_CHECK(weights.size() >= 2, "mlp_step: at least two layers");
   TORCH_CHECK(loss_kind == 0 || loss_kind == 1, "mlp_step: loss_kind must be 0 (softmax) or 1 (StableMax)");
   TORCH_CHECK(chunk > 0, "mlp_step: chunk must be positive");
@@ -152,6 +163,7 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
   for (const auto& t : weights) TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.scalar_type() == dtype);
   for (const auto& t : biases) TORCH_CHECK(t.is_contiguous() && t.scalar_type() == dtype);
   TORCH_CHECK(biases.empty() || biases.size() == weights.size(), "mlp_step: one bias per layer or none");
+  TORCH_CHECK(grads.size() == weights.size() + biases.size(), "mlp_step: one gradient output per parameter");
   TORCH_CHECK(x.is_contiguous() && y.is_contiguous() && y.scalar_type() == at::kLong);
   TORCH_CHECK(tokens ? x.scalar_type() == at::kLong : x.scalar_type() == dtype, "mlp_step: input dtype");
   std::vector<at::Tensor> w, bs;  // 64-byte aligned (see common.h)
@@ -160,7 +172,7 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
   const at::Tensor xa = tokens ? x : aligned(x);
   const int64_t rows = chunk_rows(chunk);
   return dispatch(dtype, loss_dtype, "mlp_step", [&]<typename S, typename A>() {
-    return step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype);
+    return step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype, grads);
   });
 }
 

@@ -8,9 +8,10 @@
 //   p = softmax(scores[a], scores[b], scores[=]) per head,  z = p_a v_a + p_b v_b + p_= v_=,
 //   o = c + z W_O,  r = o + relu(o W_in) W_out,  logits = r U,
 //
-// the cross-entropy and the backward pass, and returns the logits, per-sample losses, and the
-// gradients of the tables, of c and of W_O, W_in, W_out, U, all at the backward scale `grad_scale`
-// (the caller backpropagates the table gradients through autograd and unscales everything).
+// the cross-entropy and the backward pass. It returns the logits, per-sample losses, and the
+// gradients of the tables and of c at the backward scale `grad_scale` (the caller backpropagates
+// them through autograd and unscales what they reach), and writes the gradients of W_O, W_in,
+// W_out and U, unscaled, into `grads`.
 #include "common.h"
 
 namespace grokking_native {
@@ -21,7 +22,7 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
                                          const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
                                          const at::Tensor& unembed, const at::Tensor& rows_t, const at::Tensor& y,
                                          int64_t loss_kind, double grad_scale, int64_t chunk,
-                                         at::ScalarType loss_dtype) {
+                                         at::ScalarType loss_dtype, const std::vector<at::Tensor>& grads) {
   const int64_t n = rows_t.size(0), tables = values.size(0), hd = values.size(1), heads = scores.size(1);
   const int64_t e = hd / heads, d = w_o.size(1), m = w_in.size(1), classes = unembed.size(1);
   const auto opts = values.options();
@@ -40,6 +41,12 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
   const ThreadSums<S> sums({{tables, hd}, {tables, heads}, {d}, {hd, d}, {d, m}, {m, d}, {d, classes}}, threads, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);
   const int64_t eq = tables - 1;  // the "=" row
+  const S unscale = static_cast<S>(1 / grad_scale);
+  std::vector<S*> out;  // ∂W_O, ∂W_in, ∂W_out, ∂U: pieces 3 to 6
+  for (size_t i = 0; i < grads.size(); ++i) {
+    sums.check_output(3 + i, grads[i]);
+    out.push_back(grads[i].data_ptr<S>());
+  }
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -120,23 +127,29 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
         }
       }
     }
+    // The weights' gradients: the threads' sums, unscaled, each thread writing a slice of every one.
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+    for (size_t i = 0; i < out.size(); ++i) sums.total_into(3 + i, out[i], unscale, t, team);
   }
-  std::vector<at::Tensor> out{logits, losses};
-  for (auto& g : sums.total()) out.push_back(g);
-  return out;
+  std::vector<at::Tensor> result{logits, losses};
+  for (auto& g : sums.totals(0, 3)) result.push_back(g);
+  return result;
 }
 
 }  // namespace
 
 // See the header of this file. values (T, H), scores (T, heads), c (d), w_o (H, d), w_in (d, m),
 // w_out (m, d), unembed (d, C): contiguous, one dtype; rows (N, 2) int64 table rows of a and b;
-// y (N,) int64. Returns logits (N, C), losses (N,), then the scaled gradients of values, scores,
-// c, w_o, w_in, w_out and unembed.
+// y (N,) int64; grads: where the gradients of w_o, w_in, w_out and unembed are written (contiguous,
+// each of its weight's size and dtype). Returns logits (N, C), losses (N,), then the scaled
+// gradients of values, scores and c.
 std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Tensor& scores, const at::Tensor& c,
                                          const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
                                          const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
                                          int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
-                                         int64_t chunk) {
+                                         int64_t chunk, const std::vector<at::Tensor>& grads) {
   TORCH_CHECK(loss_kind == 0 || loss_kind == 1, "transformer_step: loss_kind must be 0 (softmax) or 1 (StableMax)");
   TORCH_CHECK(chunk > 0 && rows.size(0) > 0, "transformer_step: empty batch or chunk");
   const auto dtype = values.scalar_type();
@@ -145,11 +158,12 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
   TORCH_CHECK(values.size(1) % scores.size(1) == 0, "transformer_step: heads must divide the value width");
   TORCH_CHECK(rows.is_contiguous() && rows.scalar_type() == at::kLong && rows.dim() == 2 && rows.size(1) == 2);
   TORCH_CHECK(y.is_contiguous() && y.scalar_type() == at::kLong);
+  TORCH_CHECK(grads.size() == 4, "transformer_step: gradient outputs for w_o, w_in, w_out and unembed");
   const at::Tensor v = aligned(values), s = aligned(scores), ca = aligned(c), wo = aligned(w_o), wi = aligned(w_in),
                    wu = aligned(w_out), un = aligned(unembed);  // 64-byte aligned (see common.h)
   const int64_t n = chunk_rows(chunk);
   return dispatch(dtype, loss_dtype, "transformer_step", [&]<typename S, typename A>() {
-    return transformer_impl<S, A>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype);
+    return transformer_impl<S, A>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype, grads);
   });
 }
 
