@@ -56,6 +56,7 @@ def tensors(dtype, kind, seed):
             v = torch.where(
                 pick < 0.3, torch.randint(0, 60, shape, generator=gen).to(dtype) * tiny * 2.0**-23, v * 1e-30
             )
+            p = torch.where(pick > 0.97, torch.randint(-9, 9, shape, generator=gen).to(dtype) * tiny * 2.0**-20, p)
         out.append([p.to(dtype), g.to(dtype), m.to(dtype), v.to(dtype)])
     return out
 

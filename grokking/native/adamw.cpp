@@ -136,17 +136,33 @@ inline void update_block16(float* p, const float* g, float* m, float* v, int64_t
     _mm512_storeu_ps(p + i, _mm512_sub_ps(pf, _mm512_div_ps(_mm512_mul_ps(kf[kAlpha], mi), denom)));
     return;
   }
+  // Some operand is tiny: the first moment and the step through it in double; the decay, the
+  // second moment and the denominator in float32 where their operands are not tiny.
+  const bool p_tiny = tiny(pf, -120) != 0;
+  if (decays && !p_tiny) pf = _mm512_mul_ps(pf, kf[kDecay]);
+  const bool decay_in_double = decays && p_tiny;
+  const bool zero_g = _mm512_test_epi32_mask(_mm512_castps_si512(gf), _mm512_set1_epi32(0x7fffffff)) == 0;
+  const bool v_in_float = (tiny(gf, -59) | tiny(vf, -120)) == 0;
   O::D md[2], pd[2];
-  for (int h = 0; h < 2; ++h) {  // the moments in double
+  for (int h = 0; h < 2; ++h) {
     const int64_t j = i + 8 * h;
     const O::D gi = O::load(g + j);
-    pd[h] = O::load(p + j);
-    if (decays) pd[h] = O::r(O::mul(pd[h], kd[kDecay]));
-    md[h] = O::r(O::add(O::r(O::mul(kd[kB1], O::load(m + j))), O::r(O::mul(kd[kC1], gi))));
-    const O::D vi = O::r(O::add(O::r(O::mul(kd[kB2], O::load(v + j))), O::r(O::mul(O::r(O::mul(kd[kC2], gi)), gi))));
+    const O::D b1m = O::r(O::mul(kd[kB1], O::load(m + j)));
+    // with g = ±0, (1 - β1)·g is an exact ±0 and adding it is exact: no rounding needed
+    md[h] = zero_g ? O::add(b1m, O::mul(kd[kC1], gi)) : O::r(O::add(b1m, O::r(O::mul(kd[kC1], gi))));
     O::store(m + j, md[h]);
-    O::store(v + j, vi);
+    if (!v_in_float) {
+      const O::D vi = O::r(O::add(O::r(O::mul(kd[kB2], O::load(v + j))), O::r(O::mul(O::r(O::mul(kd[kC2], gi)), gi))));
+      O::store(v + j, vi);
+    }
   }
+  _mm512_storeu_ps(p + i, pf);  // decayed in float32, or not at all
+  for (int h = 0; h < 2; ++h) {
+    pd[h] = O::load(p + i + 8 * h);
+    if (decay_in_double) pd[h] = O::r(O::mul(pd[h], kd[kDecay]));
+  }
+  if (v_in_float)
+    _mm512_storeu_ps(v + i, _mm512_add_ps(_mm512_mul_ps(kf[kB2], vf), _mm512_mul_ps(_mm512_mul_ps(kf[kC2], gf), gf)));
   const __m512 vi = _mm512_loadu_ps(v + i);
   O::D denom[2];
   if (tiny(vi, -126) == 0) {  // no subnormal v: the denominator in float32
