@@ -10,6 +10,7 @@ of update e + 1 (so the gradient diagnostics are those of the very step that fol
 from __future__ import annotations
 
 import fcntl
+import math
 import platform
 import shutil
 import signal
@@ -276,8 +277,8 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
                     loss = graphs(intervene)
                 else:
                     logits, per_sample, loss = train_step(intervene)
-                if not torch.isfinite(loss):
-                    print(f"diverged at epoch {epoch}: train loss is {loss.item()}", file=sys.stderr)
+                if not math.isfinite(value := loss.item()):  # a Python float: cheaper than a tensor op
+                    print(f"diverged at epoch {epoch}: train loss is {value}", file=sys.stderr)
                     return finish("diverged", epoch)
                 if not replayed:
                     if log:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import resource
 import statistics
@@ -162,7 +163,7 @@ class Epoch:
 
     def __call__(self) -> None:
         loss = self.forward_backward()
-        if not torch.isfinite(loss):
+        if not math.isfinite(loss.item()):  # as grokking.train checks it
             raise RuntimeError("diverged")
         self.optimizer.step()
 
@@ -188,7 +189,7 @@ class GraphEpoch:
         self.graphs = StepGraphs(lambda _: epoch.forward_backward(), epoch.optimizer)
 
     def __call__(self) -> None:
-        if not torch.isfinite(self.graphs(False)):
+        if not math.isfinite(self.graphs(False).item()):
             raise RuntimeError("diverged")
 
 

@@ -241,30 +241,41 @@ void update_all(const std::vector<at::Tensor>& params, const std::vector<at::Ten
 
 }  // namespace
 
-// params, grads, exp_avgs, exp_avg_sqs: one contiguous tensor of each per parameter, same dtype
-// (float32 or float64) and size; step_sizes[i] = lr / (1 − β1^t) and bc2_sqrts[i] = √(1 − β2^t) at
-// parameter i's step t. Updates params, exp_avgs and exp_avg_sqs in place.
+// params, exp_avgs, exp_avg_sqs: one contiguous tensor of each per parameter, same dtype (float32
+// or float64) and size; grads: the parameters' gradients (made contiguous here); steps: each
+// parameter's step count, a 0-d tensor as torch's AdamW keeps it. Counts every step up by one, then
+// updates params, exp_avgs and exp_avg_sqs in place with α_t = lr / (1 − β1^t) and √(1 − β2^t).
 void adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                 const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
-                const std::vector<double>& step_sizes, const std::vector<double>& bc2_sqrts, double lr, double beta1,
-                double beta2, double weight_decay, double eps) {
+                const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2, double weight_decay,
+                double eps) {
   const size_t k = params.size();
-  TORCH_CHECK(grads.size() == k && exp_avgs.size() == k && exp_avg_sqs.size() == k && step_sizes.size() == k &&
-                  bc2_sqrts.size() == k,
-              "adamw_step: one gradient, state pair, step size and correction per parameter");
+  TORCH_CHECK(grads.size() == k && exp_avgs.size() == k && exp_avg_sqs.size() == k && steps.size() == k,
+              "adamw_step: one gradient, state pair and step count per parameter");
   if (k == 0) return;
   const auto dtype = params[0].scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "adamw_step: parameters must be float32 or float64");
+  std::vector<at::Tensor> contiguous;
+  for (const auto& t : grads) contiguous.push_back(t.contiguous());
+  const auto& g = contiguous;
   for (size_t i = 0; i < k; ++i)
-    for (const auto* t : {&params[i], &grads[i], &exp_avgs[i], &exp_avg_sqs[i]})
+    for (const auto* t : {&params[i], &g[i], &exp_avgs[i], &exp_avg_sqs[i]})
       TORCH_CHECK(t->device().is_cpu() && t->is_contiguous() && t->scalar_type() == dtype &&
                       t->numel() == params[i].numel(),
                   "adamw_step: contiguous CPU tensors of one dtype, each the size of its parameter");
+  std::vector<double> step_sizes, bc2_sqrts;  // in double, as torch's AdamW computes them
+  for (const auto& step : steps) {
+    TORCH_CHECK(step.numel() == 1 && step.device().is_cpu(), "adamw_step: a step count is a CPU scalar tensor");
+    step.add_(1);
+    const double t = step.item<double>();
+    step_sizes.push_back(lr / (1 - std::pow(beta1, t)));
+    bc2_sqrts.push_back(std::sqrt(1 - std::pow(beta2, t)));
+  }
   const Hyper h{lr, beta1, beta2, weight_decay, eps};
   if (dtype == at::kFloat)
-    update_all<float>(params, grads, exp_avgs, exp_avg_sqs, step_sizes, bc2_sqrts, h);
+    update_all<float>(params, g, exp_avgs, exp_avg_sqs, step_sizes, bc2_sqrts, h);
   else
-    update_all<double>(params, grads, exp_avgs, exp_avg_sqs, step_sizes, bc2_sqrts, h);
+    update_all<double>(params, g, exp_avgs, exp_avg_sqs, step_sizes, bc2_sqrts, h);
 }
 
 }  // namespace grokking_native

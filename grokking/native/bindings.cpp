@@ -17,8 +17,8 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
                                          int64_t chunk, const std::vector<at::Tensor>& grads);
 void adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                 const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
-                const std::vector<double>& step_sizes, const std::vector<double>& bc2_sqrts, double lr, double beta1,
-                double beta2, double weight_decay, double eps);
+                const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2, double weight_decay,
+                double eps);
 }  // namespace grokking_native
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
