@@ -79,7 +79,7 @@ inline int team_size() {
 #endif
 }
 
-// Per-thread sums of gradients: one zeroed flat buffer per thread holding a piece per shape, each
+// Per-thread sums of gradients: one flat buffer per thread (zeroed by zero()) holding a piece per shape, each
 // piece starting on a 64-byte boundary, added in thread order at the end.
 template <typename S>
 class ThreadSums {
@@ -87,8 +87,14 @@ class ThreadSums {
   ThreadSums(std::vector<std::vector<int64_t>> shapes, int threads, const at::TensorOptions& opts)
       : shapes_(std::move(shapes)), offset_{0} {
     for (const auto& s : shapes_) offset_.push_back(offset_.back() + round_up(numel(s), 16));
-    sums_ = at::zeros({threads, offset_.back()}, opts);
+    sums_ = at::empty({threads, offset_.back()}, opts);
     base_ = sums_.data_ptr<S>();
+  }
+
+  // Called by thread t of a team of `team` first thing in the parallel region: zeroes its own
+  // buffer, in its own cache (and the buffers of threads the team lacks, every one of which is read).
+  void zero(int t, int team) const {
+    for (int64_t b = t; b < sums_.size(0); b += team) std::fill_n(base_ + b * offset_.back(), offset_.back(), S(0));
   }
 
   S* piece(int thread, size_t i) const { return base_ + thread * offset_.back() + offset_[i]; }

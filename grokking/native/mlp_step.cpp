@@ -61,6 +61,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 #endif
   {
     const int t = thread_index(), team = team_size();
+    sums.zero(t, team);
     // Work buffers of one chunk (uninitialized: every entry is written before it is read).
     std::vector<Buffer<S>> act;  // ReLU outputs of the hidden layers
     for (int64_t l = 0; l + 1 < layers; ++l) act.push_back(buffer<S>(chunk * width[l]));

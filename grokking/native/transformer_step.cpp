@@ -53,6 +53,7 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
 #endif
   {
     const int t = thread_index(), team = team_size();
+    sums.zero(t, team);
     S *g_values = sums.piece(t, 0), *g_scores = sums.piece(t, 1), *g_c = sums.piece(t, 2);
     S *g_wo = sums.piece(t, 3), *g_wi = sums.piece(t, 4), *g_wu = sums.piece(t, 5), *g_un = sums.piece(t, 6);
     Buffer<S> z = buffer<S>(chunk * hd), o = buffer<S>(chunk * d), a = buffer<S>(chunk * m), r = buffer<S>(chunk * d);
