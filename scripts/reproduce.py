@@ -173,7 +173,7 @@ def postprocess(figure: str, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("figures", nargs="*", help=f"figures to run ({', '.join(RUNS)}, or all)")
-    parser.add_argument("--only", nargs="*", help="run only these run names")
+    parser.add_argument("--only", nargs="*", help="run only these runs: NAME or FIGURE/NAME (see --list)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
@@ -188,12 +188,12 @@ def main() -> None:
     unknown = [f for f in figures if f not in RUNS]
     if unknown:
         parser.error(f"unknown figure {unknown[0]}; choose from: {', '.join([*RUNS, 'all'])}")
-    todo = [
-        (fig, name, overrides)
-        for fig in figures
-        for name, overrides in RUNS.get(fig, {}).items()
-        if not args.only or name in args.only
-    ]
+    runs = [(fig, name, overrides) for fig in figures for name, overrides in RUNS[fig].items()]
+    if args.only:
+        known = {name for _, name, _ in runs} | {f"{fig}/{name}" for fig, name, _ in runs}
+        if unknown := [o for o in args.only if o not in known]:
+            parser.error(f"--only {unknown[0]} is not a run of {' '.join(figures)}; see --list for the choices")
+    todo = [(fig, name, ov) for fig, name, ov in runs if not args.only or {name, f"{fig}/{name}"} & set(args.only)]
     extra = ["cuda_graph=true"] if args.cuda_graph else []
     if args.list:
         for fig, name, overrides in todo:
@@ -210,8 +210,8 @@ def main() -> None:
             print(f"{label}: {'ok' if code == 0 else f'exit {code}'} ({seconds:.0f} s)", flush=True)
             if code != 0:
                 failed.append(label)
-    for fig in figures:
-        if fig in ("fig7", "fig12"):
+    for fig in {fig for fig, _, _ in todo} & {"fig7", "fig12"}:  # exports from that figure's runs
+        if all(status(args.out / fig / name) == "completed" for name in RUNS[fig]):
             postprocess(fig, args.out)
     if failed:
         sys.exit(f"{len(failed)} runs failed: {', '.join(failed)} (see their train.log)")

@@ -58,3 +58,17 @@ def test_reproduce_lists_every_figure():
         assert fig in out.stdout
     bad = subprocess.run([sys.executable, "scripts/reproduce.py", "fig99"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "fig99" in bad.stderr
+
+
+def test_reproduce_only_takes_names_or_figure_slash_name_and_rejects_others():
+    def listed(*args):
+        return subprocess.run([sys.executable, "scripts/reproduce.py", *args], cwd=ROOT, capture_output=True, text=True)
+
+    out = listed("fig6", "--only", "fig1/a_perp_adamw", "b_adamw", "--list")  # fig1/... is not among fig6's runs
+    assert out.returncode != 0 and "--only fig1/a_perp_adamw is not a run of fig6" in out.stderr
+    out = listed("--only", "fig1/a_perp_adamw", "b_adamw", "--list")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "fig1/a_perp_adamw: python train.py experiment=fig1a",
+        "fig6/b_adamw: python train.py experiment=fig6b",
+    ]
