@@ -156,21 +156,23 @@ def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
     return {"foreach": True}
 
 
-def native_adamw_applies(cfg: OptimizerConfig, params: list[torch.nn.Parameter]) -> bool:
-    """Whether :class:`NativeAdamW` can step these parameters: AdamW, CPU, float32 or float64."""
+def native_adamw_applies(cfg: OptimizerConfig, params: list[torch.nn.Parameter], native: ModuleType) -> bool:
+    """Whether :class:`NativeAdamW` steps these parameters: AdamW, CPU, float32 or float64, and a
+    build with its vectorized paths (AVX-512; elsewhere torch's fused step is faster)."""
     dtypes = (torch.float32, torch.float64)
-    return cfg.base == "adamw" and all(p.device.type == "cpu" and p.dtype in dtypes for p in params)
+    cpu = all(p.device.type == "cpu" and p.dtype in dtypes for p in params)
+    return cfg.base == "adamw" and cpu and native.adamw_vectorized()
 
 
 def build_optimizer(
     cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter], native: ModuleType | None = None
 ) -> torch.optim.Optimizer | GradientTransform:
     """The optimizer of ``cfg``; with ``native`` (the module of :mod:`grokking.native`), AdamW on
-    CPU steps through :class:`NativeAdamW`."""
+    CPU steps through :class:`NativeAdamW` where :func:`native_adamw_applies`."""
     params = list(params)
     if cfg.base == "adamw":
         hyper = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-        if native is not None and native_adamw_applies(cfg, params):
+        if native is not None and native_adamw_applies(cfg, params, native):
             base = NativeAdamW(params, native, **hyper)
         else:
             base = torch.optim.AdamW(params, **hyper, **implementation(params))

@@ -20,9 +20,11 @@
 // directly, where no subnormal can arise in practice; other blocks update the moments and the
 // parameter in double, and the denominator in float32 when v holds no subnormal.
 // float64 parameters use double arithmetic directly (their subnormals are still slow, and rare).
+// Without AVX-512 everything runs through the scalar path, correct but slower than torch's fused
+// step, so grokking.optim uses this update only where adamw_vectorized() is true.
 #include "common.h"
 
-#if defined(__AVX__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -66,20 +68,6 @@ struct FloatLanes {
   static D mul(D a, D b) { return _mm512_mul_pd(a, b); }
   static D div(D a, D b) { return _mm512_div_pd(a, b); }
   static D sqrt(D a) { return _mm512_sqrt_pd(a); }
-};
-#elif defined(__AVX__)
-struct FloatLanes {
-  using D = __m256d;
-  static constexpr int64_t lanes = 4;
-  static D load(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
-  static void store(float* p, D x) { _mm_storeu_ps(p, _mm256_cvtpd_ps(x)); }
-  static D r(D x) { return _mm256_cvtps_pd(_mm256_cvtpd_ps(x)); }
-  static D set(double x) { return _mm256_set1_pd(x); }
-  static D add(D a, D b) { return _mm256_add_pd(a, b); }
-  static D sub(D a, D b) { return _mm256_sub_pd(a, b); }
-  static D mul(D a, D b) { return _mm256_mul_pd(a, b); }
-  static D div(D a, D b) { return _mm256_div_pd(a, b); }
-  static D sqrt(D a) { return _mm256_sqrt_pd(a); }
 };
 #else
 using FloatLanes = Scalar<float>;
@@ -276,6 +264,15 @@ void adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Ten
     update_all<float>(params, g, exp_avgs, exp_avg_sqs, step_sizes, bc2_sqrts, h);
   else
     update_all<double>(params, g, exp_avgs, exp_avg_sqs, step_sizes, bc2_sqrts, h);
+}
+
+// Whether adamw_step has its vectorized paths (AVX-512 builds).
+bool adamw_vectorized() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace grokking_native

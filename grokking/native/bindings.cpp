@@ -19,6 +19,7 @@ void adamw_step(const std::vector<at::Tensor>& params, const std::vector<at::Ten
                 const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
                 const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2, double weight_decay,
                 double eps);
+bool adamw_vectorized();
 }  // namespace grokking_native
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -29,4 +30,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("transformer_step", &grokking_native::transformer_step,
         "the per-sample part of one transformer training step (see transformer_step.cpp)");
   m.def("adamw_step", &grokking_native::adamw_step, "one AdamW update of many parameters (see adamw.cpp)");
+  m.def("adamw_vectorized", &grokking_native::adamw_vectorized, "whether adamw_step is vectorized (AVX-512)");
 }
