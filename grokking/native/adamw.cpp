@@ -11,14 +11,14 @@
 // Why not torch's fused AdamW: once a run fits, many gradients are exactly zero and the first
 // moments decay into float32's subnormal range, where they stay for good (β1·m rounds back to m
 // for m ≤ 4·2^-149). Every float32 operation with a subnormal operand or result takes a microcode
-// assist on x86 cores without flush-to-zero, ~35× slower, and torch's step slowed 4–5× for the whole
-// rest of such runs. Here a float32 operation is computed in double and rounded to float: a product
-// of two floats is exact in double, and for +, −, ×, ÷ and √ rounding the double result to float
-// gives the correctly rounded float result (53 ≥ 2·24 + 2), subnormal results included. The
-// conversions take no assist, so the values are those of float32 arithmetic at full speed. With
-// AVX-512, blocks of 16 elements with no tiny input (g below 2^-59, m below 2^-96, p or v below 2^-120) run in float32
-// directly, where no subnormal can arise in practice; other blocks update the moments and the
-// parameter in double, and the denominator in float32 when v holds no subnormal.
+// assist on x86 cores without flush-to-zero, ~35× slower, and torch's step slowed 3.5–4.5× for the
+// whole rest of such runs. Here such a float32 operation is computed in double and rounded to
+// float: a product of two floats is exact in double, and for +, −, ×, ÷ and √ rounding the double
+// result to float gives the correctly rounded float result (53 ≥ 2·24 + 2), subnormal results
+// included. The conversions take no assist, so the values are those of float32 arithmetic at full
+// speed. With AVX-512, blocks of 16 elements with no tiny input (g below 2^-59, m below 2^-96, p or
+// v below 2^-120) run in float32 directly, where no subnormal can arise in practice; in the other
+// blocks the operations that touch tiny values run in double (see update_block16).
 // float64 parameters use double arithmetic directly (their subnormals are still slow, and rare).
 // Without AVX-512 everything runs through the scalar path, correct but slower than torch's fused
 // step, so grokking.optim uses this update only where adamw_vectorized() is true.
