@@ -111,19 +111,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class MatmulProbe:
+    """One n×n by n×n float32 ``torch.mm``; timed between blocks of epochs (:func:`time_epochs`), it
+    gives the matmul throughput under the machine conditions of those epochs."""
+
+    def __init__(self, n: int, device: str = "cpu"):
+        self.n, self.device = n, torch.device(device)
+        self.a, self.b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        self.c = torch.empty(n, n, device=device)
+
+    def __call__(self) -> None:
+        torch.mm(self.a, self.b, out=self.c)
+
+    def gflops(self, times: list[float]) -> float:
+        return 2 * self.n**3 / statistics.median(times) / 1e9
+
+
 def matmul_gflops(n: int, repeats: int, device: str = "cpu") -> float:
     """Median float32 throughput of an n×n by n×n ``torch.mm`` (GFLOP/s)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    sync = torch.cuda.synchronize if a.is_cuda else lambda: None
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        torch.mm(a, b)
-        sync()
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    probe = MatmulProbe(n, device)
+    return probe.gflops(time_epochs(probe, 1, repeats)[0])
 
 
 def not_sparse_mm(a, b, *args, out_val=None, **kwargs) -> int:
@@ -229,10 +236,13 @@ class MatmulReplay:
             func(*args, **kwargs)
 
 
-def time_epochs(step, warmup: int, epochs: int, replay: MatmulReplay | None = None) -> tuple[list[float], list[float]]:
-    """Times of ``epochs`` calls of ``step`` after ``warmup`` untimed ones. With ``replay``, blocks of
-    10 epochs alternate with blocks of 10 timed matmul replays, so that both see the same machine
-    conditions (the first call of each block, after the other's caches, is left out)."""
+def time_epochs(
+    step, warmup: int, epochs: int, replay: MatmulReplay | None = None, probe: MatmulProbe | None = None
+) -> tuple[list[float], list[float], list[float]]:
+    """Times of ``epochs`` calls of ``step`` after ``warmup`` untimed ones, and of ``replay`` and
+    ``probe``. With either, blocks of 10 epochs alternate with blocks of 10 timed matmul replays
+    and one timed probe, so that all see the same machine conditions (the first call of each
+    block of 10, after the other's caches, is left out)."""
     sync = torch.cuda.synchronize if step.device.type == "cuda" else lambda: None
 
     def timed(f, n: int) -> list[float]:
@@ -246,27 +256,32 @@ def time_epochs(step, warmup: int, epochs: int, replay: MatmulReplay | None = No
         return out
 
     timed(step, warmup)
-    if replay is None:
-        return timed(step, epochs), []
-    times, replay_times = [], []
+    if replay is None and probe is None:
+        return timed(step, epochs), [], []
+    times, replay_times, probe_times = [], [], []
     while len(times) < epochs:
         times += timed(step, min(10, epochs - len(times)) + 1)[1:]
-        replay_times += timed(replay, 11)[1:]
-    return times, replay_times
+        replay_times += timed(replay, 11)[1:] if replay is not None else []
+        probe_times += timed(probe, 1) if probe is not None else []
+    return times, replay_times, probe_times
 
 
-def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops: float, device: str) -> dict:
+def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, mm_n: int, device: str) -> dict:
+    """One setting's row. Its floor uses the matmul throughput measured between its epochs: this
+    machine's throughput drifts by up to 20 % within a minute, and epochs and floor then see the
+    same conditions (``main`` adds the ratio to the sitting's best throughput too)."""
     rss_before = rss_mb()
     step = Epoch.composed([*s.overrides, *extra], s.seeds, device)
     flops = step.flops()
-    replay = MatmulReplay(step.matmuls(), device)
-    times, matmul_times = time_epochs(step, warmup, epochs // 2, replay)
+    replay, probe = MatmulReplay(step.matmuls(), device), MatmulProbe(mm_n, device)
+    times, matmul_times, probe_times = time_epochs(step, warmup, epochs // 2, replay, probe)
     rss_mid = rss_mb()
-    more, more_matmul = time_epochs(step, 0, epochs - epochs // 2, replay)
-    times, matmul_times = times + more, matmul_times + more_matmul
+    more, more_matmul, more_probe = time_epochs(step, 0, epochs - epochs // 2, replay, probe)
+    times, matmul_times, probe_times = times + more, matmul_times + more_matmul, probe_times + more_probe
     ms = 1000 * statistics.median(times)
     matmul_ms = 1000 * statistics.median(matmul_times)
-    floor_ms = 1000 * flops / (gflops * 1e9)
+    gflops_here = probe.gflops(probe_times)
+    floor_ms = 1000 * flops / (gflops_here * 1e9)
     return {
         "setting": s.name,
         "kernel": step.kernel,
@@ -276,6 +291,7 @@ def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, gflops
         "ms_per_epoch": ms,
         "ms_per_epoch_p90": 1000 * statistics.quantiles(times, n=10)[-1],
         "achieved_gflops": flops / ms / 1e6,
+        "setting_gflops": gflops_here,
         "floor_ms": floor_ms,
         "ratio_to_floor": ms / floor_ms,
         "target_ratio": s.target,
@@ -362,7 +378,8 @@ def bench_train_runs(extra: list[str], epochs: int, repeats: int, cuda_graph: bo
 
 COLUMNS = [
     "setting", "kernel", "seeds", "n_train", "gflop_per_epoch", "ms_per_epoch", "ms_per_epoch_p90", "achieved_gflops",
-    "floor_ms", "ratio_to_floor", "target_ratio", "matmuls_alone_ms", "matmuls_alone_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
+    "setting_gflops", "floor_ms", "ratio_to_floor", "ratio_to_peak_floor", "target_ratio", "matmuls_alone_ms",
+    "matmuls_alone_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
     "metric_rows", "epochs_timed", "loadavg_1m", "matmul_gflops", "device_name", "threads", "torch",
 ]  # fmt: skip
 
@@ -449,16 +466,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not settings:
         parser.error(f"--only {args.only!r} matches no setting; choose from: {', '.join(s.name for s in SETTINGS)}")
     gflops_before = matmul_gflops(mm_n, mm_reps, args.device)
-    rows = [bench_setting(s, extra, warmup, epochs, gflops_before, args.device) for s in settings]
+    rows = [bench_setting(s, extra, warmup, epochs, mm_n, args.device) for s in settings]
     if args.only is None:
         rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats, args.device == "cuda")
     gflops_after = matmul_gflops(mm_n, mm_reps, args.device)
     gflops = max(gflops_before, gflops_after)  # the less disturbed of the two measurements
     for r in rows:
-        if "gflop_per_epoch" in r:
-            r["floor_ms"] = 1000 * r["gflop_per_epoch"] / gflops
-            r["ratio_to_floor"] = r["ms_per_epoch"] / r["floor_ms"]
-            r["matmuls_alone_ratio"] = r["matmuls_alone_ms"] / r["floor_ms"]
+        if "gflop_per_epoch" in r:  # against the sitting's best throughput instead of the setting's own
+            r["ratio_to_peak_floor"] = r["ms_per_epoch"] * gflops / (1000 * r["gflop_per_epoch"])
         r.update(matmul_gflops=gflops, **env)
     print(f"float32 matmul throughput ({mm_n}² mm): {gflops_before:.0f} GFLOP/s before, {gflops_after:.0f} after")
 
@@ -468,7 +483,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "ms_per_epoch",
         "gflop_per_epoch",
         "achieved_gflops",
+        "setting_gflops",
         "ratio_to_floor",
+        "ratio_to_peak_floor",
         "target_ratio",
     ]
     shown += ["matmuls_alone_ratio"]
