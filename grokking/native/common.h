@@ -110,10 +110,18 @@ class ThreadSums {
     return out;
   }
 
-  // Whether out can receive piece i: contiguous, of the piece's size and dtype.
-  void check_output(size_t i, const at::Tensor& out) const {
-    TORCH_CHECK(out.is_contiguous() && out.numel() == numel(shapes_[i]) && out.scalar_type() == sums_.scalar_type(),
-                "gradient output: a contiguous tensor of the gradient's size and dtype");
+  // The data of outs, which receive pieces first, first + 1, ...: each checked to be contiguous and
+  // of its piece's size and dtype.
+  std::vector<S*> outputs(size_t first, const std::vector<at::Tensor>& outs) const {
+    std::vector<S*> data;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const at::Tensor& out = outs[i];
+      TORCH_CHECK(out.is_contiguous() && out.numel() == numel(shapes_[first + i]) &&
+                      out.scalar_type() == sums_.scalar_type(),
+                  "gradient output: a contiguous tensor of the gradient's size and dtype");
+      data.push_back(out.data_ptr<S>());
+    }
+    return data;
   }
 
   // scale × the threads' sum of piece i (added in thread order), written into out: the part-th of

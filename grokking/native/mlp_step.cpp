@@ -50,11 +50,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   const ThreadSums<S> sums(shapes, threads, opts);
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);  // ∂(scale · mean loss)/∂loss_n
   const S unscale = static_cast<S>(1 / grad_scale);
-  std::vector<S*> out;
-  for (size_t i = 0; i < grads.size(); ++i) {
-    sums.check_output(i, grads[i]);
-    out.push_back(grads[i].data_ptr<S>());
-  }
+  const std::vector<S*> out = sums.outputs(0, grads);
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)

@@ -42,11 +42,7 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
   const A g = static_cast<A>(grad_scale) / static_cast<A>(n);
   const int64_t eq = tables - 1;  // the "=" row
   const S unscale = static_cast<S>(1 / grad_scale);
-  std::vector<S*> out;  // ∂W_O, ∂W_in, ∂W_out, ∂U: pieces 3 to 6
-  for (size_t i = 0; i < grads.size(); ++i) {
-    sums.check_output(3 + i, grads[i]);
-    out.push_back(grads[i].data_ptr<S>());
-  }
+  const std::vector<S*> out = sums.outputs(3, grads);  // ∂W_O, ∂W_in, ∂W_out, ∂U: pieces 3 to 6
 
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
