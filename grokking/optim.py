@@ -108,7 +108,7 @@ class NativeAdamW(torch.optim.AdamW):
     all tensors in one call. In float32 it computes each operation in double and rounds it to float
     (the same value) where an operand is tiny, so that moments that have decayed into float32's
     subnormal range, as they do for good once many gradients are exactly zero, cost no microcode
-    assists; torch's fused step slows 4-5x on them. Its results equal torch's AdamW to rounding
+    assists; torch's fused step slowed 3.5x on them (docs/speed.md). Its results equal torch's AdamW to rounding
     (tests/test_native_adamw.py).
 
     Its ``step`` is left out of the wrapper that torch puts around every optimizer's step for

@@ -46,9 +46,9 @@ def native_module(cpu_kernel: str) -> ModuleType | None:
 
 def native_step(cfg: TrainConfig, model: torch.nn.Module, data: Dataset) -> NativeStep | None:
     """The C++ training step for this run, or None where ``cfg.cpu_kernel`` and the run leave autograd."""
-    if cfg.cpu_kernel == "torch" or blocker(cfg) is not None or data.train_x.device.type != "cpu":
+    if blocker(cfg) is not None or data.train_x.device.type != "cpu":
         return None
-    module = native_module(cfg.cpu_kernel)
+    module = native_module(cfg.cpu_kernel)  # None with cpu_kernel=torch
     return None if module is None else STEPS[cfg.model.name](module, cfg, model, data)
 
 

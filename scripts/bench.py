@@ -1,10 +1,11 @@
 """Speed benchmark: ms per epoch of the paper's settings against the machine's float32 matmul floor.
 
-In one process and one sitting it measures the float32 matmul throughput of this machine (square
-``torch.mm``), then for each setting below the median time of one training epoch (forward, loss,
-backward, optimizer step, no logging: the body of the loop in ``grokking.train``), its useful
-matmul FLOPs (counted by ``torch.utils.flop_counter``; the one-hot first layer is a gather and
-counts nothing), the ratio to the matmul floor (FLOPs / throughput) and memory. Two more rows time
+In one process and one sitting it measures, for each setting below, the median time of one training
+epoch (forward, loss, backward, optimizer step, no logging: the body of the loop in
+``grokking.train``), its useful matmul FLOPs (counted by ``torch.utils.flop_counter``; the one-hot
+first layer is a gather and counts nothing), the float32 matmul throughput of this machine measured
+between its epochs (square ``torch.mm``), the ratio to the matmul floor (FLOPs / throughput) and
+memory; the sitting's best throughput, before and after all settings, gives a second ratio. Two more rows time
 whole ``train()`` runs, with every diagnostic logged every 100 epochs and with no logging.
 
     python scripts/bench.py                 # full benchmark (a few minutes), writes results/bench.csv

@@ -205,6 +205,10 @@ class NativeTransformerStep(NativeStep):
         super().__init__(module, cfg, model, data)
         self.params = [model.W_O, model.W_in, model.W_out, model.unembed]
         self.table_params = [p for p in model.parameters() if all(p is not q for q in self.params)]
+        d = model.W_O.shape[-1]
+        # views of the weights (updated in place by the optimizer), per replica; W_O as (h·e, d)
+        weights = [model.W_O.view(self.replicas, -1, d), model.W_in, model.W_out, model.unembed]
+        self.weights = [[w[r].detach() for w in weights] for r in range(self.replicas)]
 
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
@@ -212,16 +216,13 @@ class NativeTransformerStep(NativeStep):
             p.grad = None  # autograd accumulates into them below
         grads = self.grad_outputs(self.params)
         rows_ab, values, scores, c = model.tables(data.train_x)
-        rows = rows_ab.view(-1, 2)
-        R, d = c.shape[0], c.shape[-1]
-        weights = [model.W_O.view(R, -1, d), model.W_in, model.W_out, model.unembed]
+        rows, d = rows_ab.view(-1, 2), c.shape[-1]
         outs = [
             self.module.transformer_step(
-                values[r].detach(), scores[r].detach(), c[r].detach().view(d),
-                *[w[r].detach() for w in weights],
+                values[r].detach(), scores[r].detach(), c[r].detach().view(d), *self.weights[r],
                 rows, data.train_y, self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
             )
-            for r in range(R)
+            for r in range(self.replicas)
         ]  # fmt: skip
         upstream = [stack([o[2 + i] for o in outs]).view_as(t) for i, t in enumerate((values, scores, c))]
         torch.autograd.backward([values, scores, c], upstream)
