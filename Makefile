@@ -71,3 +71,12 @@ bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched, eage
 	$(PY) scripts/bench.py --device cuda
 	$(PY) scripts/bench.py --device cuda --seed-sweep 1,2,4,8,16,32,64,128
 	$(PY) scripts/bench.py --device cuda --seed-sweep 1,2,4,8,16,32,64,128 --cuda-graph
+
+OFFICIAL_DIR ?= ../shared/official/fixed-720d244
+
+.PHONY: official
+official:  ## run the authors' official code behind our runs into results/official/<commit>/ (make official FIGS="fig6 fig2")
+	$(PY) scripts/official.py $(or $(FIGS),all) --official-dir $(OFFICIAL_DIR) --jobs $(or $(JOBS),1) --threads $(or $(THREADS),1)
+
+official-%:  ## one figure's official runs, e.g. make official-fig2 (OFFICIAL_DIR=... for the release snapshot)
+	$(PY) scripts/official.py $* --official-dir $(OFFICIAL_DIR) --jobs $(or $(JOBS),1) --threads $(or $(THREADS),1)

@@ -1,0 +1,266 @@
+"""The authors' code as a reference: which of its flags match which of our runs, how to run it in a
+scratch copy, and how to convert its long-format log into our ``metrics.csv`` / ``summary.json``.
+
+The snapshot itself is never imported here; ``scripts/official.py`` runs it as a separate process
+and the same-computation tests import its modules from the snapshot folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = ROOT.parent / "shared" / "official" / "fixed-720d244"
+SEEDS5 = (42, 0, 1, 2, 3)  # 42 is the official default (single-seed runs use it alone)
+
+
+@dataclass(frozen=True)
+class OfficialRun:
+    """One of our runs (``results/<figure>/<name>``) as flags of the official script.
+
+    Flags use the fixed snapshot's spelling; :func:`flags_for` translates them for the release.
+    ``log_frequency`` only sets how often the official logger measures: it evaluates in eval mode
+    without gradients and consumes no random numbers, so it does not change the trajectory.
+    """
+
+    flags: tuple[str, ...]
+    epochs: int
+    log_frequency: int
+    seeds: tuple[int, ...] = (42,)
+    fixed_only: bool = False  # flags the released snapshot does not have
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _fig2(frac: float, prec: str) -> OfficialRun:
+    eps = ("--adam_epsilon", "1e-30") if frac == 0.4 else ()
+    flags = ("--lr", "0.0005", "--train_fraction", str(frac), "--cross_entropy_dtype", prec, *eps)
+    return OfficialRun(flags, 20000, 50)
+
+
+_STABLEMAX = ("--loss_function", "stablemax", "--cross_entropy_dtype", "float64", "--beta2", "0.999")
+
+# figure -> run name (as in scripts/reproduce.py) -> the official script's flags
+OFFICIAL_RUNS: dict[str, dict[str, OfficialRun]] = {
+    "fig1": {
+        "a_perp_adamw": OfficialRun(
+            ("--lr", "0.01", "--train_fraction", "0.4", "--beta2", "0.99", "--orthogonal_gradients"), 300, 10, SEEDS5
+        ),
+        "b_stablemax": OfficialRun(("--lr", "0.01", "--train_fraction", "0.4", *_STABLEMAX), 80000, 500),
+        "c_softmax": OfficialRun(
+            ("--lr", "0.01", "--train_fraction", "0.4", "--cross_entropy_dtype", "float64"), 80000, 500
+        ),
+    },
+    "fig2": {
+        f"frac{frac}_{prec}": _fig2(frac, prec)
+        for frac in (0.4, 0.6, 0.7)
+        for prec in ("float16", "float32", "float64")
+    },
+    "fig4": {
+        "add_mod": OfficialRun(("--lr", "0.01", "--train_fraction", "0.4", *_STABLEMAX), 100000, 1000),
+        "mul_mod": OfficialRun(
+            ("--lr", "0.01", "--train_fraction", "0.4", *_STABLEMAX, "--binary_operation", "product_mod"), 100000, 1000
+        ),
+        "sparse_parity": OfficialRun(
+            ("--lr", "0.01", "--train_fraction", "0.5", *_STABLEMAX[:4], "--dataset", "sparse_parity")
+            + ("--num_noise_features", "40", "--num_parity_features", "3", "--num_samples", "2000")
+            + ("--adam_epsilon", "1e-18", "--beta2", "0.999"),
+            100000,
+            1000,
+        ),
+        # Fig. 4 right: our one-hot and base-2 inputs; the official binary input is the plain base-2 code
+        "input_one_hot": OfficialRun(
+            ("--lr", "0.02", "--train_fraction", "0.4", "--cross_entropy_dtype", "float64"), 1000, 5, SEEDS5
+        ),
+        "input_base2": OfficialRun(
+            ("--lr", "0.02", "--train_fraction", "0.4", "--cross_entropy_dtype", "float64", "--dataset", "binary_alg"),
+            1000,
+            5,
+            SEEDS5,
+        ),
+    },
+    "fig6": {
+        "a_adamw": OfficialRun(("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer"), 5000, 50),
+        "a_adamw_wd": OfficialRun(
+            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", "--weight_decay", "1.5"), 5000, 50
+        ),
+        "a_perp_adamw": OfficialRun(
+            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", "--orthogonal_gradients"), 5000, 50
+        ),
+        "b_adamw": OfficialRun(("--lr", "0.005", "--train_fraction", "0.4"), 500, 5, SEEDS5),
+        "b_perp_adamw": OfficialRun(
+            ("--lr", "0.005", "--train_fraction", "0.4", "--orthogonal_gradients"), 500, 5, SEEDS5
+        ),
+        "b_perp_sgd": OfficialRun(
+            ("--lr", "10", "--train_fraction", "0.4", "--orthogonal_gradients", "--optimizer", "SGD")
+            + ("--train_dtype", "float64", "--loss_function", "stablemax", "--cross_entropy_dtype", "float64"),
+            500,
+            5,
+            SEEDS5,
+        ),
+    },
+    "fig8": {
+        "baseline": OfficialRun(
+            ("--lr", "0.001", "--train_fraction", "0.6", "--cross_entropy_dtype", "float64"), 20000, 50
+        ),
+    },
+    "fig9": {
+        f"frac{frac}_{prec}": OfficialRun(
+            ("--optimizer", "SGD", "--lr", "3.0" if frac == 0.4 else "4.0", "--train_fraction", str(frac))
+            + ("--cross_entropy_dtype", prec, "--use_lr_scheduler"),
+            10000,
+            50,
+            fixed_only=True,
+            note="plain SGD (momentum 0.2): the official loop never reads --use_lr_scheduler",
+        )
+        for frac in (0.4, 0.6, 0.7)
+        for prec in ("float16", "float32", "float64")
+    },
+}
+
+_RELEASE_DTYPE_FLAGS = {"--cross_entropy_dtype": "--softmax_precision", "--train_dtype": "--train_precision"}
+
+
+def commit_of(official_dir: Path) -> str:
+    """The snapshot's short commit, read from its folder name (``fixed-720d244`` -> ``720d244``)."""
+    return Path(official_dir).resolve().name.rsplit("-", 1)[-1]
+
+
+def is_release(official_dir: Path) -> bool:
+    """The released snapshot spells the precision flags differently (``--softmax_precision 64``)."""
+    return "--softmax_precision" in (Path(official_dir) / "utils.py").read_text()
+
+
+def flags_for(run: OfficialRun, seed: int, release: bool) -> list[str]:
+    """The full command-line flags of one official run for one seed, in the snapshot's spelling."""
+    flags = [*run.flags, "--num_epochs", str(run.epochs), "--log_frequency", str(run.log_frequency)]
+    flags += ["--seed", str(seed), "--device", "cpu"]
+    if not release:
+        return flags
+    out: list[str] = []
+    it = iter(flags)
+    for flag in it:
+        if flag in _RELEASE_DTYPE_FLAGS:
+            out += [_RELEASE_DTYPE_FLAGS[flag], next(it).removeprefix("float")]
+        else:
+            out.append(flag)
+    return out
+
+
+def differs_between_commits(run: OfficialRun) -> bool:
+    """Runs whose computation the fix merge changed: every ⊥Grad run, StableMax and every
+    non-float32 cross-entropy (the release's StableMax ignored the precision flag)."""
+    return "--orthogonal_gradients" in run.flags or "--use_transformer" in run.flags
+
+
+WRAPPER = """\
+import runpy, sys
+sys.path.insert(0, ".")
+import torch
+torch.set_num_threads({threads})
+torch.set_num_threads = lambda *_: None  # the script asks for 5 threads; keep ours
+sys.argv = ["grokking_experiments.py", *{flags!r}]
+runpy.run_path("grokking_experiments.py", run_name="__main__")
+"""
+
+
+def prepare_scratch(official_dir: Path, scratch: Path, flags: list[str], threads: int) -> Path:
+    """Copy the snapshot's Python files into ``scratch`` with a wrapper that fixes the thread count
+    and a ``torchvision`` stub (imported by its datasets module, unused by these tasks)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    for src in Path(official_dir).glob("*.py"):
+        shutil.copyfile(src, scratch / src.name)
+    stub = scratch / "torchvision"
+    stub.mkdir(exist_ok=True)
+    (stub / "__init__.py").write_text("from . import datasets  # noqa: F401\n")
+    (stub / "datasets.py").write_text("")
+    wrapper = scratch / "run_official.py"
+    wrapper.write_text(WRAPPER.format(threads=threads, flags=flags))
+    return wrapper
+
+
+def read_long_metrics(path: Path, log_frequency: int) -> pd.DataFrame:
+    """Convert the official long-format log into our columns, one row per logged epoch.
+
+    The official loop logs after the update of epoch index ``e`` (so the model has seen e + 1
+    updates); our ``epoch`` counts updates, so the row's epoch is ``position * log_frequency + 1``.
+    """
+    long = pd.read_csv(path)
+    long["epoch"] = long["epoch"].astype(int) * log_frequency + 1
+    out = pd.DataFrame(index=sorted(long["epoch"].unique()))
+    for (metric, split), column in {
+        ("loss", "train"): "train_loss",
+        ("loss", "test"): "test_loss",
+        ("accuracy", "train"): "train_acc",
+        ("accuracy", "test"): "test_acc",
+        ("softmax_collapse", "train"): "sc_fraction",
+        ("zero_terms", "train"): "zero_loss_fraction",
+    }.items():
+        rows = long[(long.metric_name == metric) & (long.input_type == split)]
+        out[column] = rows.set_index("epoch")["value"].astype(float)
+    weights = long[long.metric_name == "weights_l2"]
+    for layer, rows in weights.groupby("layer"):
+        out[f"weight_norm/{layer}"] = rows.set_index("epoch")["value"].astype(float)
+    layer_cols = [c for c in out.columns if c.startswith("weight_norm/")]
+    out["weight_norm"] = (out[layer_cols] ** 2).sum(axis=1) ** 0.5
+    out.index.name = "epoch"
+    return out.reset_index()
+
+
+def seed_milestones(rows: pd.DataFrame) -> dict[str, Any]:
+    """The same per-seed summary our trainer writes (``grokking.train.seed_summary``)."""
+    from grokking.train import seed_summary
+
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in rows.to_dict("records")
+    ]
+    return seed_summary(records)
+
+
+def write_result(
+    run_dirs: dict[int, Path], out_dir: Path, figure: str, name: str, run: OfficialRun, official_dir: Path
+) -> dict[str, Any]:
+    """Gather the per-seed scratch runs into ``out_dir`` (metrics.csv, summary.json, config.yaml)."""
+    frames, per_seed, wall, infos = [], {}, 0.0, []
+    for seed, scratch in run_dirs.items():
+        logs = sorted((scratch / "loggs").glob("*/metrics.csv"))
+        info = json.loads((scratch / "run.json").read_text())
+        if not logs or info.get("returncode") != 0:
+            raise FileNotFoundError(f"{scratch}: the official run did not finish (see its stdout.log)")
+        rows = read_long_metrics(logs[0], run.log_frequency)
+        rows.insert(1, "seed", seed)
+        frames.append(rows)
+        per_seed[str(seed)] = seed_milestones(rows)
+        wall += info["wall_time_s"]
+        infos.append(info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pd.concat(frames).to_csv(out_dir / "metrics.csv", index=False)
+    summary = {
+        "status": "completed",
+        "code": "official",
+        "official_commit": commit_of(official_dir),
+        "figure": figure,
+        "run": name,
+        "epochs": run.epochs,
+        "seeds": list(run_dirs),
+        "wall_time_s": wall,
+        "device": infos[0]["device"],
+        "torch": infos[0]["torch"],
+        "torch_threads": infos[0]["threads"],
+        "note": run.note,
+        "per_seed": per_seed,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [f"# official code {commit_of(official_dir)}: grokking_experiments.py flags per seed"]
+    for seed, info in zip(run_dirs, infos, strict=True):
+        lines.append(f"seed_{seed}: {json.dumps(info['flags'])}")
+    (out_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+    return summary

@@ -1,0 +1,154 @@
+"""Run the authors' official code with the flags of our runs, into ``results/official/<commit>/``.
+
+    python scripts/official.py --list                         # the runs and their official flags
+    python scripts/official.py fig6 --jobs 2 --threads 1      # Fig. 6's runs, two at a time
+    python scripts/official.py fig2 --only frac0.7_float32    # one run
+    python scripts/official.py fig1 --official-dir ../shared/official/release-0cc9e8d
+
+Each seed runs in its own scratch copy of the snapshot (``runs/official/<commit>/<figure>/<run>/
+seed<k>/``, ignored by git), through a wrapper that sets the thread count (the script asks for 5)
+and stubs ``torchvision`` (imported, unused). The snapshot folder itself is never written to. A
+seed whose scratch run finished is not run again, so an interrupted batch resumes by seed (the
+official code has no checkpoints: an interrupted seed starts over). When every seed of a run has
+finished, its long-format log is converted into ``results/official/<commit>/<figure>/<run>/``
+(``metrics.csv`` in our columns, ``summary.json``, ``config.yaml`` with the flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grokking.official import (  # noqa: E402
+    DEFAULT_DIR,
+    OFFICIAL_RUNS,
+    OfficialRun,
+    commit_of,
+    flags_for,
+    is_release,
+    prepare_scratch,
+    write_result,
+)
+
+
+def run_seed(official_dir: Path, scratch: Path, flags: list[str], threads: int, device: str) -> tuple[int, float]:
+    info_path = scratch / "run.json"
+    if info_path.is_file() and json.loads(info_path.read_text()).get("returncode") == 0:
+        return 0, 0.0
+    wrapper = prepare_scratch(official_dir, scratch, flags, threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env["PYTHONPATH"] = str(scratch)
+    start = time.time()
+    with open(scratch / "stdout.log", "w") as log:
+        code = subprocess.run(
+            [sys.executable, wrapper.name], cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT
+        ).returncode
+    wall = time.time() - start
+    import torch
+
+    info = {
+        "flags": flags,
+        "returncode": code,
+        "wall_time_s": wall,
+        "threads": threads,
+        "device": device if device != "cpu" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    return code, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("figures", nargs="*", help=f"figures ({', '.join(OFFICIAL_RUNS)}, or all)")
+    parser.add_argument("--only", nargs="*", help="only these runs: NAME or FIGURE/NAME (see --list)")
+    parser.add_argument("--official-dir", type=Path, default=DEFAULT_DIR, help="snapshot folder (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run at a time (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    parser.add_argument("--seeds", type=int, default=0, help="run only the first N seeds of each run (default all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "official", help="results folder")
+    parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "official", help="scratch folder")
+    parser.add_argument("--list", action="store_true", help="print the runs and their flags, and exit")
+    args = parser.parse_args()
+
+    if not (args.official_dir / "grokking_experiments.py").is_file():
+        sys.exit(
+            f"error: no official snapshot at {args.official_dir}; clone github.com/LucasPrietoAl/"
+            "grokking-at-the-edge-of-numerical-stability and check out 720d244, then pass --official-dir"
+        )
+    if args.jobs < 1 or args.threads < 1:
+        sys.exit(f"error: --jobs and --threads must be >= 1 (got {args.jobs}, {args.threads})")
+    figures = list(OFFICIAL_RUNS) if args.figures in ([], ["all"]) else args.figures
+    if unknown := [f for f in figures if f not in OFFICIAL_RUNS]:
+        sys.exit(f"error: unknown figure {unknown[0]}; choose from: {', '.join([*OFFICIAL_RUNS, 'all'])}")
+    release = is_release(args.official_dir)
+    commit = commit_of(args.official_dir)
+    runs: list[tuple[str, str, OfficialRun]] = [
+        (fig, name, run)
+        for fig in figures
+        for name, run in OFFICIAL_RUNS[fig].items()
+        if not (release and run.fixed_only)
+    ]
+    if args.only:
+        known = {n for _, n, _ in runs} | {f"{f}/{n}" for f, n, _ in runs}
+        if bad := [o for o in args.only if o not in known]:
+            sys.exit(f"error: --only {bad[0]} is not a run of {' '.join(figures)}; see --list for the choices")
+        runs = [(f, n, r) for f, n, r in runs if {n, f"{f}/{n}"} & set(args.only)]
+    seeds_of = {(f, n): r.seeds[: args.seeds or None] for f, n, r in runs}
+    if args.list:
+        for fig, name, run in runs:
+            print(f"{fig}/{name} seeds {list(seeds_of[fig, name])}: {' '.join(flags_for(run, 0, release)[:-4])}")
+        return
+    device = args.device
+    jobs = [
+        (fig, name, run, seed, args.scratch / commit / fig / name / f"seed{seed}")
+        for fig, name, run in runs
+        for seed in seeds_of[fig, name]
+    ]
+    print(
+        f"official {commit}: {len(jobs)} seeds of {len(runs)} runs, {args.jobs} at a time, {args.threads} threads each"
+    )
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {
+            pool.submit(
+                run_seed,
+                args.official_dir,
+                scratch,
+                flags_for(run, seed, release)[:-1] + [device],
+                args.threads,
+                device,
+            ): (fig, name, seed)
+            for fig, name, run, seed, scratch in jobs
+        }
+        failed = []
+        for future, (fig, name, seed) in futures.items():
+            code, wall = future.result()
+            print(f"{fig}/{name} seed {seed}: {'ok' if code == 0 else f'exit {code}'} ({wall:.0f} s)", flush=True)
+            if code:
+                failed.append(f"{fig}/{name}/seed{seed}")
+    for fig, name, run in runs:
+        dirs = {seed: args.scratch / commit / fig / name / f"seed{seed}" for seed in seeds_of[fig, name]}
+        if all(
+            (d / "run.json").is_file() and json.loads((d / "run.json").read_text())["returncode"] == 0
+            for d in dirs.values()
+        ):
+            write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
+            print(f"wrote {args.out / commit / fig / name}")
+    if failed:
+        sys.exit(f"error: {len(failed)} official runs failed: {', '.join(failed)} (see their stdout.log)")
+
+
+if __name__ == "__main__":
+    main()
