@@ -1,15 +1,33 @@
-"""Checkable claims of the paper, held against committed results.
+"""Checkable claims of the paper, held against the distribution of our replicates.
 
-A :class:`Claim` names the paper's value, measures ours from ``results/`` and says whether it holds
-within a stated tolerance. ``scripts/claims.py`` evaluates every claim and writes
-``results/CLAIMS.md`` with one row per claim and the line ``N claims: H hold, D deviate``.
+A :class:`Claim` names the paper's value, measures ours from one replicate of ``results/`` and
+says whether a value agrees within a stated tolerance. :func:`evaluate` measures it on every
+replicate (``grokking.results.replicates``) and gives one of four verdicts:
+
+- *holds*: the mean over replicates is within tolerance (and every replicate has a value);
+- *within seed spread*: the mean is not, but some value in our replicates' min-max range is;
+- *deviates*: neither;
+- *missing*: no replicate has the runs the claim needs.
+
+``scripts/claims.py`` writes ``results/CLAIMS.md`` with one row per claim, the official code's
+verdict beside ours (the same claim functions on ``results/official/<commit>/``) and, for every
+deviation of ours, its class: *paper only* (the official code deviates too), *ours only* (the
+official code holds) or *not checkable* (no official run answers it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from grokking.results import Replicate, replicates
+
+MISSING = (FileNotFoundError, KeyError, IndexError)
+VERDICTS = ("holds", "within seed spread", "deviates", "missing")
+CLASSES = ("paper only", "ours only", "not checkable")
 
 
 @dataclass(frozen=True)
@@ -17,56 +35,169 @@ class Claim:
     figure: str  # e.g. "Fig. 2"
     claim: str  # what the paper says, in a few words
     paper: str  # the paper's value, as written in PAPER.md
-    measure: Callable[[Path], float | None]  # our value, read from the results folder
-    holds: Callable[[float], bool]  # whether our value agrees within the tolerance
+    measure: Callable[[Replicate], float | None]  # our value on one replicate (None: never reached)
+    holds: Callable[[float], bool]  # whether a value agrees within the tolerance
     tolerance: str  # the tolerance, in words (e.g. "within ±10 points")
     fmt: str = "{:.3g}"  # how to print our value
+
+
+def bootstrap_ci(values: Sequence[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (deterministic: a fixed RNG seed)."""
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choice(values) for _ in range(n)) / n for _ in range(draws))
+    lo = means[int((1 - level) / 2 * draws)]
+    hi = means[min(draws - 1, int((1 + level) / 2 * draws))]
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A claim's values over replicates; ``never`` counts replicates whose measure was None (a
+    milestone never reached)."""
+
+    values: tuple[float, ...]
+    never: int = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.values) + self.never
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        return bootstrap_ci(self.values) if len(self.values) >= 5 else None
+
+    def spread_holds(self, holds: Callable[[float], bool], points: int = 401) -> bool:
+        """Whether some value in [min, max] of the replicates satisfies ``holds``."""
+        if not self.values:
+            return False
+        lo, hi = min(self.values), max(self.values)
+        return any(holds(lo + (hi - lo) * i / (points - 1)) for i in range(points))
+
+    def text(self, fmt: str) -> str:
+        if not self.values:
+            return f"never (n={self.n})"
+        mean = fmt.format(self.mean)
+        if self.n == 1:
+            return mean
+        lo, hi = (fmt.format(v) for v in (min(self.values), max(self.values)))
+        parts = [f"range {lo} – {hi}"]
+        if self.ci:
+            parts.insert(0, "95 % CI " + " – ".join(fmt.format(v) for v in self.ci))
+        if self.never:
+            parts.append(f"{self.never} never")
+        return f"{mean} ({'; '.join(parts)}; n={self.n})"
 
 
 @dataclass(frozen=True)
 class Verdict:
     claim: Claim
-    value: float | None
-    status: str  # holds | deviates | missing
+    dist: Distribution | None
+    status: str  # one of VERDICTS
+
+    @property
+    def value(self) -> float | None:
+        return None if self.dist is None else self.dist.mean
 
     @property
     def ours(self) -> str:
-        return "—" if self.value is None else self.claim.fmt.format(self.value)
+        return "—" if self.dist is None else self.dist.text(self.claim.fmt)
 
 
-def evaluate(claim: Claim, root: Path) -> Verdict:
-    """Measure ``claim`` on ``root``; a run that is missing gives status ``missing``."""
-    try:
-        value = claim.measure(root)
-    except (FileNotFoundError, KeyError):
+def measure_all(claim: Claim, reps: list[Replicate]) -> Distribution | None:
+    values, never = [], 0
+    for rep in reps:
+        try:
+            value = claim.measure(rep)
+        except MISSING:
+            continue
+        if value is None:
+            never += 1
+        else:
+            values.append(float(value))
+    return Distribution(tuple(values), never) if values or never else None
+
+
+def evaluate(claim: Claim, root: Path | Replicate | list[Replicate]) -> Verdict:
+    """Measure ``claim`` on every replicate of ``root`` (a results folder), on one replicate, or on
+    a list of them; replicates that lack the claim's runs are left out."""
+    reps = root if isinstance(root, list) else [root] if isinstance(root, Replicate) else replicates(Path(root))
+    dist = measure_all(claim, reps)
+    if dist is None:
         return Verdict(claim, None, "missing")
-    if value is None:
-        return Verdict(claim, None, "deviates")
-    return Verdict(claim, value, "holds" if claim.holds(value) else "deviates")
+    if dist.mean is not None and not dist.never and claim.holds(dist.mean):
+        return Verdict(claim, dist, "holds")
+    if dist.spread_holds(claim.holds):
+        return Verdict(claim, dist, "within seed spread")
+    return Verdict(claim, dist, "deviates")
 
 
-def summary_line(verdicts: list[Verdict]) -> str:
-    held = sum(v.status == "holds" for v in verdicts)
-    deviate = sum(v.status == "deviates" for v in verdicts)
-    missing = sum(v.status == "missing" for v in verdicts)
-    line = f"{len(verdicts)} claims: {held} hold, {deviate} deviate"
-    return line + (f", {missing} missing" if missing else "")
+def deviation_class(ours: Verdict, official: Verdict | None) -> str:
+    """For a deviation of ours: is it the paper's (the official code deviates too), ours only, or
+    not checkable with the official code?"""
+    if ours.status != "deviates":
+        return ""
+    if official is None or official.status == "missing":
+        return "not checkable"
+    return "ours only" if official.status == "holds" else "paper only"
 
 
-def report(verdicts: list[Verdict]) -> str:
-    """The Markdown report: a table with one row per claim, then the summary line."""
+def _counts(verdicts: list[Verdict]) -> dict[str, int]:
+    return {s: sum(v.status == s for v in verdicts) for s in VERDICTS}
+
+
+def summary_line(verdicts: list[Verdict], official: list[Verdict] | None = None) -> str:
+    c = _counts(verdicts)
+    line = f"{len(verdicts)} claims: {c['holds']} hold"
+    if c["within seed spread"]:
+        line += f", {c['within seed spread']} within seed spread"
+    line += f", {c['deviates']} deviate"
+    if c["missing"]:
+        line += f", {c['missing']} missing"
+    if official is not None:
+        o = _counts(official)
+        checked = len(official) - o["missing"]
+        line += (
+            f"; official code on {checked}: {o['holds']} hold, {o['within seed spread']} within seed spread,"
+            f" {o['deviates']} deviate"
+        )
+        classes = [deviation_class(v, w) for v, w in zip(verdicts, official, strict=True)]
+        line += "; our deviations: " + ", ".join(f"{classes.count(k)} {k}" for k in CLASSES)
+    return line
+
+
+def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commit: str = "") -> str:
+    """The Markdown report: one row per claim (ours, and the official code's when given), then the
+    summary line."""
+    head = "| Figure | Claim | Paper | Ours | Tolerance | Verdict |"
+    rule = "| --- | --- | --- | --- | --- | --- |"
+    if official is not None:
+        head += f" Official code {commit} | Official verdict | Class |"
+        rule += " --- | --- | --- |"
     lines = [
         "# Paper claims against this repository's results",
         "",
-        "Generated by `scripts/claims.py` from `results/`; do not edit by hand.",
+        "Generated by `scripts/claims.py` from `results/`; do not edit by hand. Each value is the mean",
+        "over independent replicates (split and initialization), with the 95 % bootstrap interval of the",
+        "mean for n ≥ 5, the min–max range and n. Verdicts: *holds* (mean within tolerance), *within",
+        "seed spread* (the mean is not, but part of our replicates' range is), *deviates*, *missing*.",
+        "Onsets are the first logged epoch of two in a row past the threshold (`grokking.results.onset`).",
         "",
-        "| Figure | Claim | Paper | Ours | Tolerance | Verdict |",
-        "| --- | --- | --- | --- | --- | --- |",
+        head,
+        rule,
     ]
-    for v in verdicts:
+    for i, v in enumerate(verdicts):
         c = v.claim
-        lines.append(f"| {c.figure} | {c.claim} | {c.paper} | {v.ours} | {c.tolerance} | {v.status} |")
-    return "\n".join([*lines, "", summary_line(verdicts), ""])
+        row = f"| {c.figure} | {c.claim} | {c.paper} | {v.ours} | {c.tolerance} | {v.status} |"
+        if official is not None:
+            o = official[i]
+            row += f" {o.ours} | {o.status} | {deviation_class(v, o)} |"
+        lines.append(row)
+    return "\n".join([*lines, "", summary_line(verdicts, official), ""])
 
 
 def within(target: float, tol: float) -> Callable[[float], bool]:

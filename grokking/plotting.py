@@ -54,13 +54,21 @@ def save(fig, name: str, out_dir: Path = FIGURES) -> list[Path]:
     return paths
 
 
-def mean_band(ax, df, x: str, y: str, label: str, color: str | None = None, **kw) -> None:
-    """Mean over seeds as a line, min-max over seeds as a band (a single seed is just a line)."""
+def mean_band(ax, df, x: str, y: str, label: str | None, color: str | None = None, **kw) -> None:
+    """Mean over seeds and replicates as a line, their min-max as a band (one curve is just a line).
+    The band is drawn on log-x panels too (it follows the logged epochs)."""
     grouped = df.groupby(x)[y]
     mean = grouped.mean()
-    ax.plot(mean.index, mean.values, label=label, color=color, **kw)
-    if df["seed"].nunique() > 1:
-        ax.fill_between(mean.index, grouped.min().values, grouped.max().values, color=color, alpha=0.2, lw=0)
+    (line,) = ax.plot(mean.index, mean.values, label=label, color=color, **kw)
+    if grouped.size().max() > 1:
+        band = dict(color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(mean.index, grouped.min().values, grouped.max().values, **band)
+
+
+def curves_label(label: str, df) -> str:
+    """``label`` with the number of independent replicates pooled in ``df`` (when more than one)."""
+    n = df["replicate"].nunique() if "replicate" in df else 1
+    return label if n == 1 else f"{label} (n={n})"
 
 
 def accuracy_curves(ax, df, label: str | None, color: str | None, lw: float = 1.5) -> None:

@@ -1,8 +1,19 @@
-"""Read committed results: ``results/<figure>/<run>/{metrics.csv, summary.json, config.yaml}``."""
+"""Read committed results: ``results/<figure>/<run>/{metrics.csv, summary.json, config.yaml}``.
+
+A run can have independent replicates (another train/test split *and* initialization):
+replicate 0 is the run folder itself, replicate k >= 1 lies in ``<root>/replicates/<k>/<figure>/
+<run>/`` (``scripts/reproduce.py --replicates N`` makes them). The official code's runs hold one
+row group per ``--seed`` in a single folder, and each seed is a replicate.
+
+Every reader takes a ``root``: a results folder (plots: all completed replicates pooled, with a
+``replicate`` column) or a :class:`Replicate` (claims: one replicate at a time).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -10,6 +21,57 @@ from typing import Any
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+REPLICATES = "replicates"
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One independent replicate under a results ``root``: ours by ``index`` (0 is the run folder
+    itself), the official code's by ``seed`` (its ``--seed`` sets split and initialization)."""
+
+    root: Path
+    index: int = 0
+    seed: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / REPLICATES / str(self.index) if self.index else Path(self.root)
+
+    def __truediv__(self, other: str) -> Path:
+        return self.path / other
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    @property
+    def label(self) -> str:
+        return f"seed {self.seed}" if self.seed is not None else f"replicate {self.index}"
+
+
+Root = Path | Replicate
+
+
+def replicate_indices(root: Path) -> list[int]:
+    """The replicate numbers present under ``root`` (0 always, then ``root/replicates/<k>``)."""
+    extra = Path(root) / REPLICATES
+    found = sorted(int(p.name) for p in extra.iterdir() if p.name.isdigit()) if extra.is_dir() else []
+    return [0, *found]
+
+
+def replicates(root: Path) -> list[Replicate]:
+    """Every replicate of ``root``: ours by index, or, for a folder of official runs (their
+    ``summary.json`` say ``"code": "official"``), one per ``--seed`` found in any run."""
+    seeds: set[int] = set()
+    for path in Path(root).glob("*/*/summary.json"):
+        try:
+            s = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if s.get("code") == "official":
+            seeds |= {int(k) for k in s.get("per_seed", {})}
+    if seeds:
+        return [Replicate(Path(root), seed=s) for s in sorted(seeds)]
+    return [Replicate(Path(root), k) for k in replicate_indices(root)]
 
 
 @cache
@@ -17,48 +79,128 @@ def _metrics(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def metrics(figure: str, run: str, root: Path = RESULTS) -> pd.DataFrame:
-    """The run's metric rows (all seeds; filter on the ``seed`` column)."""
-    return _metrics(Path(root) / figure / run / "metrics.csv")
+def _read_summary(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
 
 
-def summary(figure: str, run: str, root: Path = RESULTS) -> dict[str, Any]:
-    return json.loads((Path(root) / figure / run / "summary.json").read_text())
+def run_dir(figure: str, run: str, root: Root) -> Path:
+    base = root.path if isinstance(root, Replicate) else Path(root)
+    return base / figure / run
 
 
-def exists(figure: str, run: str, root: Path = RESULTS) -> bool:
-    return (Path(root) / figure / run / "metrics.csv").is_file()
+def _completed(path: Path) -> bool:
+    try:
+        return _read_summary(path / "summary.json")["status"] in ("completed", "diverged")
+    except (OSError, ValueError, KeyError):
+        return False
 
 
-def per_seed(figure: str, run: str, key: str, root: Path = RESULTS) -> list[Any]:
-    """One summary value per seed, e.g. ``per_seed("fig2", "frac0.7_float64", "epoch_sc_50")``;
-    keys of the final row are read from ``final`` (e.g. ``"test_acc"``)."""
+def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
+    """The run's metric rows (all seeds; filter on the ``seed`` column). With a results folder, the
+    rows of every completed replicate are appended (column ``replicate``); with a
+    :class:`Replicate`, that replicate's rows only."""
+    if isinstance(root, Replicate):
+        df = _metrics(run_dir(figure, run, root) / "metrics.csv")
+        if root.seed is not None:
+            df = df[df.seed == root.seed]
+            if df.empty:
+                raise FileNotFoundError(f"{figure}/{run} has no rows of seed {root.seed}")
+        return df
+    first = _metrics(Path(root) / figure / run / "metrics.csv")
+    frames = [first]
+    for k in replicate_indices(Path(root))[1:]:
+        path = run_dir(figure, run, Replicate(Path(root), k))
+        if _completed(path) and (path / "metrics.csv").is_file():
+            frames.append(_metrics(path / "metrics.csv").assign(replicate=k))
+    if len(frames) == 1:
+        return first
+    return pd.concat([first.assign(replicate=0), *frames[1:]], ignore_index=True)
+
+
+def n_replicates(figure: str, run: str, root: Path = RESULTS) -> int:
+    """How many replicates :func:`metrics` pools for this run (official: seeds)."""
+    df = metrics(figure, run, root)
+    if "replicate" in df:
+        return int(df.replicate.nunique())
+    return 1 if not _is_official(figure, run, root) else int(df.seed.nunique())
+
+
+def _is_official(figure: str, run: str, root: Root) -> bool:
+    try:
+        return summary(figure, run, root).get("code") == "official"
+    except (OSError, ValueError):
+        return False
+
+
+def summary(figure: str, run: str, root: Root = RESULTS) -> dict[str, Any]:
+    s = _read_summary(run_dir(figure, run, root) / "summary.json")
+    if isinstance(root, Replicate) and root.seed is not None:
+        if str(root.seed) not in s.get("per_seed", {}):
+            raise FileNotFoundError(f"{figure}/{run} has no seed {root.seed}")
+        s = {**s, "per_seed": {str(root.seed): s["per_seed"][str(root.seed)]}}
+    return s
+
+
+def exists(figure: str, run: str, root: Root = RESULTS) -> bool:
+    if not (run_dir(figure, run, root) / "metrics.csv").is_file():
+        return False
+    if isinstance(root, Replicate) and root.seed is not None:
+        try:
+            summary(figure, run, root)
+        except (FileNotFoundError, ValueError):
+            return False
+    return True
+
+
+def per_seed(figure: str, run: str, key: str, root: Root = RESULTS) -> list[Any]:
+    """One summary value per seed, e.g. ``per_seed("fig2", "frac0.7_float64", "best_test_acc")``;
+    keys of the final row are read from ``final`` (e.g. ``"test_acc"``). Onset epochs are better
+    read with :func:`onsets`, which applies the same rule to every run."""
     values = []
     for s in summary(figure, run, root)["per_seed"].values():
         values.append(s[key] if key in s else s["final"][key])
     return values
 
 
-def final_mean(figure: str, run: str, column: str, root: Path = RESULTS) -> float:
+def final_mean(figure: str, run: str, column: str, root: Root = RESULTS) -> float:
     """Mean over seeds of the last logged value of ``column``."""
     df = metrics(figure, run, root)
     return float(df[df.epoch == df.epoch.max()][column].mean())
 
 
-def value_at(figure: str, run: str, column: str, epoch: int, root: Path = RESULTS) -> float:
+def value_at(figure: str, run: str, column: str, epoch: int, root: Root = RESULTS) -> float:
     """Mean over seeds of ``column`` at the last logged epoch <= ``epoch``."""
     df = metrics(figure, run, root)
     at = df[df.epoch <= epoch].epoch.max()
     return float(df[df.epoch == at][column].mean())
 
 
-def first_epoch(figure: str, run: str, column: str, threshold: float, root: Path = RESULTS) -> float | None:
-    """Mean over seeds of the first logged epoch with ``column >= threshold`` (None if a seed never does)."""
+HOLD = 2  # logged epochs in a row that must pass a threshold for an onset
+
+
+def onset(epochs: list[int], values: list[float], threshold: float, hold: int = HOLD) -> int | None:
+    """The onset rule used for every milestone of ours and of the official runs: the first logged
+    epoch from which ``values >= threshold`` holds for ``hold`` logged epochs in a row (a crossing
+    in the last logged epochs, with fewer rows left to confirm it, counts). A single noisy logged
+    epoch above the threshold is not an onset."""
+    run = 0
+    for i, v in enumerate(values):
+        run = run + 1 if v >= threshold else 0
+        if run == hold or (run and i == len(values) - 1):
+            return int(epochs[i - run + 1])
+    return None
+
+
+def onsets(figure: str, run: str, column: str, threshold: float, root: Root = RESULTS) -> list[int | None]:
+    """:func:`onset` of ``column`` per seed of the run (per replicate when ``root`` is a folder
+    with replicates: seeds of different replicates are told apart by ``replicate``)."""
     df = metrics(figure, run, root)
-    epochs = []
-    for _, rows in df.groupby("seed"):
-        hit = rows[rows[column] >= threshold]
-        if hit.empty:
-            return None
-        epochs.append(int(hit.epoch.iloc[0]))
-    return sum(epochs) / len(epochs)
+    keys = ["replicate", "seed"] if "replicate" in df else ["seed"]
+    return [onset(rows.epoch.tolist(), rows[column].tolist(), threshold) for _, rows in df.groupby(keys, sort=False)]
+
+
+def first_epoch(figure: str, run: str, column: str, threshold: float, root: Root = RESULTS) -> float | None:
+    """Mean over seeds of the onset (:func:`onset`) of ``column >= threshold`` (None if a seed never
+    reaches it)."""
+    epochs = onsets(figure, run, column, threshold, root)
+    return None if None in epochs else sum(epochs) / len(epochs)

@@ -2,7 +2,9 @@
 
     python scripts/claims.py
 
-Claims are listed in ``scripts/claims_main.py`` (Figs. 1-7) and ``scripts/claims_appendix.py``
+With official-code runs under ``results/official/<commit>/`` (``scripts/official.py``), the same
+claims are measured on them and every deviation of ours is classed (paper only / ours only / not
+checkable). Claims are listed in ``scripts/claims_main.py`` (Figs. 1-7) and ``scripts/claims_appendix.py``
 (Figs. 8-16, Table 1); each is a :class:`grokking.claims.Claim`.
 """
 
@@ -32,10 +34,16 @@ def all_claims() -> list[Claim]:
     return claims
 
 
-def main(results: Path = RESULTS, out: Path | None = None) -> str:
-    verdicts = [evaluate(c, results) for c in all_claims()]
-    (out or results / "CLAIMS.md").write_text(report(verdicts))
-    line = summary_line(verdicts)
+OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
+
+
+def main(results: Path = RESULTS, out: Path | None = None, official_commit: str = OFFICIAL_COMMIT) -> str:
+    claims = all_claims()
+    verdicts = [evaluate(c, results) for c in claims]
+    official_root = results / "official" / official_commit
+    official = [evaluate(c, official_root) for c in claims] if official_root.is_dir() else None
+    (out or results / "CLAIMS.md").write_text(report(verdicts, official, official_commit))
+    line = summary_line(verdicts, official)
     print(line)
     return line
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from grokking.claims import Claim, at_least, at_most, within
-from grokking.results import final_mean, first_epoch, metrics, per_seed, summary, value_at
+from grokking.results import final_mean, first_epoch, metrics, onsets, summary, value_at
 
 
 def completed(figure: str, run: str, root: Path) -> pd.DataFrame:
@@ -29,7 +29,7 @@ def first_test_50(figure: str, run: str):
 
     def measure(r: Path) -> float | None:
         completed(figure, run, r)
-        return per_seed(figure, run, "epoch_test_acc_50", r)[0]
+        return onsets(figure, run, "test_acc", 0.5, r)[0]
 
     return measure
 
@@ -73,7 +73,7 @@ def sc_order_gap(frac: float):
 
     def measure(r: Path) -> float | None:
         e16, e32, e64 = (
-            per_seed("fig2", f"frac{frac}_{p}", "epoch_sc_50", r)[0] for p in ("float16", "float32", "float64")
+            onsets("fig2", f"frac{frac}_{p}", "sc_fraction", 0.5, r)[0] for p in ("float16", "float32", "float64")
         )
         return None if None in (e16, e32, e64) else min(e32 - e16, e64 - e32)
 
@@ -81,7 +81,7 @@ def sc_order_gap(frac: float):
 
 
 def fig2_train_epoch(r: Path) -> float | None:
-    epochs = [per_seed("fig2", f"frac{f}_{p}", "epoch_train_acc_100", r)[0] for f in FIG2_PAPER for p in FIG2_PAPER[f]]
+    epochs = [onsets("fig2", f"frac{f}_{p}", "train_acc", 1.0, r)[0] for f in FIG2_PAPER for p in FIG2_PAPER[f]]
     return None if None in epochs else max(epochs)
 
 
@@ -234,7 +234,7 @@ CLAIMS = [
         "Fig. 1b",
         "StableMax: first epoch with test accuracy ≥ 50 %",
         "35 000–47 000",
-        lambda r: per_seed("fig1", "b_stablemax", "epoch_test_acc_50", r)[0],
+        lambda r: onsets("fig1", "b_stablemax", "test_acc", 0.5, r)[0],
         lambda x: 30_000 <= x <= 52_000,
         "30 000–52 000 (±5 000)",
         "{:.0f}",

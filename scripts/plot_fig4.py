@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, mean_band, panels, save
+from grokking.plotting import FIGURES, curves_label, mean_band, panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TASKS = {
@@ -35,8 +35,9 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
         df = metrics("fig4", run, results)
         df = df[df.epoch > 0]
         partial = "" if (results / "fig4" / run / "summary.json").is_file() else " (partial run)"
-        acc.plot(df.epoch, 100 * df.test_acc, color=color, label=label + partial)
-        norm.plot(df.epoch, df.weight_norm, color=color, label=label + partial)
+        label = curves_label(label, df) + partial
+        mean_band(acc, df.assign(test=100 * df.test_acc), "epoch", "test", label, color)
+        mean_band(norm, df, "epoch", "weight_norm", label, color)
     acc.set(
         xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="test accuracy (%)", title="StableMax CE: test accuracy"
     )
@@ -47,7 +48,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
             continue
         df = metrics("fig4", run, results)
         df = df.assign(train=100 * df.train_acc, test=100 * df.test_acc)
-        mean_band(inputs, df, "epoch", "test", f"{label}: test", color)
+        mean_band(inputs, df, "epoch", "test", f"{curves_label(label, df)}: test", color)
         mean_band(inputs, df, "epoch", "train", f"{label}: train", color, ls="--", lw=1)
     inputs.set(ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)", title="addition: input encoding")
     for ax, loc in ((acc, "upper left"), (norm, "upper left"), (inputs, "center right")):

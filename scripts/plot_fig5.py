@@ -8,9 +8,10 @@ no regularization: (a) MLP without biases, (b) MLP with biases, (c) transformer.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
-from grokking.plotting import FIGURES, run_panels, save
+from grokking.plotting import FIGURES, curves_label, mean_band, run_panels, save
 from grokking.results import RESULTS
 
 MLP = {"input.weight": "input layer", "hidden.1.weight": "hidden layer", "output.weight": "output layer"}
@@ -24,8 +25,11 @@ PANELS = [
 
 
 def first_full_train(df) -> int | None:
-    hit = df[df.train_acc >= 1.0]
-    return None if hit.empty else int(hit.epoch.iloc[0])
+    """Median over replicates of the first logged epoch with 100 % train accuracy."""
+    keys = ["replicate", "seed"] if "replicate" in df else ["seed"]
+    hits = [rows[rows.train_acc >= 1.0].epoch.min() for _, rows in df.groupby(keys)]
+    hits = [int(h) for h in hits if h == h]
+    return None if not hits else int(statistics.median(hits))
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
@@ -33,8 +37,8 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     for ax, _, (tensors,), df in present:
         for tensor, label in tensors.items():
             if f"nlm_cos/{tensor}" in df:
-                ax.plot(df.epoch, df[f"nlm_cos/{tensor}"], label=label, lw=1.2)
-        ax.plot(df.epoch, df.nlm_cos, color="k", ls="--", lw=1, label="whole model")
+                mean_band(ax, df, "epoch", f"nlm_cos/{tensor}", label, lw=1.2)
+        mean_band(ax, df, "epoch", "nlm_cos", curves_label("whole model", df), "k", ls="--", lw=1)
         epoch = first_full_train(df)
         if epoch is not None:
             ax.axvline(epoch, color="k", ls=":", lw=1.5, label="100 % train acc.")

@@ -5,6 +5,13 @@
     python scripts/reproduce.py all --device cuda    # everything, on a GPU
     python scripts/reproduce.py fig1 --device cuda --cuda-graph   # one run at a time, each 4-5x faster
     python scripts/reproduce.py --list               # what would run
+    python scripts/reproduce.py fig2 --replicates 5  # add replicates 1-4 of every Fig. 2 run
+
+Replicate k >= 1 of a run changes both the train/test split and the initialization
+(``dataset.seed=k`` and ``seed=k``; a run that trains several init seeds at once gets seeds shifted
+by 1000 k) and lies in ``results/replicates/<k>/<figure>/<run>/``; replicate 0 is the run itself.
+Runs that only vary the init seed of another run (an explicit ``seed=`` or ``seeds=``) are not
+replicated.
 
 Each run is ``python train.py <overrides>`` with its own run directory, so an interrupted
 reproduction resumes where it stopped (completed runs are skipped). Checkpoints stay in the run
@@ -138,6 +145,33 @@ RUNS: dict[str, dict[str, list[str]]] = {
 }
 
 
+def experiment_seeds(overrides: list[str]) -> list[int] | None:
+    """The ``seeds`` list a run trains at once (from its overrides or its experiment file), if any."""
+    for o in reversed(overrides):
+        if o.startswith("seeds="):
+            return [int(v) for v in o.removeprefix("seeds=").strip("[]").split(",") if v.strip()]
+    for o in overrides:
+        if o.startswith("experiment="):
+            path = ROOT / "conf" / "experiment" / f"{o.removeprefix('experiment=')}.yaml"
+            for line in path.read_text().splitlines():
+                if line.startswith("seeds:") and "[" in line:
+                    return [int(v) for v in line.split("[", 1)[1].split("]")[0].split(",") if v.strip()]
+    return None
+
+
+def replicate_overrides(overrides: list[str], k: int) -> list[str]:
+    """Overrides of replicate ``k``: another split and another initialization."""
+    if k == 0:
+        return overrides
+    seeds = experiment_seeds(overrides)
+    init = [f"seeds=[{','.join(str(s + 1000 * k) for s in seeds)}]"] if seeds else [f"seed={k}"]
+    return [*[o for o in overrides if not o.startswith(("seeds=", "seed="))], f"dataset.seed={k}", *init]
+
+
+def replicate_root(out: Path, k: int) -> Path:
+    return out if k == 0 else out / "replicates" / str(k)
+
+
 def status(run_dir: Path) -> str | None:
     path = run_dir / "summary.json"
     return json.loads(path.read_text())["status"] if path.is_file() else None
@@ -181,6 +215,9 @@ def main() -> None:
         "--cuda-graph", action="store_true", help="on CUDA: replay non-logging epochs as a CUDA graph (4-5x faster)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="results folder")
+    parser.add_argument(
+        "--replicates", type=int, default=1, help="independent replicates per run, the run itself included (default 1)"
+    )
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
     args = parser.parse_args()
 
@@ -193,18 +230,25 @@ def main() -> None:
         known = {name for _, name, _ in runs} | {f"{fig}/{name}" for fig, name, _ in runs}
         if unknown := [o for o in args.only if o not in known]:
             parser.error(f"--only {unknown[0]} is not a run of {' '.join(figures)}; see --list for the choices")
+    if args.replicates < 1:
+        parser.error(f"--replicates must be >= 1 (got {args.replicates})")
     todo = [(fig, name, ov) for fig, name, ov in runs if not args.only or {name, f"{fig}/{name}"} & set(args.only)]
     extra = ["cuda_graph=true"] if args.cuda_graph else []
+    jobs = [
+        (fig, name, [*replicate_overrides(ov, k), *extra], replicate_root(args.out, k))
+        for k in range(args.replicates)
+        for fig, name, ov in todo
+        if k == 0 or not any(o.startswith(("seed=", "seeds=")) for o in ov)  # init-seed variants: not replicated
+    ]
     if args.list:
-        for fig, name, overrides in todo:
-            print(f"{fig}/{name}: python train.py {' '.join([*overrides, *extra])}")
+        for fig, name, overrides, out in jobs:
+            where = "" if out == args.out else f" [{out.relative_to(args.out)}]"
+            print(f"{fig}/{name}{where}: python train.py {' '.join(overrides)}")
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [
-            pool.submit(run_one, fig, name, [*ov, *extra], args.out, args.device, threads) for fig, name, ov in todo
-        ]
+        futures = [pool.submit(run_one, fig, name, ov, out, args.device, threads) for fig, name, ov, out in jobs]
         for future in futures:
             label, code, seconds = future.result()
             print(f"{label}: {'ok' if code == 0 else f'exit {code}'} ({seconds:.0f} s)", flush=True)

@@ -1,0 +1,141 @@
+"""Claims on distributions: replicate folders, the onset rule, the four verdicts, the three-way
+classes, and the replicate runs that ``scripts/reproduce.py --replicates`` plans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from grokking.claims import Claim, Distribution, bootstrap_ci, deviation_class, evaluate, report, summary_line, within
+from grokking.results import Replicate, metrics, onset, onsets, replicates
+from scripts.reproduce import replicate_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_run(folder: Path, test_acc: list[float], seeds=(0,), official: bool = False) -> None:
+    folder.mkdir(parents=True)
+    rows = [
+        {"epoch": 10 * i, "seed": s, "test_acc": a, "train_acc": 1.0} for s in seeds for i, a in enumerate(test_acc)
+    ]
+    pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+    summary = {"status": "completed", "per_seed": {str(s): {"final": {"test_acc": test_acc[-1]}} for s in seeds}}
+    if official:
+        summary["code"] = "official"
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def final_acc(r) -> float:
+    df = metrics("figX", "run", r)
+    return 100 * float(df[df.epoch == df.epoch.max()].test_acc.mean())
+
+
+CLAIM = Claim("Fig. X", "final test accuracy", "≈ 50 %", final_acc, within(50, 5), "±5 points", "{:.1f} %")
+
+
+def test_onset_needs_two_logged_epochs_in_a_row():
+    epochs = [0, 10, 20, 30, 40]
+    assert onset(epochs, [0.0, 0.6, 0.1, 0.6, 0.7], 0.5) == 30  # the lone spike at 10 is noise
+    assert onset(epochs, [0.0, 0.1, 0.2, 0.3, 0.9], 0.5) == 40  # a crossing in the last row counts
+    assert onset(epochs, [0.0, 0.1, 0.2, 0.3, 0.4], 0.5) is None
+
+
+def test_replicate_folders_are_found_and_pooled(tmp_path):
+    write_run(tmp_path / "figX" / "run", [0.1, 0.5])
+    write_run(tmp_path / "replicates" / "1" / "figX" / "run", [0.2, 0.6])
+    write_run(tmp_path / "replicates" / "2" / "figX" / "run", [0.3, 0.4])
+    reps = replicates(tmp_path)
+    assert [r.index for r in reps] == [0, 1, 2]
+    pooled = metrics("figX", "run", tmp_path)
+    assert sorted(pooled.replicate.unique()) == [0, 1, 2] and len(pooled) == 6
+    assert metrics("figX", "run", reps[2]).test_acc.tolist() == [0.3, 0.4]
+    assert onsets("figX", "run", "test_acc", 0.5, tmp_path) == [10, 10, None]
+
+
+def test_an_unfinished_replicate_is_not_pooled(tmp_path):
+    write_run(tmp_path / "figX" / "run", [0.1, 0.5])
+    write_run(tmp_path / "replicates" / "1" / "figX" / "run", [0.2, 0.6])
+    path = tmp_path / "replicates" / "1" / "figX" / "run" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "status": "interrupted"}))
+    assert "replicate" not in metrics("figX", "run", tmp_path)
+
+
+def test_official_seeds_are_replicates(tmp_path):
+    write_run(tmp_path / "figX" / "run", [0.1, 0.5], seeds=(42, 0, 1), official=True)
+    reps = replicates(tmp_path)
+    assert [r.seed for r in reps] == [0, 1, 42]
+    assert metrics("figX", "run", reps[0]).seed.unique().tolist() == [0]
+    with pytest.raises(FileNotFoundError):
+        metrics("figX", "run", Replicate(tmp_path, seed=7))
+
+
+@pytest.mark.parametrize(
+    ("finals", "status"),
+    [
+        ([0.50, 0.52, 0.48], "holds"),
+        ([0.30, 0.40, 0.52], "within seed spread"),  # mean 40.7 %, but one replicate is within ±5
+        ([0.30, 0.31, 0.32], "deviates"),
+    ],
+)
+def test_the_verdict_is_about_the_distribution(tmp_path, finals, status):
+    for k, final in enumerate(finals):
+        folder = tmp_path / ("" if k == 0 else f"replicates/{k}") / "figX" / "run"
+        write_run(folder, [0.0, final])
+    verdict = evaluate(CLAIM, tmp_path)
+    assert verdict.status == status
+    assert verdict.dist.n == 3 and "n=3" in verdict.ours
+
+
+def test_bootstrap_interval_is_deterministic_and_brackets_the_mean():
+    values = [1.0, 2.0, 3.0, 4.0, 10.0]
+    lo, hi = bootstrap_ci(values)
+    assert (lo, hi) == bootstrap_ci(values) and lo < 4.0 < hi
+    assert "95 % CI" in Distribution(tuple(values)).text("{:.1f}")
+
+
+def test_three_way_classes_and_summary_line(tmp_path):
+    ours, official = tmp_path / "ours", tmp_path / "official"
+    write_run(ours / "figX" / "run", [0.0, 0.2])
+    write_run(official / "figX" / "run", [0.0, 0.2], seeds=(42,), official=True)
+    v = evaluate(CLAIM, ours)
+    assert v.status == "deviates"
+    assert deviation_class(v, evaluate(CLAIM, official)) == "paper only"
+    assert deviation_class(v, evaluate(CLAIM, tmp_path / "none")) == "not checkable"
+    write_run(tmp_path / "good" / "figX" / "run", [0.0, 0.5], seeds=(42,), official=True)
+    good = evaluate(CLAIM, tmp_path / "good")
+    assert deviation_class(v, good) == "ours only"
+    line = summary_line([v], [good])
+    assert line == (
+        "1 claims: 0 hold, 1 deviate; official code on 1: 1 hold, 0 within seed spread, 0 deviate;"
+        " our deviations: 0 paper only, 1 ours only, 0 not checkable"
+    )
+    assert "| ours only |" in report([v], [good], "720d244")
+
+
+def test_replicates_vary_split_and_init():
+    assert replicate_overrides(["experiment=fig2"], 0) == ["experiment=fig2"]
+    assert replicate_overrides(["experiment=fig2", "precision=float16"], 3) == [
+        "experiment=fig2",
+        "precision=float16",
+        "dataset.seed=3",
+        "seed=3",
+    ]
+    # a run that trains several init seeds at once keeps that many, shifted
+    assert replicate_overrides(["experiment=fig1a"], 2)[-1] == "seeds=[2000,2001,2002,2003,2004]"
+
+
+def test_reproduce_lists_the_missing_replicates():
+    out = subprocess.run(
+        [sys.executable, "scripts/reproduce.py", "fig8", "--replicates", "3", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(out) == 6
+    assert "fig8/baseline [replicates/2]: python train.py experiment=fig8 dataset.seed=2 seed=2" in out
