@@ -172,6 +172,29 @@ def replicate_root(out: Path, k: int) -> Path:
     return out if k == 0 else out / "replicates" / str(k)
 
 
+def print_plan(jobs: list[tuple[str, str, list[str], Path]]) -> None:
+    """Runs still to make, with the CPU minutes ``results/figure_times_cpu.csv`` measured for one run
+    (epochs x ms/epoch on this repository's CPU path; a run of several seeds counts them all)."""
+    import csv
+
+    times = {(r["figure"], r["run"]): r for r in csv.DictReader((ROOT / "results" / "figure_times_cpu.csv").open())}
+    total, unknown = 0.0, []
+    print(f"{'run':42} {'replicate':>9} {'epochs':>7} {'ms/epoch':>9} {'minutes':>8}")
+    for fig, name, _, out in jobs:
+        if status(out / fig / name) in ("completed", "diverged"):
+            continue
+        row = times.get((fig, name))
+        k = "0" if out.name == "results" else out.name
+        if row is None:
+            unknown.append(f"{fig}/{name}")
+            continue
+        total += float(row["minutes"])
+        print(
+            f"{fig + '/' + name:42} {k:>9} {row['epochs']:>7} {float(row['ms_per_epoch']):9.1f} {float(row['minutes']):8.1f}"
+        )
+    print(f"total: {total / 60:.1f} CPU-hours on the measured path ({len(unknown)} runs without a timing)")
+
+
 def status(run_dir: Path) -> str | None:
     path = run_dir / "summary.json"
     return json.loads(path.read_text())["status"] if path.is_file() else None
@@ -219,6 +242,11 @@ def main() -> None:
         "--replicates", type=int, default=1, help="independent replicates per run, the run itself included (default 1)"
     )
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the CPU time of the runs still to make (results/figure_times_cpu.csv)",
+    )
     args = parser.parse_args()
 
     figures = list(RUNS) if args.figures in ([], ["all"]) else args.figures
@@ -244,6 +272,9 @@ def main() -> None:
         for fig, name, overrides, out in jobs:
             where = "" if out == args.out else f" [{out.relative_to(args.out)}]"
             print(f"{fig}/{name}{where}: python train.py {' '.join(overrides)}")
+        return
+    if args.plan:
+        print_plan(jobs)
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     failed = []
