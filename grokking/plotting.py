@@ -121,3 +121,20 @@ def accuracy_and(
         acc.set_xscale("log")
         other.set_xscale("log")
     return fig, acc, other
+
+
+OFFICIAL_COMMIT = "720d244"
+
+
+def official_overlay(ax, figure: str, run: str, column: str, results: Path, scale: float = 100.0) -> bool:
+    """Thin grey lines: the official code's run of the same settings (one per ``--seed``), from
+    ``<results>/official/<commit>/``, where it exists. Returns whether anything was drawn."""
+    from grokking.results import exists, metrics
+
+    root = Path(results) / "official" / OFFICIAL_COMMIT
+    if not exists(figure, run, root):
+        return False
+    df = metrics(figure, run, root)
+    for _, rows in df[df.epoch > 0].groupby("seed"):
+        ax.plot(rows.epoch, scale * rows[column], color="0.55", lw=0.6, alpha=0.8, zorder=1)
+    return True

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, panels, save
+from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_overlay, panels, save
 from grokking.results import RESULTS, exists, metrics, onsets
 
 FRACTIONS = (0.4, 0.6, 0.7)
@@ -25,6 +25,7 @@ SC_THRESHOLD = 0.5
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     fig, axes = panels(3)
+    official = False
     for ax, frac in zip(axes, FRACTIONS):
         for i, prec in enumerate(PRECISIONS):
             run = f"frac{frac}_{prec}"
@@ -35,6 +36,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
             color = COLORS[prec]
             mean_band(ax, df, "epoch", "test", curves_label(prec, df), color)
             mean_band(ax, df, "epoch", "train", None, color, ls="--", lw=1)
+            official |= official_overlay(ax, "fig2", run, "test_acc", results)
             sc = [e for e in onsets("fig2", run, "sc_fraction", SC_THRESHOLD, results) if e is not None]
             if sc:
                 ax.axvline(statistics.median(sc), color=color, ls=":", lw=1.5)
@@ -47,5 +49,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
         ax.set_ylabel("accuracy (%)")
     axes[0].plot([], [], color="k", ls="--", lw=1, label="train")
     axes[0].plot([], [], color="k", ls=":", lw=1.5, label="SC > 50 %: median onset (bar: range)")
+    if official:
+        axes[0].plot([], [], color="0.55", lw=0.6, label="official code (test)")
     axes[0].legend(loc="center left")
     save(fig, "fig2", out_dir)

@@ -1,8 +1,8 @@
 """Fig. 6: ⊥Grad prevents naïve loss minimization and groks without regularization.
 (a) transformer, subtraction, 40 %, lr 1e-3: AdamW, AdamW + weight decay 1.5, ⊥AdamW;
-(b) MLP, addition, 40 %, 500 epochs (5 seeds, mean and min-max band): AdamW, ⊥AdamW,
+(b) MLP, addition, 40 %, 500 epochs (5 init seeds per replicate, mean and min-max band): AdamW, ⊥AdamW,
 ⊥SGD (StableMax, float64); (c) the weight-decay run of (a): softmax CE against ‖θ‖², log-log,
-colored by epoch.
+colored by epoch. Thin grey lines: the official code's runs of the same settings, where committed.
 
     python scripts/reproduce.py fig6 && python scripts/figures.py fig6
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.ticker import ScalarFormatter
 
-from grokking.plotting import COLORS, FIGURES, mean_band, panels, save
+from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_overlay, panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TRANSFORMER = {
@@ -31,14 +31,18 @@ MLP = {
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     fig, (a, b, c) = panels(3)
     for ax, runs in ((a, TRANSFORMER), (b, MLP)):
+        official = False
         for run, (label, color) in runs.items():
             if not exists("fig6", run, results):
                 continue
             df = metrics("fig6", run, results)
             df = df.assign(train=100 * df.train_acc, test=100 * df.test_acc)
-            mean_band(ax, df, "epoch", "test", label, color)
+            mean_band(ax, df, "epoch", "test", curves_label(label, df), color)
             mean_band(ax, df, "epoch", "train", None, color, ls="--", lw=0.8)
+            official |= official_overlay(ax, "fig6", run, "test_acc", results)
         ax.plot([], [], color="k", ls="--", lw=0.8, label="(dashed: train)")
+        if official:
+            ax.plot([], [], color="0.55", lw=0.6, label="official code (test)")
         ax.set(ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)")
         ax.legend(loc="center right", bbox_to_anchor=(1, 0.38))
     a.set_title("(a) transformer, subtraction")
