@@ -101,6 +101,10 @@ def main() -> None:
         for name, run in OFFICIAL_RUNS[fig].items()
         if not (release and run.fixed_only)
     ]
+    for fig, name, run in runs:
+        if run.crashes:
+            print(f"{fig}/{name}: skipped, {run.note}")
+    runs = [(fig, name, run) for fig, name, run in runs if not run.crashes]
     if args.only:
         known = {n for _, n, _ in runs} | {f"{f}/{n}" for f, n, _ in runs}
         if bad := [o for o in args.only if o not in known]:

@@ -88,3 +88,44 @@ def test_write_result_gathers_seeds_with_provenance(tmp_path):
     assert summary["official_commit"] == "720d244" and summary["wall_time_s"] == 5.0
     assert summary["per_seed"]["42"]["epoch_train_acc_100"] == 11  # train accuracy 1.0 from position 2: epoch 2 * 5 + 1
     assert "seed_42" in (out / "config.yaml").read_text()
+
+
+def official_snapshots() -> list:
+    import os
+    from pathlib import Path
+
+    base = Path(os.environ.get("GROKKING_OFFICIAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "official"))
+    found = [d for d in (base, *sorted(base.glob("*"))) if (d / "grokking_experiments.py").is_file()]
+    return found
+
+
+@pytest.mark.parametrize("snapshot", official_snapshots() or [None], ids=lambda d: getattr(d, "name", "absent"))
+def test_official_binary_input_crashes_in_both_snapshots(snapshot, tmp_path, monkeypatch):
+    """Why Fig. 4-right's binary input has no official run: its dataset stores one-hot targets,
+    which the official loss gathers as integer labels."""
+    if snapshot is None:
+        pytest.skip("no official snapshot at ../shared/official (set GROKKING_OFFICIAL_DIR)")
+    import importlib
+    import sys
+    import types
+
+    import torch
+
+    assert OFFICIAL_RUNS["fig4"]["input_base2"].crashes
+    stub = types.ModuleType("torchvision")
+    stub.datasets = types.ModuleType("torchvision.datasets")
+    monkeypatch.setitem(sys.modules, "torchvision", stub)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", stub.datasets)
+    monkeypatch.syspath_prepend(str(snapshot))
+    for name in ("datasets", "utils", "binary_operations", "constants", "models", "orthograd", "logger"):
+        sys.modules.pop(name, None)
+    datasets, utils = importlib.import_module("datasets"), importlib.import_module("utils")
+    ops = importlib.import_module("binary_operations")
+    data = datasets.BinaryAlgorithmicDataset(ops.add_mod, p=113, input_size=113, output_size=113)
+    targets = data.targets[:8].long()
+    assert targets.shape == (8, 113)  # one-hot rows, not labels
+    loss = getattr(utils, "softmax_cross_entropy", None) or utils.cross_entropy_float64
+    with pytest.raises(RuntimeError):
+        loss(torch.zeros(8, 113), targets)
+    for name in ("datasets", "utils", "binary_operations", "constants", "models", "orthograd", "logger"):
+        sys.modules.pop(name, None)
