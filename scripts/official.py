@@ -101,15 +101,15 @@ def main() -> None:
         for name, run in OFFICIAL_RUNS[fig].items()
         if not (release and run.fixed_only)
     ]
-    for fig, name, run in runs:
-        if run.crashes:
-            print(f"{fig}/{name}: skipped, {run.note}")
-    runs = [(fig, name, run) for fig, name, run in runs if not run.crashes]
     if args.only:
         known = {n for _, n, _ in runs} | {f"{f}/{n}" for f, n, _ in runs}
         if bad := [o for o in args.only if o not in known]:
             sys.exit(f"error: --only {bad[0]} is not a run of {' '.join(figures)}; see --list for the choices")
         runs = [(f, n, r) for f, n, r in runs if {n, f"{f}/{n}"} & set(args.only)]
+    for fig, name, run in runs:
+        if run.crashes:
+            print(f"{fig}/{name}: skipped, {run.note}")
+    runs = [(fig, name, run) for fig, name, run in runs if not run.crashes]
     seeds_of = {(f, n): r.seeds[: args.seeds or None] for f, n, r in runs}
     if args.list:
         for fig, name, run in runs:
