@@ -165,14 +165,27 @@ def differs_between_commits(run: OfficialRun) -> bool:
 
 
 WRAPPER = """\
-import runpy, sys
+import os, runpy, sys
 sys.path.insert(0, ".")
 import torch
 torch.set_num_threads({threads})
 torch.set_num_threads = lambda *_: None  # the script asks for 5 threads; keep ours
+
+import logger  # the script writes its log only at the end: keep a copy after every logged epoch
+_log_metrics = logger.MetricsLogger.log_metrics
+
+
+def _log_and_keep(self, *args, **kwargs):
+    _log_metrics(self, *args, **kwargs)
+    self.metrics_df.to_csv("{partial}.tmp", index=False)
+    os.replace("{partial}.tmp", "{partial}")
+
+
+logger.MetricsLogger.log_metrics = _log_and_keep
 sys.argv = ["grokking_experiments.py", *{flags!r}]
 runpy.run_path("grokking_experiments.py", run_name="__main__")
 """
+PARTIAL = "partial_metrics.csv"  # the official log so far, kept by the wrapper
 
 
 def prepare_scratch(official_dir: Path, scratch: Path, flags: list[str], threads: int) -> Path:
@@ -186,7 +199,7 @@ def prepare_scratch(official_dir: Path, scratch: Path, flags: list[str], threads
     (stub / "__init__.py").write_text("from . import datasets  # noqa: F401\n")
     (stub / "datasets.py").write_text("")
     wrapper = scratch / "run_official.py"
-    wrapper.write_text(WRAPPER.format(threads=threads, flags=flags))
+    wrapper.write_text(WRAPPER.format(threads=threads, flags=flags, partial=PARTIAL))
     return wrapper
 
 
@@ -232,13 +245,22 @@ def seed_milestones(rows: pd.DataFrame) -> dict[str, Any]:
 def write_result(
     run_dirs: dict[int, Path], out_dir: Path, figure: str, name: str, run: OfficialRun, official_dir: Path
 ) -> dict[str, Any]:
-    """Gather the per-seed scratch runs into ``out_dir`` (metrics.csv, summary.json, config.yaml)."""
-    frames, per_seed, wall, infos = [], {}, 0.0, []
+    """Gather the per-seed scratch runs into ``out_dir`` (metrics.csv, summary.json, config.yaml).
+
+    A seed that was stopped before the end (no ``run.json`` with return code 0) contributes the log
+    the wrapper kept up to its last logged epoch, and the run's status is ``interrupted``."""
+    frames, per_seed, wall, infos, finished = [], {}, 0.0, [], True
     for seed, scratch in run_dirs.items():
         logs = sorted((scratch / "loggs").glob("*/metrics.csv"))
-        info = json.loads((scratch / "run.json").read_text())
+        info_path = scratch / "run.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         if not logs or info.get("returncode") != 0:
-            raise FileNotFoundError(f"{scratch}: the official run did not finish (see its stdout.log)")
+            finished = False
+            logs = [scratch / PARTIAL]
+            if not logs[0].is_file():
+                raise FileNotFoundError(f"{scratch}: the official run left no log (see its stdout.log)")
+            start = json.loads((scratch / "started.json").read_text())
+            info = {**start, "wall_time_s": logs[0].stat().st_mtime - start["started_unix"]}
         rows = read_long_metrics(logs[0], run.log_frequency)
         rows.insert(1, "seed", seed)
         frames.append(rows)
@@ -248,12 +270,13 @@ def write_result(
     out_dir.mkdir(parents=True, exist_ok=True)
     pd.concat(frames).to_csv(out_dir / "metrics.csv", index=False)
     summary = {
-        "status": "completed",
+        "status": "completed" if finished else "interrupted",
         "code": "official",
         "official_commit": commit_of(official_dir),
         "figure": figure,
         "run": name,
         "epochs": run.epochs,
+        "epoch": int(min(f.epoch.max() for f in frames)),
         "seeds": list(run_dirs),
         "wall_time_s": wall,
         "device": infos[0]["device"],

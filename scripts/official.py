@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from grokking.official import (  # noqa: E402
     DEFAULT_DIR,
     OFFICIAL_RUNS,
+    PARTIAL,
     OfficialRun,
     commit_of,
     flags_for,
@@ -46,25 +47,21 @@ def run_seed(official_dir: Path, scratch: Path, flags: list[str], threads: int, 
     if info_path.is_file() and json.loads(info_path.read_text()).get("returncode") == 0:
         return 0, 0.0
     wrapper = prepare_scratch(official_dir, scratch, flags, threads)
+    import torch
+
+    device_name = device if device != "cpu" else platform.processor() or "cpu"
+    start = {"flags": flags, "threads": threads, "device": device_name, "torch": torch.__version__}
+    (scratch / "started.json").write_text(json.dumps({**start, "started_unix": time.time()}) + "\n")
+    (scratch / PARTIAL).unlink(missing_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env["PYTHONPATH"] = str(scratch)
-    start = time.time()
+    started = time.time()
     with open(scratch / "stdout.log", "w") as log:
         code = subprocess.run(
             [sys.executable, wrapper.name], cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT
         ).returncode
-    wall = time.time() - start
-    import torch
-
-    info = {
-        "flags": flags,
-        "returncode": code,
-        "wall_time_s": wall,
-        "threads": threads,
-        "device": device if device != "cpu" else platform.processor() or "cpu",
-        "torch": torch.__version__,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    wall = time.time() - started
+    info = {**start, "returncode": code, "wall_time_s": wall, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     info_path.write_text(json.dumps(info, indent=2) + "\n")
     return code, wall
 
@@ -81,6 +78,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "official", help="results folder")
     parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "official", help="scratch folder")
     parser.add_argument("--list", action="store_true", help="print the runs and their flags, and exit")
+    parser.add_argument(
+        "--collect", action="store_true", help="only convert what the scratch runs hold, stopped seeds included"
+    )
     args = parser.parse_args()
 
     if not (args.official_dir / "grokking_experiments.py").is_file():
@@ -114,6 +114,14 @@ def main() -> None:
     if args.list:
         for fig, name, run in runs:
             print(f"{fig}/{name} seeds {list(seeds_of[fig, name])}: {' '.join(flags_for(run, 0, release)[:-4])}")
+        return
+    if args.collect:
+        for fig, name, run in runs:
+            dirs = {seed: args.scratch / commit / fig / name / f"seed{seed}" for seed in seeds_of[fig, name]}
+            dirs = {s: d for s, d in dirs.items() if (d / "run.json").is_file() or (d / PARTIAL).is_file()}
+            if dirs:
+                s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
+                print(f"{fig}/{name}: {s['status']} at epoch {s['epoch']} -> {args.out / commit / fig / name}")
         return
     device = args.device
     jobs = [
