@@ -12,22 +12,46 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
+class MissingRun(FileNotFoundError):
+    """A run whose results are absent or unusable (no file, an empty or headerless metrics.csv, a
+    corrupt summary.json): figures draw without it, claims count it as missing."""
+
+
 @cache
 def _metrics(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise MissingRun(f"{path}: {e}") from None
+    if not {"epoch", "seed"} <= set(df.columns) or df.empty:
+        raise MissingRun(f"{path} holds no metric rows")
+    return df
 
 
 def metrics(figure: str, run: str, root: Path = RESULTS) -> pd.DataFrame:
-    """The run's metric rows (all seeds; filter on the ``seed`` column)."""
+    """The run's metric rows (all seeds; filter on the ``seed`` column); :class:`MissingRun` where
+    there are none."""
     return _metrics(Path(root) / figure / run / "metrics.csv")
 
 
 def summary(figure: str, run: str, root: Path = RESULTS) -> dict[str, Any]:
-    return json.loads((Path(root) / figure / run / "summary.json").read_text())
+    path = Path(root) / figure / run / "summary.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MissingRun(f"{path}: {e}") from None
+    if not isinstance(data, dict):
+        raise MissingRun(f"{path} is not a run summary")
+    return data
 
 
 def exists(figure: str, run: str, root: Path = RESULTS) -> bool:
-    return (Path(root) / figure / run / "metrics.csv").is_file()
+    """Whether the run has metric rows to draw."""
+    try:
+        metrics(figure, run, root)
+    except MissingRun:
+        return False
+    return True
 
 
 def per_seed(figure: str, run: str, key: str, root: Path = RESULTS) -> list[Any]:
