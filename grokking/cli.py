@@ -50,9 +50,6 @@ class JobFailed(Exception):
     """A job of a sweep ended with an error (already reported on its own line)."""
 
 
-TASK_STARTED = False  # set once a run's own code runs: errors before that are Hydra's
-
-
 def schema_keys(dotted: str) -> list[str] | None:
     """The keys valid beside ``dotted``'s last part (None outside the training config's schema)."""
     node: type = TrainConfig
@@ -96,20 +93,29 @@ def report_errors(func: Callable[[], object]) -> object:
 
     try:
         return func()
-    except JobFailed as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except (HydraException, OmegaConfBaseException) as err:
-        if TASK_STARTED:
+    except Exception as err:
+        from_task = raised_in_task(err)
+        if isinstance(err, JobFailed):
+            print(f"error: {err}", file=sys.stderr)
+        elif isinstance(err, (HydraException, OmegaConfBaseException)) and not from_task:
+            print(f"error: {hydra_error_line(err)}", file=sys.stderr)
+        elif isinstance(err, OSError) and not from_task:
+            where = err.filename or "the run directory"
+            print(f"error: {where} cannot be used ({err.strerror}); choose another run directory", file=sys.stderr)
+        else:
             return HYDRA_RUN_AND_REPORT(functools.partial(reraise, err))
-        print(f"error: {hydra_error_line(err)}", file=sys.stderr)
         sys.exit(2)
-    except OSError as err:
-        if TASK_STARTED:
-            return HYDRA_RUN_AND_REPORT(functools.partial(reraise, err))
-        where = err.filename or "the run directory"
-        print(f"error: {where} cannot be used ({err.strerror}); choose another run directory", file=sys.stderr)
-        sys.exit(2)
+
+
+def raised_in_task(err: BaseException) -> bool:
+    """Whether ``err`` came out of a run's own code (a job of :func:`sweep_job`), not Hydra's."""
+    tb = err.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "job" and code.co_filename == __file__:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 HYDRA_RUN_AND_REPORT: Callable = None  # Hydra's own, for the errors report_errors leaves to it
@@ -150,8 +156,6 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        global TASK_STARTED
-        TASK_STARTED = True
         if os.environ.get("OMP_NUM_THREADS", "").isdigit():
             torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
         try:
