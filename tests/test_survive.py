@@ -14,7 +14,7 @@ import yaml
 
 import grokking.train as train_module
 from grokking.cli import compose
-from grokking.train import Replacement, prepare_run_dir, to_config
+from grokking.train import prepare_run_dir, to_config
 from grokking.validation import ConfigError, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(run, tmp
     # the process died while replacing (old run moved aside, no new checkpoint): the next run restores it
     _, cfg_dict = to_config(compose(["device=cpu", *TINY, "optimizer.lr=0.5", "overwrite=true"]))
     prepare_run_dir(out, cfg_dict, overwrite=True)
-    assert Replacement(out).pending and not (out / "metrics.csv").exists()
+    assert (out / ".previous").is_dir() and not (out / "metrics.csv").exists()
     with pytest.raises(ConfigError, match="already holds a completed run"):
         run(TINY, out)
     assert files_of(out) == old and not (out / ".previous").exists()
