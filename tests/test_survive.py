@@ -116,14 +116,31 @@ def test_a_refused_run_leaves_the_recorded_config_of_the_run_there(tmp_path):
     assert {name: (out / ".hydra" / name).read_text() for name in recorded} == recorded
 
 
-def test_default_run_directories_started_in_one_second_do_not_collide(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, str(ROOT / "train.py"), "dataset.modulus=23", "model.width=32", "epochs=4", "device=cpu"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    errors = [p.communicate(timeout=300)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errors
-    runs = list((tmp_path / "outputs").glob("*/*"))
-    assert len(runs) == 2 and all((r / "summary.json").is_file() for r in runs)
+def test_default_run_directories_started_in_one_second_do_not_collide(monkeypatch):
+    import datetime
+    import itertools
+
+    import hydra.core.utils
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from grokking.cli import CONF_DIR
+    from grokking.config import register_configs
+
+    ticks = itertools.count(1)
+
+    class Clock:  # every reading one microsecond later, all within one second
+        @staticmethod
+        def now():
+            return datetime.datetime(2026, 1, 1, 12, 0, 0, next(ticks))
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", Clock)
+    register_configs()
+    dirs = []
+    for _ in range(2):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            dirs.append(str(hydra_compose("config", return_hydra_config=True).hydra.run.dir))
+    assert dirs[0] != dirs[1] and all(d.startswith("outputs/2026-01-01/12-00-00") for d in dirs)
 
 
 # 5 -------------------------------------------------------------------------------------------------
