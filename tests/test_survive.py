@@ -302,7 +302,7 @@ def test_a_crafted_checkpoint_cannot_run_code(run, tmp_path):
     out = tmp_path / "r"
     out.mkdir()
     with open(out / "checkpoint.pt", "wb") as f:
-        pickle.dump({"model": Exploit()}, f)
+        pickle.dump({"model": Exploit()}, f, protocol=2)
     with pytest.raises(ConfigError, match="checkpoint.pt cannot be read"):
         run(TINY, out)
     assert not MARKER.exists()
@@ -416,6 +416,10 @@ def test_a_file_shaped_or_unwritable_run_directory_is_one_line(run, tmp_path):
     with pytest.raises(ConfigError, match="cannot be created"):
         run(TINY, shaped / "run")
     one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={shaped}"]), str(shaped))
+    unwritable = tmp_path / "unwritable"
+    (unwritable / ".lock").mkdir(parents=True)  # the lock file cannot be opened for writing, even by root
+    with pytest.raises(ConfigError, match="cannot be written"):
+        run(TINY, unwritable)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
