@@ -34,8 +34,25 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+class RunFileError(ValueError):
+    """A file of a run directory that cannot be read; the message is one line meant for the user."""
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint (or snapshots file) this project wrote. It is loaded with ``weights_only=True``
+    (tensors and plain Python values only), so a crafted file cannot run code; a file that is
+    empty, truncated, corrupt or not a checkpoint raises :class:`RunFileError`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types here: RuntimeError, UnpicklingError, EOFError, ...
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunFileError(
+            f"{path} cannot be read ({reason[:120]}); it is empty, truncated, corrupt or not a checkpoint of "
+            "this project: delete it to start the run over, or pass overwrite=true"
+        ) from None
+    if not isinstance(state, dict):
+        raise RunFileError(f"{path} is not a checkpoint of this project (it holds a {type(state).__name__})")
+    return state
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -43,29 +60,63 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_summary(out_dir: Path) -> dict[str, Any] | None:
+    """The run's summary.json, None where there is none; :class:`RunFileError` where it is not a summary."""
     path = out_dir / SUMMARY
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFileError(
+            f"{path} cannot be read ({e}); restore it, or delete it to resume from the checkpoint"
+        ) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+        raise RunFileError(
+            f"{path} is not a run summary (no status); restore it, or delete it to resume from the checkpoint"
+        )
+    return summary
 
 
 class MetricsWriter:
-    """Appends metric rows to ``metrics.csv`` as they are logged (flushed at once, so nothing
-    logged is lost if the process dies); the header is fixed by the first row."""
+    """Keeps ``metrics.csv`` equal to ``rows``, every row the run has logged (the checkpoint's rows
+    on a resume). New rows are appended as they are logged (flushed at once, so nothing logged is
+    lost if the process dies); the header is fixed by the first row. Where the file was deleted,
+    truncated or changed behind the run's back, it is rewritten whole from ``rows``."""
 
     def __init__(self, path: Path, rows: list[dict[str, float]]):
-        self.path = path
-        self.fields: list[str] | None = list(rows[0]) if rows else None
-        with open(path, "w", newline="") as f:
-            if rows:
+        self.path, self.rows = path, rows
+        self.fields: list[str] | None = None
+        self.size = -1  # the file's size after our last write
+        self.rewrite()
+
+    def rewrite(self) -> None:
+        self.fields = list(self.rows[0]) if self.rows else None
+        with open(self.path, "w", newline="") as f:
+            if self.rows:
                 writer = csv.DictWriter(f, fieldnames=self.fields)
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(self.rows)
+        self.size = self.path.stat().st_size
 
-    def append(self, rows: list[dict[str, float]]) -> None:
+    def intact(self) -> bool:
+        try:
+            return self.path.stat().st_size == self.size
+        except FileNotFoundError:
+            return False
+
+    def append(self, new_rows: list[dict[str, float]]) -> None:
+        """Write ``new_rows``, which the caller has already added to ``rows``."""
+        if not self.intact() or self.fields is None:
+            self.rewrite()
+            return
         with open(self.path, "a", newline="") as f:
-            if self.fields is None:
-                self.fields = list(rows[0])
-                csv.DictWriter(f, fieldnames=self.fields).writeheader()
-            csv.DictWriter(f, fieldnames=self.fields).writerows(rows)
+            csv.DictWriter(f, fieldnames=self.fields).writerows(new_rows)
+        self.size = self.path.stat().st_size
+
+    def sync(self) -> None:
+        """Rewrite the file from ``rows`` where it no longer holds them (called at the end of a run)."""
+        if not self.intact():
+            self.rewrite()
 
 
 def missing_added_keys(saved: dict[str, Any]) -> dict[str, Any]:

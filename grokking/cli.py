@@ -1,21 +1,27 @@
 """Command-line entry: checks config-group choices, then hands over to Hydra.
 
-Hydra reports an unknown group option in several lines; this module catches it first and prints
-one line naming the bad value and the valid choices, before anything is composed or run.
+Hydra reports an unknown group option, an unknown key or a wrong type in several lines and exits
+with code 1. This module turns each of them into the project's one ``error:`` line and exit code 2:
+a group option is checked before anything is composed, and Hydra's own errors (composition, a
+sweep's failed jobs, a run directory Hydra cannot create) are reported by :func:`report_errors`.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
+import re
 import sys
+import typing
 from collections.abc import Callable
+from dataclasses import is_dataclass
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from grokking.config import register_configs
+from grokking.config import TrainConfig, register_configs
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -37,6 +43,101 @@ def check_group_overrides(args: list[str]) -> str | None:
         for option in value.split(","):
             if option not in group_options(key):
                 return f"{key}={option} is not valid; choose one of: {', '.join(group_options(key))}"
+    return None
+
+
+class JobFailed(Exception):
+    """A job of a sweep ended with an error (already reported on its own line)."""
+
+
+def schema_keys(dotted: str) -> list[str] | None:
+    """The keys valid beside ``dotted``'s last part (None outside the training config's schema)."""
+    node: type = TrainConfig
+    for part in dotted.split(".")[:-1]:
+        hints = typing.get_type_hints(node)
+        if part not in hints or not is_dataclass(hints[part]):
+            return None
+        node = hints[part]
+    return list(typing.get_type_hints(node))
+
+
+def hydra_error_line(err: BaseException) -> str:
+    """One line for an error that Hydra or OmegaConf raised while composing the config."""
+    message = str(err).strip().splitlines()
+    cause = str(err.__cause__).strip().splitlines() if err.__cause__ is not None else []
+    first = message[0] if message else type(err).__name__
+    if m := re.match(r"Could not override '([^']+)'", first):
+        key = m.group(1)
+        valid = schema_keys(key)
+        if valid is not None and key.split(".")[-1] not in valid:
+            close = difflib.get_close_matches(key.split(".")[-1], valid, n=1)
+            hint = f" (did you mean {'.'.join([*key.split('.')[:-1], close[0]])}?)" if close else ""
+            return f"{key} is not a key of the config{hint}; choose one of: {', '.join(valid)}"
+        return f"{key} cannot be overridden: {cause[0] if cause else first}"
+    if m := re.match(r"Error merging override (.+)", first):
+        return f"{m.group(1)} is not valid: {cause[0] if cause else first}"
+    from hydra.errors import OverrideParseException
+
+    if isinstance(err, OverrideParseException) and (arg := unparsable_override(sys.argv[1:])):
+        return f"{arg} cannot be parsed ({first}); see https://hydra.cc/docs/advanced/override_grammar/basic/"
+    return "; ".join(line.strip() for line in [first, *cause[:1]] if line.strip())
+
+
+def report_errors(func: Callable[[], object]) -> object:
+    """Stands in for Hydra's ``run_and_report``: errors in composing the config, a sweep whose jobs
+    failed (each job has printed its own ``error:`` line) and a run directory that cannot be
+    created end as one ``error:`` line with exit code 2. Any other exception (a bug) keeps Hydra's
+    report, with its traceback."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return func()
+    except Exception as err:
+        from_task = raised_in_task(err)
+        if isinstance(err, JobFailed):
+            print(f"error: {err}", file=sys.stderr)
+        elif isinstance(err, (HydraException, OmegaConfBaseException)) and not from_task:
+            print(f"error: {hydra_error_line(err)}", file=sys.stderr)
+        elif isinstance(err, OSError) and not from_task:
+            where = err.filename or "the run directory"
+            print(f"error: {where} cannot be used ({err.strerror}); choose another run directory", file=sys.stderr)
+        else:
+            return HYDRA_RUN_AND_REPORT(functools.partial(reraise, err))
+        sys.exit(2)
+
+
+def raised_in_task(err: BaseException) -> bool:
+    """Whether ``err`` came out of a run's own code (a job of :func:`sweep_job`), not Hydra's."""
+    tb = err.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "job" and code.co_filename == __file__:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+HYDRA_RUN_AND_REPORT: Callable = None  # Hydra's own, for the errors report_errors leaves to it
+
+
+def reraise(err: BaseException) -> None:
+    raise err
+
+
+def unparsable_override(args: list[str]) -> str | None:
+    """The first command-line override that Hydra's override grammar rejects."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException:
+            return arg
     return None
 
 
@@ -63,8 +164,10 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
             if HydraConfig.get().mode != RunMode.MULTIRUN or exit.code in (0, 130):
                 raise
             if exit.code != 3:  # 3 = diverged
-                raise RuntimeError(
-                    f"job {HydraConfig.get().job.override_dirname} failed (exit code {exit.code})"
+                job = HydraConfig.get().job
+                raise JobFailed(
+                    f"job {job.num} of the sweep ({job.override_dirname or 'no overrides'}) failed with exit code "
+                    f"{exit.code}; the other jobs ran (see the job's error above)"
                 ) from None
 
     return job
@@ -76,6 +179,12 @@ def run(task: Callable[[DictConfig], None]) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     register_configs()
+    import hydra._internal.utils as hydra_utils
+
+    global HYDRA_RUN_AND_REPORT
+    if hydra_utils.run_and_report is not report_errors:
+        HYDRA_RUN_AND_REPORT = hydra_utils.run_and_report
+        hydra_utils.run_and_report = report_errors  # used by hydra.main for every step it reports
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(sweep_job(task))()
 
 

@@ -8,7 +8,8 @@ Value ranges and choices are checked by :func:`grokking.validation.validate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, is_dataclass
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -102,3 +103,17 @@ class TrainConfig:
 def register_configs() -> None:
     """Register the schema so that ``conf/config.yaml`` can extend it."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def unknown_keys(values: dict, schema: type = None, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Dotted keys of ``values`` that the schema (``TrainConfig`` by default) does not have, each
+    with the keys valid at its level (Hydra's ``+key=value`` can add such keys)."""
+    schema = schema or TrainConfig
+    hints = typing.get_type_hints(schema)
+    found = []
+    for key, value in values.items():
+        if key not in hints:
+            found.append((prefix + key, list(hints)))
+        elif is_dataclass(hints[key]) and isinstance(value, dict):
+            found += unknown_keys(value, hints[key], f"{prefix}{key}.")
+    return found

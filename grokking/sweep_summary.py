@@ -1,7 +1,8 @@
 """One table for a whole sweep: ``python scripts/summarize.py multirun/2025-01-01/12-00-00``.
 
-Reads every job directory of a Hydra multirun directory (``<sweep>/<job number>/`` with its
-``.hydra/overrides.yaml``) and writes, into the sweep directory:
+Reads every job of a Hydra multirun directory: the jobs the sweep launched (expanded from its
+``multirun.yaml``) and every ``<sweep>/<job>/`` with a ``.hydra/overrides.yaml``. It writes, into
+the sweep directory:
 
 - ``sweep_summary.csv`` and ``sweep_summary.md``: one row per job (per seed when a job trains
   several seeds at once) with the swept values, status, final and best test accuracy, the epochs of
@@ -10,8 +11,10 @@ Reads every job directory of a Hydra multirun directory (``<sweep>/<job number>/
   over any further axes), with the runs that did not complete marked.
 
 A job without ``summary.json`` (killed, timed out or still running) is listed as ``incomplete``
-with the milestones of the rows its ``metrics.csv`` holds; one without metrics as ``failed``.
-Diverged and interrupted runs keep their status. Nothing is dropped.
+with the milestones of the rows its ``metrics.csv`` holds; one without metrics as ``failed``; one
+without a directory as ``not started``; one whose summary.json cannot be read as
+``unreadable summary`` (with the milestones of its metrics.csv). Diverged and interrupted runs keep
+their status. Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +46,47 @@ COLUMNS = [
 ]
 
 
+def launched_jobs(sweep_dir: Path) -> dict[Path, list[str]]:
+    """The jobs the sweep launched, ``{job directory: overrides}`` in job-number order, expanded from
+    ``multirun.yaml`` as Hydra's basic sweeper expands them (empty where it cannot be read)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        hydra = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["hydra"]
+        if str(hydra["sweep"]["subdir"]) != "${hydra.job.num}":
+            return {}
+        parsed = OverridesParser.create().parse_overrides(list(hydra["overrides"]["task"]))
+        batches = BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # no multirun.yaml, or one this reader does not understand: the directories alone
+        return {}
+    return {sweep_dir / str(num): overrides for num, overrides in enumerate(batches)}
+
+
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Job directories of a sweep, in job-number order."""
-    jobs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    """Job directories of a sweep (launched or found), in job-number order."""
+    jobs = {*launched_jobs(sweep_dir), *(p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml"))}
     return sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else p.name))
 
 
-def job_overrides(job_dir: Path) -> dict[str, str]:
+def job_overrides(job_dir: Path, launched: dict[Path, list[str]] | None = None) -> dict[str, str]:
     """The job's command-line overrides as ``{key: value}`` (values as typed)."""
-    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    pairs = (o.split("=", 1) for o in overrides if "=" in o)
+    path = job_dir / ".hydra" / "overrides.yaml"
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError):
+        overrides = (launched or {}).get(job_dir, [])
+    pairs = (o.split("=", 1) for o in overrides if isinstance(o, str) and "=" in o)
     return {k.lstrip("+~"): v for k, v in pairs if not k.lstrip("+~").startswith(IGNORED_KEYS)}
+
+
+def read_metrics(path: Path) -> pd.DataFrame | None:
+    """A metrics.csv with rows, or None (missing, empty, headerless or unreadable)."""
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    return df if {"epoch", "seed", "test_acc"} <= set(df.columns) and len(df) else None
 
 
 def swept_keys(overrides: list[dict[str, str]]) -> list[str]:
@@ -67,17 +101,25 @@ def job_rows(job_dir: Path) -> list[dict[str, Any]]:
     """One row per seed: status and milestones from summary.json, else from metrics.csv."""
     from grokking.train import seed_summary
 
-    summary_path, metrics_path = job_dir / SUMMARY, job_dir / METRICS
+    if not job_dir.is_dir():
+        return [{"seed": None, "status": "not started"}]
+    summary_path = job_dir / SUMMARY
+    summary = None
     if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        status, epoch, wall = summary["status"], summary["epoch"], summary.get("wall_time_s")
-        per_seed = summary["per_seed"]
-    elif metrics_path.is_file() and metrics_path.stat().st_size > 0:
-        df = pd.read_csv(metrics_path)
-        status, epoch, wall = "incomplete", int(df["epoch"].max()) + 1, None
+        try:
+            summary = json.loads(summary_path.read_text())
+            status, epoch, wall = summary["status"], summary["epoch"], summary.get("wall_time_s")
+            per_seed = dict(summary["per_seed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            summary = None
+    if summary is None:
+        df = read_metrics(job_dir / METRICS)
+        unreadable = summary_path.is_file()
+        if df is None:
+            return [{"seed": None, "status": "unreadable summary" if unreadable else "failed"}]
+        status = "unreadable summary" if unreadable else "incomplete"
+        epoch, wall = int(df["epoch"].max()) + 1, None
         per_seed = {str(s): seed_summary(g.to_dict("records")) for s, g in df.groupby("seed")}
-    else:
-        return [{"seed": None, "status": "failed"}]
     rows = []
     for seed, s in per_seed.items():
         final = s.get("final", {})
@@ -105,7 +147,8 @@ def summarize(sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
     jobs = job_dirs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir} holds no Hydra job directories (<job>/.hydra/overrides.yaml)")
-    overrides = [job_overrides(j) for j in jobs]
+    launched = launched_jobs(sweep_dir)
+    overrides = [job_overrides(j, launched) for j in jobs]
     keys = swept_keys(overrides)
     records = [
         {"job": job.name, **{k: o.get(k) for k in keys}, **row}
@@ -183,6 +226,11 @@ def write_summary(sweep_dir: str | Path, x: str | None = None, y: str | None = N
     """Write sweep_summary.{csv,md,png} into the sweep directory and return the table."""
     sweep_dir = Path(sweep_dir)
     table, keys = summarize(sweep_dir)
+    for flag, key in (("--x", x), ("--y", y)):
+        if key is not None and key not in keys:
+            raise ValueError(
+                f"{flag} {key} is not a swept key of {sweep_dir}; choose one of: {', '.join(keys) or '(none: one job)'}"
+            )
     table.to_csv(sweep_dir / "sweep_summary.csv", index=False)
     (sweep_dir / "sweep_summary.md").write_text(to_markdown(table))
     plot(table, keys, sweep_dir / "sweep_summary.png", x, y)
@@ -197,8 +245,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         table = write_summary(args.sweep_dir, args.x, args.y)
-    except FileNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:
+        print(f"error: cannot write the summary into {args.sweep_dir} ({err.strerror})", file=sys.stderr)
+        raise SystemExit(2) from None
     print(to_markdown(table), end="")
     print(f"wrote {args.sweep_dir}/sweep_summary.csv, .md and .png")
 

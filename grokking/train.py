@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import fcntl
 import math
+import os
 import platform
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from grokking.checkpoint import (
     SNAPSHOTS,
     SUMMARY,
     MetricsWriter,
+    RunFileError,
     config_differences,
     load_checkpoint,
     missing_added_keys,
@@ -40,7 +43,7 @@ from grokking.checkpoint import (
     save_checkpoint,
     write_json,
 )
-from grokking.config import TrainConfig
+from grokking.config import TrainConfig, unknown_keys
 from grokking.data import build_dataset
 from grokking.graphs import StepGraphs, make_capturable
 from grokking.losses import DTYPES
@@ -52,6 +55,10 @@ from grokking.tracking import build_tracker
 from grokking.validation import ConfigError, validate
 
 EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
+FINISHED = ("completed", "diverged")  # a finished run is a result: kept unless overwrite=true
+HYDRA_DIR = ".hydra"  # Hydra's record of the run (config, overrides), written once the run is accepted
+PREVIOUS = ".previous"  # the run that overwrite=true replaces, kept here until the new run has a checkpoint
+RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, SNAPSHOTS, CONFIG, HYDRA_DIR)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -129,7 +136,10 @@ class StopSignal:
 def lock_run_dir(out_dir: Path):
     """Hold an exclusive lock on the run directory for this process's lifetime (two processes
     training into one directory would interleave their metric rows)."""
-    handle = open(out_dir / LOCK, "w")  # kept open: the lock lives as long as the handle
+    try:
+        handle = open(out_dir / LOCK, "w")  # kept open: the lock lives as long as the handle
+    except OSError as e:
+        raise ConfigError(f"{out_dir} cannot be written ({e.strerror}); choose another directory") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -140,20 +150,86 @@ def lock_run_dir(out_dir: Path):
     return handle
 
 
+class Replacement:
+    """``overwrite=true``: the run in the directory is moved into ``.previous/`` rather than deleted,
+    and is deleted only once the new run has written its first checkpoint or its summary. If the new
+    run fails before that, or the process dies, the old run is moved back (on failure at once, after
+    a crash by the next run in the directory). ``wandb/`` is never touched, except that the old run's
+    wandb id moves aside, so the new run starts a wandb run of its own."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.previous = out_dir, out_dir / PREVIOUS
+
+    @property
+    def pending(self) -> bool:
+        return self.previous.is_dir()
+
+    def move_aside(self) -> None:
+        from grokking.tracking import WandbTracker
+
+        self.previous.mkdir()
+        for name in RUN_FILES:
+            if (self.out_dir / name).exists():
+                os.replace(self.out_dir / name, self.previous / name)
+        run_id = self.out_dir / "wandb" / WandbTracker.RUN_ID
+        if run_id.is_file():
+            os.replace(run_id, self.previous / WandbTracker.RUN_ID)
+
+    def restore(self) -> None:
+        """Put the old run back, dropping whatever the new run wrote."""
+        from grokking.tracking import WandbTracker
+
+        if not self.pending:
+            return
+        for name in RUN_FILES:
+            path = self.out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            if (self.previous / name).exists():
+                os.replace(self.previous / name, path)
+        if (self.previous / WandbTracker.RUN_ID).is_file():
+            os.replace(self.previous / WandbTracker.RUN_ID, self.out_dir / "wandb" / WandbTracker.RUN_ID)
+        shutil.rmtree(self.previous)
+        print(f"restored the previous run in {self.out_dir}", file=sys.stderr)
+
+    def discard(self) -> None:
+        """The new run has a result of its own: drop the old run."""
+        if self.pending:
+            shutil.rmtree(self.previous)
+
+
+def has_run(out_dir: Path) -> bool:
+    return any((out_dir / name).exists() for name in (CHECKPOINT, METRICS, SUMMARY))
+
+
 def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """Refuse to clobber a completed run, return the checkpoint to resume from, if any."""
-    summary = read_summary(out_dir)
+    """Refuse to clobber a finished run, return the checkpoint to resume from, if any. With
+    ``overwrite`` the old run is moved aside (see :class:`Replacement`)."""
+    replacement = Replacement(out_dir)
+    replacement.restore()  # a replacement that never got its first checkpoint (the process died)
+    try:
+        summary = read_summary(out_dir)
+    except RunFileError as e:
+        if not overwrite:
+            raise ConfigError(f"{e}, or pass overwrite=true") from None
+        summary = None
     ckpt_path = out_dir / CHECKPOINT
-    if summary is not None and summary.get("status") == "completed" and not overwrite:
-        raise ConfigError(f"{out_dir} already holds a completed run; pass overwrite=true or choose another directory")
+    if summary is not None and summary["status"] in FINISHED and not overwrite:
+        raise ConfigError(
+            f"{out_dir} already holds a {summary['status']} run; pass overwrite=true or choose another directory"
+        )
     if overwrite:
-        for name in (CHECKPOINT, METRICS, SUMMARY, SNAPSHOTS):
-            (out_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "wandb", ignore_errors=True)
+        if has_run(out_dir):
+            replacement.move_aside()
         return None
     if not ckpt_path.is_file():
         return None
-    ckpt = load_checkpoint(ckpt_path)
+    try:
+        ckpt = load_checkpoint(ckpt_path)
+    except RunFileError as e:
+        raise ConfigError(str(e)) from None
     diffs = config_differences(ckpt["config"], cfg_dict)
     if diffs:
         older = [f"{k}={v}" for k, v in missing_added_keys(ckpt["config"]).items() if k in diffs]
@@ -162,6 +238,11 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
             f"{out_dir} holds a run with a different config ({', '.join(diffs)}){hint}; "
             "pass overwrite=true or choose another directory"
         )
+    if ckpt["epoch"] > cfg_dict["epochs"]:
+        raise ConfigError(
+            f"epochs={cfg_dict['epochs']} is fewer than the {ckpt['epoch']} epochs {out_dir} has already trained; "
+            f"pass epochs>={ckpt['epoch']} to resume it, overwrite=true, or choose another directory"
+        )
     return ckpt
 
 
@@ -169,25 +250,57 @@ def to_config(cfg: TrainConfig | DictConfig) -> tuple[TrainConfig, dict[str, Any
     """The config as a typed object and as a plain dict (for saving and comparing)."""
     node = OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), node)
-    return OmegaConf.to_object(merged), OmegaConf.to_container(merged, resolve=True)
+    cfg_dict = OmegaConf.to_container(merged, resolve=True)
+    for key, valid in unknown_keys(cfg_dict):
+        raise ConfigError(f"{key} is not a key of the config; choose one of: {', '.join(valid)}")
+    return OmegaConf.to_object(merged), cfg_dict
 
 
-def train(cfg: TrainConfig | DictConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Train as configured, writing config, metrics, checkpoint and summary into ``out_dir``."""
+def train(
+    cfg: TrainConfig | DictConfig, out_dir: str | Path, record: Callable[[Path], None] | None = None
+) -> dict[str, Any]:
+    """Train as configured, writing config, metrics, checkpoint and summary into ``out_dir``.
+    ``record(out_dir)``, when given, is called once the directory has accepted the run (the Hydra
+    entry point writes ``.hydra/`` there), so a refused run records nothing."""
     cfg, cfg_dict = to_config(cfg)
     validate(cfg)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file, not a directory; choose another run directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{out_dir} cannot be created ({e.strerror}); choose another run directory") from None
     lock = lock_run_dir(out_dir)
     try:
-        return _train(cfg, cfg_dict, out_dir)
+        return _train(cfg, cfg_dict, out_dir, record)
     finally:
         lock.close()
 
 
-def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def _train(
+    cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path, record: Callable[[Path], None] | None
+) -> dict[str, Any]:
     ckpt = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite)
+    replacement = Replacement(out_dir)
+    try:
+        return _train_accepted(cfg, cfg_dict, out_dir, record, ckpt, replacement)
+    except BaseException:
+        replacement.restore()  # the new run failed before its first checkpoint: the old one comes back
+        raise
+
+
+def _train_accepted(
+    cfg: TrainConfig,
+    cfg_dict: dict[str, Any],
+    out_dir: Path,
+    record: Callable[[Path], None] | None,
+    ckpt: dict[str, Any] | None,
+    replacement: Replacement,
+) -> dict[str, Any]:
     (out_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg_dict))
+    if record is not None:
+        record(out_dir)
 
     # data -> model -> optimizer
     device = resolve_device(cfg.device)
@@ -206,15 +319,24 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
 
     n_train, n_test = len(data.train_y), len(data.test_y)
 
-    start, rows, elapsed_before, snapshots = 0, [], 0.0, []
+    start, rows, elapsed_before, snapshots, stretches = 0, [], 0.0, [], []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         load_optimizer_state(optimizer, ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
+        stretches = [s for s in ckpt.get("stretches", []) if s["from_epoch"] < start]
         if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
             snapshots = [s for s in load_checkpoint(out_dir / SNAPSHOTS)["snapshots"] if s[0] < start]
         print(f"resuming {out_dir} from epoch {start}", file=sys.stderr)
+    # how each stretch of epochs was trained: a resumed run may change device or cpu_kernel
+    this_stretch = {
+        "from_epoch": start,
+        "device": str(device),
+        "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choices
+        "optimizer_step": optimizer_kind(optimizer),
+    }
+    stretches.append(this_stretch)
     writer = MetricsWriter(out_dir / METRICS, rows)
     tracker = build_tracker(cfg.logger, cfg_dict, out_dir)
 
@@ -234,24 +356,29 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
                 "param_names": names,
                 "split": {"train_idx": data.train_idx, "test_idx": data.test_idx},
                 "elapsed_s": elapsed_before + time.perf_counter() - t0,
+                "stretches": stretches,
             },
         )
+        replacement.discard()  # the new run has a checkpoint: a run it replaces is gone for good
 
     def finish(status: str, epoch: int) -> dict[str, Any]:
         wall = elapsed_before + time.perf_counter() - t0
+        writer.sync()  # metrics.csv holds every row, also where it was deleted or cut during the run
         summary = {
             "status": status,
             "epoch": epoch,
             "epochs": cfg.epochs,
             "seeds": seeds,
-            "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choices
-            "optimizer_step": optimizer_kind(optimizer),
+            # the one choice that trained every epoch, or "mixed" (resumed differently: see stretches)
+            **{k: uniform([s[k] for s in stretches]) for k in ("training_step", "optimizer_step")},
+            "stretches": stretches,
             "wall_time_s": wall,
             "epochs_per_s": epoch / wall if wall > 0 else None,
             **environment(device),
             "per_seed": {str(s): seed_summary([r for r in rows if r["seed"] == s]) for s in seeds},
         }
         write_json(out_dir / SUMMARY, summary)
+        replacement.discard()
         tracker.finish(summary)
         return summary
 
@@ -321,6 +448,10 @@ def _train(cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path) -> dict[st
     return finish("completed", cfg.epochs)
 
 
+def uniform(values: list[str]) -> str:
+    return values[0] if len(set(values)) == 1 else "mixed"
+
+
 def rows_for(epoch: int, seeds: list[int], values: dict[str, torch.Tensor]) -> list[dict[str, float]]:
     """One row per replica; a single host transfer for all values."""
     keys = list(values)
@@ -350,14 +481,38 @@ def print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     print(f"results: {out_dir}/{METRICS}, {out_dir}/{SUMMARY}")
 
 
+def record_hydra_config(cfg: DictConfig) -> Callable[[Path], None]:
+    """Writes Hydra's record of this run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``)
+    into a run directory. Hydra's own copy is off (``hydra.output_subdir: null``): it would be
+    written before the run directory is checked, so a refused run would relabel the results there."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+
+    def record(out_dir: Path) -> None:
+        folder = out_dir / HYDRA_DIR
+        folder.mkdir(exist_ok=True)
+        OmegaConf.save(cfg, folder / "config.yaml")
+        OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), folder / "hydra.yaml")
+        OmegaConf.save(hydra_cfg.overrides.task, folder / "overrides.yaml")
+
+    return record
+
+
 def main_from_hydra(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = record_hydra_config(cfg)
     try:
-        summary = train(cfg, out_dir)
-    except ConfigError as err:
+        summary = train(cfg, out_dir, record)
+    except (ConfigError, RunFileError) as err:
         print(f"error: {err}", file=sys.stderr)
+        if out_dir.is_dir() and not has_run(out_dir) and not (out_dir / HYDRA_DIR).exists():
+            try:  # an empty directory (e.g. a sweep's job) still says which config was refused
+                record(out_dir)
+            except OSError:
+                pass
         sys.exit(2)
     print_summary(summary, out_dir)
     if summary["status"] != "completed":

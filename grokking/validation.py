@@ -5,12 +5,23 @@ Each failure raises :class:`ConfigError` with one line naming the bad value and 
 
 from __future__ import annotations
 
+import math
+import os
 import re
+from dataclasses import fields, is_dataclass
 
 import torch
 
 from grokking.config import TrainConfig
-from grokking.data import DATASETS, MODULAR_OPS, find_mnist_files, mnist_available_images
+from grokking.data import (
+    DATASETS,
+    MODULAR_OPS,
+    MnistFileError,
+    find_mnist_files,
+    mnist_arrays,
+    mnist_available_images,
+    train_size,
+)
 from grokking.losses import DTYPES, LOSSES
 from grokking.native import KERNEL_CHOICES, blocker
 
@@ -19,6 +30,11 @@ OPTIMIZERS = ("adamw", "sgd")
 MODEL_DTYPES = ("float32", "float64")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
+TEMPERATURE_RANGE = (1e-3, 1e3)  # beyond these, logits / T overflow or every logit rounds to 0
+INIT_SCALE_RANGE = (1e-4, 1e4)  # beyond these, the initial weights underflow or the logits overflow
+MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
+MAX_RANDOM_CODE_BITS = 24  # random binary codes draw from all 2^bits codes at once
+MAX_SEED = 2**63 - 1
 
 
 class ConfigError(ValueError):
@@ -35,8 +51,33 @@ def require(ok: bool, key: str, value: object, expected: str) -> None:
         raise ConfigError(f"{key}={value} is not valid; expected {expected}")
 
 
+def check_finite(node: object, prefix: str = "") -> None:
+    """Every float of the config, at any depth, is finite (inf or nan makes a run meaningless)."""
+    for f in fields(node):
+        value, key = getattr(node, f.name), prefix + f.name
+        if is_dataclass(value):
+            check_finite(value, key + ".")
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{key}={value} is not valid; expected a finite number")
+
+
+def example_counts(cfg: TrainConfig) -> tuple[int, int, str]:
+    """(training examples, test examples, what the total is) of the configured dataset."""
+    d = cfg.dataset
+    if d.name == "mnist":
+        if d.mnist_dir is None:
+            return d.n_train, mnist_available_images(None) - d.n_train, "images"
+        return d.n_train, len(mnist_arrays(d.mnist_dir)[3]), "images"
+    n = d.n_samples if d.name == "sparse_parity" else d.modulus**2
+    n_train = train_size(n, d.train_fraction)
+    what = f"dataset.n_samples={n}" if d.name == "sparse_parity" else f"{n} pairs with dataset.modulus={d.modulus}"
+    return n_train, n - n_train, what
+
+
 def validate(cfg: TrainConfig) -> None:
     d, m, o = cfg.dataset, cfg.model, cfg.optimizer
+    check_finite(cfg)
     choice("dataset.name", d.name, DATASETS)
     choice("model.name", m.name, MODELS)
     choice("loss.name", cfg.loss.name, tuple(LOSSES))
@@ -53,13 +94,32 @@ def validate(cfg: TrainConfig) -> None:
         except ImportError:
             raise ConfigError("logger=wandb needs the wandb package: pip install -e '.[wandb]'") from None
 
+    require(0 <= d.seed <= MAX_SEED, "dataset.seed", d.seed, f"an integer in [0, {MAX_SEED}]")
+    require(0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer in [0, {MAX_SEED}]")
+    if cfg.seeds is not None:
+        require(all(0 <= s <= MAX_SEED for s in cfg.seeds), "seeds", cfg.seeds, f"integers in [0, {MAX_SEED}]")
+        if cfg.seed != 0:  # the default: seeds replace it
+            raise ConfigError(
+                f"seed={cfg.seed} has no effect when seeds={cfg.seeds} is given; put it in seeds or leave seed out"
+            )
     if d.name != "mnist":
         require(0 < d.train_fraction < 1, "dataset.train_fraction", d.train_fraction, "a fraction in (0, 1)")
+    elif d.train_fraction != 0.4:  # the schema's default; MNIST's training set is dataset.n_train images
+        raise ConfigError(
+            f"dataset.train_fraction={d.train_fraction} has no effect with dataset=mnist; set dataset.n_train (images) instead"
+        )
     if d.name in MODULAR_OPS or d.name == "add_mod_binary":
         require(d.modulus >= 2, "dataset.modulus", d.modulus, "an integer >= 2")
     if d.name == "add_mod_binary":
         choice("dataset.code", d.code, ("random", "binary"))
-        require(2**d.code_bits >= d.modulus, "dataset.code_bits", d.code_bits, f"2^bits >= modulus {d.modulus}")
+        most = MAX_RANDOM_CODE_BITS if d.code == "random" else 62
+        least = max(1, math.ceil(math.log2(d.modulus)))
+        require(
+            least <= d.code_bits <= most,
+            "dataset.code_bits",
+            d.code_bits,
+            f"an integer in [{least}, {most}] (2^bits >= modulus {d.modulus}; dataset.code={d.code})",
+        )
     if d.name == "sparse_parity":
         require(d.parity_bits >= 1, "dataset.parity_bits", d.parity_bits, "an integer >= 1")
         require(d.noise_bits >= 0, "dataset.noise_bits", d.noise_bits, "an integer >= 0")
@@ -72,11 +132,23 @@ def validate(cfg: TrainConfig) -> None:
                 "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
                 "(optionally .gz)"
             )
-        available = mnist_available_images(d.mnist_dir)
+        try:
+            available = mnist_available_images(d.mnist_dir)
+        except MnistFileError as e:
+            raise ConfigError(f"dataset.mnist_dir={d.mnist_dir}: {e}") from None
         limit = available - 1 if d.mnist_dir is None else available
         require(1 <= d.n_train <= limit, "dataset.n_train", d.n_train, f"between 1 and {limit} (images available)")
+    else:
+        n_train, n_test, what = example_counts(cfg)
+        if n_train < 1 or n_test < 1:
+            side = "training" if n_train < 1 else "test"
+            raise ConfigError(
+                f"dataset.train_fraction={d.train_fraction} leaves the {side} set empty ({n_train} of {what} for "
+                "training); expected a fraction that keeps at least one example on each side"
+            )
 
-    require(m.init_scale > 0, "model.init_scale", m.init_scale, "a positive number")
+    low, high = INIT_SCALE_RANGE
+    require(low <= m.init_scale <= high, "model.init_scale", m.init_scale, f"a number in [{low:g}, {high:g}]")
     if m.name == "mlp":
         require(m.depth >= 1, "model.depth", m.depth, "an integer >= 1")
         require(m.width >= 1, "model.width", m.width, "an integer >= 1")
@@ -86,16 +158,28 @@ def validate(cfg: TrainConfig) -> None:
                 f"model=transformer needs token inputs; dataset={d.name} is not valid with it; "
                 f"choose one of: {', '.join(MODULAR_OPS)}"
             )
-        require(m.d_model % m.n_heads == 0, "model.n_heads", m.n_heads, f"a divisor of d_model={m.d_model}")
+        require(m.d_model >= 1, "model.d_model", m.d_model, "an integer >= 1")
+        require(m.d_mlp >= 1, "model.d_mlp", m.d_mlp, "an integer >= 1")
+        require(
+            m.n_heads >= 1 and m.d_model % m.n_heads == 0,
+            "model.n_heads",
+            m.n_heads,
+            f"a positive divisor of d_model={m.d_model}",
+        )
 
     require(o.lr > 0, "optimizer.lr", o.lr, "a positive number")
     require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optimizer.betas", o.betas, "two numbers in [0, 1)")
-    require(o.eps >= 0, "optimizer.eps", o.eps, "a number >= 0")
+    require(0 <= o.eps <= MAX_EPS, "optimizer.eps", o.eps, f"a number in [0, {MAX_EPS:g}]")
     require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
     require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
+    if o.momentum and o.base != "sgd":
+        raise ConfigError(
+            f"optimizer.momentum={o.momentum} has no effect with optimizer.base={o.base}; it is SGD's (optimizer.base=sgd)"
+        )
 
     loss = cfg.loss
-    require(loss.temperature > 0, "loss.temperature", loss.temperature, "a positive number")
+    low, high = TEMPERATURE_RANGE
+    require(low <= loss.temperature <= high, "loss.temperature", loss.temperature, f"a number in [{low:g}, {high:g}]")
     require(0 <= loss.label_smoothing < 1, "loss.label_smoothing", loss.label_smoothing, "a number in [0, 1)")
     if loss.label_smoothing and loss.name != "softmax":
         raise ConfigError(f"loss.label_smoothing={loss.label_smoothing} needs loss=softmax, not loss={loss.name}")
@@ -126,3 +210,66 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"cuda_graph=true needs a CUDA device ({where}); choose one of: cuda_graph=false, device=cuda"
         )
+    check_memory(cfg)
+
+
+def memory_estimate(cfg: TrainConfig) -> int:
+    """Bytes a run needs at its peak, roughly (within a small factor, never far below): the dataset
+    as built, every replica's activations and gradients over the training set, the test set's
+    forward pass and the diagnostics, parameters and optimizer state."""
+    d, m = cfg.dataset, cfg.model
+    replicas = len(cfg.seeds) if cfg.seeds is not None else 1
+    b = 8 if cfg.precision.model_dtype == "float64" else 4
+    n_train, n_test, _ = example_counts(cfg)
+    n = n_train + n_test
+    if d.name == "mnist":
+        classes, inputs, data = 10, 784, n * (784 * (4 + b) + 16)
+    elif d.name == "sparse_parity":
+        n_bits = d.noise_bits + d.parity_bits
+        classes, inputs, data = 2, n_bits, n * (n_bits * (1 + 4 + b) + 200)  # + the set of drawn vectors
+    elif d.name == "add_mod_binary":
+        classes, inputs = d.modulus, 2 * d.code_bits
+        data = n * (inputs * (4 + b) + 48) + (2**d.code_bits * 8 if d.code == "random" else 0)
+    else:
+        classes, inputs, data = d.modulus, 2 * d.modulus, n * 64  # pairs, labels, split, permutation
+    if m.name == "mlp":
+        widths = [m.width] * m.depth
+        params = inputs * m.width + m.width * m.width * (m.depth - 1) + m.width * classes
+        per_sample = 3 * sum(widths) + 6 * classes  # activations, their gradients; logits in 3 dtypes
+    else:
+        params = (classes + 3) * m.d_model + 4 * m.d_model * m.d_model + 2 * m.d_model * m.d_mlp + m.d_model * classes
+        per_sample = 3 * (8 * m.d_model + 3 * m.d_mlp + 9 * m.n_heads) + 6 * classes
+    return int(data + replicas * (b * (n_train * per_sample + n_test * (per_sample // 2) + 6 * params)))
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes free for a run on ``device`` (None where unknown)."""
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        try:
+            return torch.cuda.mem_get_info(torch.device(device if device != "auto" else "cuda"))[0]
+        except (RuntimeError, AssertionError):
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
+
+
+def check_memory(cfg: TrainConfig) -> None:
+    need, free = memory_estimate(cfg), available_memory(cfg.device)
+    if free is None or need <= free:
+        return
+    n_train, n_test, what = example_counts(cfg)
+    d = cfg.dataset
+    key = {"mnist": f"dataset.n_train={d.n_train}", "sparse_parity": f"dataset.n_samples={d.n_samples}"}.get(
+        d.name, f"dataset.modulus={d.modulus}"
+    )
+    raise ConfigError(
+        f"{key} needs about {need / 2**30:.1f} GiB of memory ({n_train + n_test} examples, {what}), more than the "
+        f"{free / 2**30:.1f} GiB free on this machine; choose a smaller dataset or model"
+    )

@@ -5,6 +5,9 @@
     python scripts/figures.py --out /tmp/figs --claims /tmp/CLAIMS.md  # leave results/ untouched
 
 Each ``scripts/plot_<name>.py`` has ``main(results: Path, out_dir: Path)``; they run in this process.
+On partial results each figure draws the runs that exist and marks the others; a figure that cannot
+be drawn without a missing run becomes a placeholder naming it. The claims report is always
+written, with the claims of missing runs counted as missing.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from grokking.plotting import FIGURES  # noqa: E402
+from grokking.plotting import FIGURES, missing_figure  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
+
+# what a plot script raises when results it needs are absent or unusable (MissingRun is a
+# FileNotFoundError; KeyError: a summary or table without the expected entry)
+MISSING = (FileNotFoundError, KeyError)
 
 
 def plot_scripts() -> dict[str, Path]:
@@ -48,12 +55,25 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown figure {unknown[0]}; choose from: {', '.join(scripts)}")
     out = args.out or (FIGURES if args.results == RESULTS else args.results / "figures")
+    incomplete = []
     for name in args.names or scripts:
         start = time.time()
-        load(scripts[name]).main(args.results, out)
+        try:
+            load(scripts[name]).main(args.results, out)
+        except MISSING as e:
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+            reason = str(e).strip("'\"")
+            missing_figure(name, reason, out)
+            incomplete.append(name)
+            print(f"{name}: results missing ({reason}); drew a placeholder")
+            continue
         print(f"{name}: {time.time() - start:.1f} s")
     if not args.names:
         load(HERE / "claims.py").main(args.results, args.claims)
+    if incomplete:
+        print(f"{len(incomplete)} figures lack results: {', '.join(incomplete)}")
 
 
 if __name__ == "__main__":

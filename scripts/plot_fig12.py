@@ -31,6 +31,8 @@ def read(results: Path, stem: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 def main(results: Path, out_dir: Path) -> None:
     tables = {stem: read(results, stem) for stem in {p[0] for p in PAIRS}}
     shown = [p for p in PAIRS if tables[p[0]] is not None and p[1] in set(tables[p[0]][0].run)]
+    if not shown:
+        raise FileNotFoundError(f"{results / 'fig12'} holds no spectra (python scripts/reproduce.py fig12)")
     fig, axes = panels(len(shown), width=3.4)
     for ax, (stem, run, title, color) in zip(axes, shown, strict=True):
         spectra, sparsity = tables[stem]

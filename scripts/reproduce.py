@@ -195,9 +195,19 @@ def print_plan(jobs: list[tuple[str, str, list[str], Path]]) -> None:
     print(f"total: {total / 60:.1f} CPU-hours on the measured path ({len(unknown)} runs without a timing)")
 
 
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def status(run_dir: Path) -> str | None:
+    """The run's status from its summary.json; None where it has none or it cannot be read (the run
+    is then handed to train.py, which resumes it or says in one line what is wrong)."""
     path = run_dir / "summary.json"
-    return json.loads(path.read_text())["status"] if path.is_file() else None
+    try:
+        return json.loads(path.read_text())["status"] if path.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def run_one(
@@ -207,12 +217,16 @@ def run_one(
     label = f"{figure}/{name}"
     if status(run_dir) == "completed":
         return label, 0, 0.0
-    run_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(ROOT / "train.py"), *overrides, f"device={device}", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.time()
-    with open(run_dir / "train.log", "w") as log:
-        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / "train.log", "w") as log:
+            code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    except OSError as e:  # a run directory that is a file, or cannot be written: this run fails, the rest go on
+        print(f"error: {label}: {e.filename or run_dir} cannot be used ({e.strerror})", file=sys.stderr)
+        return label, 2, time.time() - start
     return label, code, time.time() - start
 
 
@@ -248,18 +262,22 @@ def main() -> None:
         help="print the CPU time of the runs still to make (results/figure_times_cpu.csv)",
     )
     args = parser.parse_args()
+    if args.jobs < 1:
+        fail(f"--jobs {args.jobs} is not valid; expected a positive number of runs at a time")
+    if args.threads < 0:
+        fail(f"--threads {args.threads} is not valid; expected a positive number (0 = cores / jobs)")
 
     figures = list(RUNS) if args.figures in ([], ["all"]) else args.figures
     unknown = [f for f in figures if f not in RUNS]
     if unknown:
-        parser.error(f"unknown figure {unknown[0]}; choose from: {', '.join([*RUNS, 'all'])}")
+        fail(f"unknown figure {unknown[0]}; choose from: {', '.join([*RUNS, 'all'])}")
     runs = [(fig, name, overrides) for fig in figures for name, overrides in RUNS[fig].items()]
     if args.only:
         known = {name for _, name, _ in runs} | {f"{fig}/{name}" for fig, name, _ in runs}
         if unknown := [o for o in args.only if o not in known]:
-            parser.error(f"--only {unknown[0]} is not a run of {' '.join(figures)}; see --list for the choices")
+            fail(f"--only {unknown[0]} is not a run of {' '.join(figures)}; see --list for the choices")
     if args.replicates < 1:
-        parser.error(f"--replicates must be >= 1 (got {args.replicates})")
+        fail(f"--replicates {args.replicates} is not valid; expected a positive number (1 = the run itself)")
     todo = [(fig, name, ov) for fig, name, ov in runs if not args.only or {name, f"{fig}/{name}"} & set(args.only)]
     extra = ["cuda_graph=true"] if args.cuda_graph else []
     jobs = [

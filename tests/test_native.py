@@ -153,7 +153,8 @@ def test_a_run_can_switch_kernels_on_resume(run):
     assert summary["status"] == "completed" and summary["training_step"] == "native"
     (out / "summary.json").unlink()  # as if interrupted after the checkpoint at epoch 3
     summary, _ = run(["epochs=8", "checkpoint_every=3", "cpu_kernel=torch", "dataset.modulus=23"], out)
-    assert summary["status"] == "completed" and summary["epoch"] == 8 and summary["training_step"] == "torch"
+    assert summary["status"] == "completed" and summary["epoch"] == 8 and summary["training_step"] == "mixed"
+    assert [(s["from_epoch"], s["training_step"]) for s in summary["stretches"]] == [(0, "native"), (6, "torch")]
 
 
 def test_results_do_not_depend_on_where_the_inputs_lie_in_memory(kernel):

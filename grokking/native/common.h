@@ -57,6 +57,18 @@ inline at::Tensor aligned(const at::Tensor& t) {
   return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % kAlign == 0 ? t : t.clone();
 }
 
+// Raises (a RuntimeError in Python) unless every entry of the contiguous int64 tensor t lies in
+// [0, bound): the kernels index arrays with labels and token rows, and must never read past them.
+inline void check_indices(const at::Tensor& t, int64_t bound, const char* what) {
+  TORCH_CHECK(t.is_contiguous() && t.scalar_type() == at::kLong, what, ": expected a contiguous int64 tensor");
+  const int64_t* p = t.data_ptr<int64_t>();
+  const int64_t n = t.numel();
+  int64_t bad = -1;
+  for (int64_t i = 0; i < n && bad < 0; ++i)
+    if (p[i] < 0 || p[i] >= bound) bad = i;
+  TORCH_CHECK(bad < 0, what, " ", (bad < 0 ? 0 : p[bad]), " at position ", bad, " is outside [0, ", bound, ")");
+}
+
 // Samples per chunk, a multiple of 16: a chunk's rows of any float or double array then start on a
 // 64-byte boundary.
 inline int64_t chunk_rows(int64_t chunk) { return round_up(std::max<int64_t>(chunk, 1), 16); }

@@ -163,6 +163,22 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
   TORCH_CHECK(grads.size() == weights.size() + biases.size(), "mlp_step: one gradient output per parameter");
   TORCH_CHECK(x.is_contiguous() && y.is_contiguous() && y.scalar_type() == at::kLong);
   TORCH_CHECK(tokens ? x.scalar_type() == at::kLong : x.scalar_type() == dtype, "mlp_step: input dtype");
+  // shapes and index ranges: the loops below trust them
+  TORCH_CHECK(x.dim() == 2 && x.size(0) > 0, "mlp_step: x must be a non-empty (N, D) batch");
+  TORCH_CHECK(y.dim() == 1 && y.size(0) == x.size(0), "mlp_step: y must hold one label per sample of x");
+  for (size_t l = 1; l < weights.size(); ++l)
+    TORCH_CHECK(weights[l].size(0) == weights[l - 1].size(1), "mlp_step: layer ", l, "'s input width ",
+                weights[l].size(0), " is not layer ", l - 1, "'s output width ", weights[l - 1].size(1));
+  for (size_t l = 0; l < biases.size(); ++l)
+    TORCH_CHECK(biases[l].numel() == weights[l].size(1), "mlp_step: bias ", l, " does not match its layer");
+  if (tokens) {
+    TORCH_CHECK(x.size(1) == 2, "mlp_step: token input must be (N, 2) rows of the first layer");
+    check_indices(x, weights[0].size(0), "mlp_step: token row");
+  } else {
+    TORCH_CHECK(x.size(1) == weights[0].size(0), "mlp_step: x has ", x.size(1), " features; the first layer takes ",
+                weights[0].size(0));
+  }
+  check_indices(y, weights.back().size(1), "mlp_step: label");
   std::vector<at::Tensor> w, bs;  // 64-byte aligned (see common.h)
   for (const auto& t : weights) w.push_back(aligned(t));
   for (const auto& t : biases) bs.push_back(aligned(t));

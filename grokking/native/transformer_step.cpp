@@ -156,6 +156,18 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
   TORCH_CHECK(rows.is_contiguous() && rows.scalar_type() == at::kLong && rows.dim() == 2 && rows.size(1) == 2);
   TORCH_CHECK(y.is_contiguous() && y.scalar_type() == at::kLong);
   TORCH_CHECK(grads.size() == 4, "transformer_step: gradient outputs for w_o, w_in, w_out and unembed");
+  // shapes and index ranges: the loops below trust them
+  TORCH_CHECK(values.dim() == 2 && scores.dim() == 2 && scores.size(0) == values.size(0) && scores.size(1) > 0,
+              "transformer_step: values (T, H) and scores (T, heads) must have the same rows");
+  const int64_t width = values.size(1), d = c.numel();
+  TORCH_CHECK(w_o.dim() == 2 && w_o.size(0) == width && w_o.size(1) == d, "transformer_step: w_o must be (H, d)");
+  TORCH_CHECK(w_in.dim() == 2 && w_in.size(0) == d, "transformer_step: w_in must be (d, m)");
+  TORCH_CHECK(w_out.dim() == 2 && w_out.size(0) == w_in.size(1) && w_out.size(1) == d,
+              "transformer_step: w_out must be (m, d)");
+  TORCH_CHECK(unembed.dim() == 2 && unembed.size(0) == d, "transformer_step: unembed must be (d, C)");
+  TORCH_CHECK(y.dim() == 1 && y.size(0) == rows.size(0), "transformer_step: y must hold one label per sample");
+  check_indices(rows, values.size(0), "transformer_step: table row");
+  check_indices(y, unembed.size(1), "transformer_step: label");
   const at::Tensor v = aligned(values), s = aligned(scores), ca = aligned(c), wo = aligned(w_o), wi = aligned(w_in),
                    wu = aligned(w_out), un = aligned(unembed);  // 64-byte aligned (see common.h)
   const int64_t n = chunk_rows(chunk);

@@ -1,0 +1,466 @@
+"""Runs that survive: nothing a run produced is lost, nothing is reported wrongly, and every bad
+input or damaged file ends in one ``error:`` line (the cases of a fuzzing pass, one test each)."""
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import grokking.train as train_module
+from grokking.cli import compose
+from grokking.train import prepare_run_dir, to_config
+from grokking.validation import ConfigError, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["dataset.modulus=23", "model.width=32", "epochs=6", "log_every=2"]
+DIVERGES = ["dataset.modulus=23", "model.width=32", "epochs=20", "log_every=1", "optimizer=sgd", "optimizer.lr=1e30"]
+
+
+def cli(args, cwd=ROOT, script="train.py"):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def one_error_line(res, *needles):
+    """The process failed with exit code 2 and exactly one stderr line, ``error: ...`` with the needles."""
+    lines = [line for line in res.stderr.strip().splitlines() if line.strip()]
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def rejected(overrides, *needles):
+    """``validate`` (or the config conversion before it) refuses the overrides, naming the needles."""
+    with pytest.raises(ConfigError) as info:
+        cfg, _ = to_config(compose(["device=cpu", *overrides]))
+        validate(cfg)
+    for needle in needles:
+        assert needle in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def files_of(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in ("metrics.csv", "summary.json", "checkpoint.pt", "config.yaml")}
+
+
+# 1 -------------------------------------------------------------------------------------------------
+def test_a_diverged_run_is_kept_like_a_completed_one(run, tmp_path):
+    out = tmp_path / "diverged"
+    summary, _ = run(DIVERGES, out)
+    assert summary["status"] == "diverged"
+    before = (out / "metrics.csv").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a diverged run"):
+        run([*DIVERGES[:-1], "optimizer.lr=0.01"], out)
+    assert (out / "metrics.csv").read_bytes() == before
+    summary, _ = run([*DIVERGES[:-1], "optimizer.lr=0.01", "overwrite=true"], out)
+    assert summary["status"] == "completed"
+
+
+# 2 -------------------------------------------------------------------------------------------------
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(run, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    run(TINY, out)
+    old = files_of(out)
+
+    def broken(cfg):
+        raise RuntimeError("the dataset cannot be built")
+
+    monkeypatch.setattr(train_module, "build_dataset", broken)
+    with pytest.raises(RuntimeError, match="cannot be built"):
+        run([*TINY, "optimizer.lr=0.5", "overwrite=true"], out)
+    assert files_of(out) == old and not (out / ".previous").exists()
+    monkeypatch.undo()
+
+    # the process died while replacing (old run moved aside, no new checkpoint): the next run restores it
+    _, cfg_dict = to_config(compose(["device=cpu", *TINY, "optimizer.lr=0.5", "overwrite=true"]))
+    prepare_run_dir(out, cfg_dict, overwrite=True)
+    assert (out / ".previous").is_dir() and not (out / "metrics.csv").exists()
+    with pytest.raises(ConfigError, match="already holds a completed run"):
+        run(TINY, out)
+    assert files_of(out) == old and not (out / ".previous").exists()
+
+    summary, _ = run([*TINY, "optimizer.lr=0.5", "overwrite=true"], out)
+    assert summary["status"] == "completed" and files_of(out) != old and not (out / ".previous").exists()
+    assert yaml.safe_load((out / "config.yaml").read_text())["optimizer"]["lr"] == 0.5
+
+
+# 3 -------------------------------------------------------------------------------------------------
+def test_overwrite_leaves_a_wandb_folder_alone(run, tmp_path):
+    out = tmp_path / "r"
+    run(TINY, out)
+    (out / "wandb").mkdir()
+    (out / "wandb" / "notes.txt").write_text("someone's offline runs")
+    run([*TINY, "overwrite=true"], out)
+    assert (out / "wandb" / "notes.txt").read_text() == "someone's offline runs"
+
+
+# 4 -------------------------------------------------------------------------------------------------
+def test_a_refused_run_leaves_the_recorded_config_of_the_run_there(tmp_path):
+    out = tmp_path / "r"
+    small = ["dataset.modulus=23", "model.width=32", "epochs=4", "device=cpu", f"hydra.run.dir={out}"]
+    assert cli(small).returncode == 0
+    recorded = {name: (out / ".hydra" / name).read_text() for name in ("config.yaml", "overrides.yaml")}
+    assert "epochs=4" in recorded["overrides.yaml"]
+    res = cli([*small, "optimizer.lr=0.5"])  # refused: a completed run is there
+    one_error_line(res, "already holds a completed run")
+    assert {name: (out / ".hydra" / name).read_text() for name in recorded} == recorded
+
+
+def test_default_run_directories_started_in_one_second_do_not_collide(monkeypatch):
+    import datetime
+    import itertools
+
+    import hydra.core.utils
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from grokking.cli import CONF_DIR
+    from grokking.config import register_configs
+
+    ticks = itertools.count(1)
+
+    class Clock:  # every reading one microsecond later, all within one second
+        @staticmethod
+        def now():
+            return datetime.datetime(2026, 1, 1, 12, 0, 0, next(ticks))
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", Clock)
+    register_configs()
+    dirs = []
+    for _ in range(2):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            dirs.append(str(hydra_compose("config", return_hydra_config=True).hydra.run.dir))
+    assert dirs[0] != dirs[1] and all(d.startswith("outputs/2026-01-01/12-00-00") for d in dirs)
+
+
+# 5 -------------------------------------------------------------------------------------------------
+def test_resuming_with_fewer_epochs_than_trained_is_refused(run, tmp_path):
+    out = tmp_path / "r"
+    run([*TINY, "checkpoint_every=2"], out)
+    (out / "summary.json").unlink()  # as if it had stopped after its last checkpoint
+    with pytest.raises(ConfigError, match="epochs=4 is fewer than the 6 epochs"):
+        run([*TINY[:-2], "epochs=4", "log_every=2", "checkpoint_every=2"], out)
+
+
+# 6 -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optimizer.eps=inf",
+        "loss.temperature=inf",
+        "optimizer.lr=inf",
+        "optimizer.lr=nan",
+        "optimizer.weight_decay=inf",
+        "model.init_scale=inf",
+        "loss.logit_norm_penalty=inf",
+        "optimizer.betas=[0.9,nan]",
+        "dataset.train_fraction=nan",
+    ],
+)
+def test_non_finite_values_are_rejected(override):
+    rejected([override], override.split("=")[0], "finite")
+
+
+@pytest.mark.parametrize(
+    "override", ["loss.temperature=1e-300", "loss.temperature=1e300", "model.init_scale=1e-300", "optimizer.eps=1e30"]
+)
+def test_values_that_make_a_run_degenerate_are_rejected(override):
+    rejected([override], override.split("=")[0] + "=", "a number in [")
+
+
+def test_non_finite_value_on_the_command_line_is_one_line(tmp_path):
+    res = cli(["optimizer.eps=inf", "device=cpu", f"hydra.run.dir={tmp_path / 'r'}"])
+    one_error_line(res, "optimizer.eps=inf", "finite")
+    assert not (tmp_path / "r" / "metrics.csv").exists()
+
+
+# 7 -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["dataset.modulus=2", "dataset.train_fraction=0.1"],
+        ["dataset.train_fraction=0.00001"],
+        ["dataset=sparse_parity", "dataset.n_samples=4", "dataset.train_fraction=0.1"],
+    ],
+)
+def test_an_empty_training_or_test_set_is_rejected(overrides):
+    rejected(overrides, "dataset.train_fraction=", "set empty")
+
+
+def test_the_kernels_check_their_inputs_and_raise():
+    import grokking.native as native
+
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    module = native.load()
+    w = [torch.randn(46, 8), torch.randn(8, 23)]
+    grads = [torch.empty_like(t) for t in w]
+    x, y = torch.randint(0, 46, (10, 2)), torch.randint(0, 23, (10,))
+    step = lambda x, y, w=w: module.mlp_step(w, [], x, True, y, 0, torch.float32, 1.0, 16, grads)  # noqa: E731
+    step(x, y)  # valid inputs run
+    for bad_x, bad_y, needle in [
+        (x[:0], y[:0], "non-empty"),
+        (x, y.clone().fill_(23), "label 23"),
+        (x, y.clone().fill_(-1), "label -1"),
+        (x.clone().fill_(46), y, "token row 46"),
+        (x, y[:5], "one label per sample"),
+    ]:
+        with pytest.raises(RuntimeError, match=needle):
+            step(bad_x, bad_y)
+    with pytest.raises(RuntimeError, match="input width"):
+        module.mlp_step([w[0], torch.randn(9, 23)], [], x, True, y, 0, torch.float32, 1.0, 16, grads)
+
+
+# 8 -------------------------------------------------------------------------------------------------
+def test_keys_outside_the_schema_are_refused(tmp_path):
+    rejected(["+foo=1"], "foo is not a key", "choose one of: dataset, model")
+    rejected(["+model.widht=3"], "model.widht is not a key", "width")
+    res = cli(["+epochs_typo=3", "device=cpu", f"hydra.run.dir={tmp_path / 'r'}"])
+    one_error_line(res, "epochs_typo is not a key")
+
+
+# 9 -------------------------------------------------------------------------------------------------
+def test_the_sweep_summary_lists_jobs_that_failed_or_never_started(tmp_path):
+    from grokking.sweep_summary import write_summary
+
+    sweep = tmp_path / "sweep"
+    tiny = ["dataset.modulus=23", "model.width=32", "epochs=4", "device=cpu"]
+    res = cli(["-m", "optimizer.lr=0.01,-1,0.02", *tiny, f"hydra.sweep.dir={sweep}"])
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr  # case 17: no traceback
+    assert res.stderr.strip().splitlines()[-1].startswith("error: job 1 of the sweep")
+    shutil.rmtree(sweep / "2")  # as if the cluster never started it
+    table = write_summary(sweep)
+    assert list(table["job"]) == ["0", "1", "2"]
+    assert list(table["status"]) == ["completed", "failed", "not started"]
+    assert list(table["optimizer.lr"]) == ["0.01", "-1", "0.02"]
+
+
+# 10 ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_metrics_csv_damaged_during_a_run_is_rebuilt_from_its_rows(run, tmp_path, monkeypatch, damage):
+    reference, _ = run([*TINY, "epochs=20"], tmp_path / "reference")
+    out = tmp_path / "damaged"
+    rows_for = train_module.rows_for
+
+    def damaging(epoch, seeds, values):
+        if epoch == 10:
+            path = out / "metrics.csv"
+            path.unlink() if damage == "delete" else path.write_text(path.read_text()[:30])
+        return rows_for(epoch, seeds, values)
+
+    monkeypatch.setattr(train_module, "rows_for", damaging)
+    summary, _ = run([*TINY, "epochs=20"], out)
+    assert summary["status"] == "completed"
+    assert (out / "metrics.csv").read_text() == (tmp_path / "reference" / "metrics.csv").read_text()
+
+
+# 11 ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["seed=3", "seeds=[0,1]"], "seed=3 has no effect"),
+        (["dataset=mnist", "dataset.train_fraction=0.9"], "dataset.train_fraction=0.9 has no effect"),
+        (["optimizer=adamw", "optimizer.momentum=0.9"], "optimizer.momentum=0.9 has no effect"),
+        (["optimizer=perpgrad", "optimizer.momentum=0.9"], "optimizer.momentum=0.9 has no effect"),
+    ],
+)
+def test_settings_that_would_be_ignored_are_refused(overrides, needle):
+    rejected(overrides, needle)
+
+
+def test_the_summary_records_how_every_stretch_of_a_resumed_run_trained(run, tmp_path):
+    out = tmp_path / "r"
+    run([*TINY, "checkpoint_every=2", "cpu_kernel=torch"], out)
+    (out / "summary.json").unlink()
+    summary, _ = run([*TINY[:-2], "epochs=10", "log_every=2", "checkpoint_every=2", "cpu_kernel=auto"], out)
+    assert [(s["from_epoch"], s["training_step"]) for s in summary["stretches"]][0] == (0, "torch")
+    assert [s["from_epoch"] for s in summary["stretches"]] == [0, 6]
+    kinds = {s["training_step"] for s in summary["stretches"]}
+    assert summary["training_step"] == ("mixed" if len(kinds) > 1 else "torch")
+
+
+# 12 ------------------------------------------------------------------------------------------------
+class Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path("/tmp") / f"grokking_exploit_{os.getpid()}"
+
+
+def test_a_crafted_checkpoint_cannot_run_code(run, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    with open(out / "checkpoint.pt", "wb") as f:
+        pickle.dump({"model": Exploit()}, f, protocol=2)
+    with pytest.raises(ConfigError, match="checkpoint.pt cannot be read"):
+        run(TINY, out)
+    assert not MARKER.exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_a_damaged_checkpoint_is_one_line_that_says_what_to_do(run, tmp_path, damage):
+    out = tmp_path / "r"
+    run([*TINY, "checkpoint_every=2"], out)
+    (out / "summary.json").unlink()
+    ckpt = out / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(300)}[damage])
+    with pytest.raises(ConfigError) as info:
+        run(TINY, out)
+    message = str(info.value)
+    assert "checkpoint.pt cannot be read" in message and "overwrite=true" in message and "\n" not in message
+
+
+def test_checkpoints_load_with_weights_only(run, tmp_path):
+    _, out = run([*TINY, "snapshot_every=2"])
+    torch.load(out / "checkpoint.pt", weights_only=True)
+    torch.load(out / "snapshots.pt", weights_only=True)
+
+
+# 13 ------------------------------------------------------------------------------------------------
+TRANSFORMER = ["model=transformer", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        ([*TRANSFORMER, "model.n_heads=0"], "model.n_heads=0"),
+        ([*TRANSFORMER, "model.n_heads=-2"], "model.n_heads=-2"),
+        ([*TRANSFORMER, "model.d_model=0"], "model.d_model=0"),
+        ([*TRANSFORMER, "model.d_mlp=0"], "model.d_mlp=0"),
+        (["dataset.modulus=5000"], "dataset.modulus=5000 needs about"),
+        (["dataset.modulus=100000"], "dataset.modulus=100000 needs about"),
+        (["dataset=add_mod_binary", "dataset.code_bits=40"], "dataset.code_bits=40"),
+        (["dataset=add_mod_binary", "dataset.code_bits=64"], "dataset.code_bits=64"),
+        (["dataset=add_mod_binary", "dataset.code_bits=0"], "dataset.code_bits=0"),
+        (["dataset=sparse_parity", "dataset.seed=-1"], "dataset.seed=-1"),
+        (["dataset=sparse_parity", "dataset.n_samples=100000000", "dataset.noise_bits=60"], "needs about"),
+    ],
+)
+def test_validation_holes_are_closed(overrides, needle):
+    rejected(overrides, needle)
+
+
+# 14 ------------------------------------------------------------------------------------------------
+def idx(shape, data: bytes | None = None) -> bytes:
+    header = bytes([0, 0, 8, len(shape)]) + b"".join(n.to_bytes(4, "big") for n in shape)
+    return header + (bytes(int(torch.tensor(shape).prod())) if data is None else data)
+
+
+@pytest.mark.parametrize(
+    "file,content,needle",
+    [
+        ("train-images-idx3-ubyte", b"garbage that is no IDX file", "not an IDX file"),
+        ("train-images-idx3-ubyte", idx((20, 28, 28))[:1000], "bytes of data"),
+        ("train-labels-idx1-ubyte", idx((12,)), "12 labels for 20 images"),
+        ("t10k-labels-idx1-ubyte", idx((5,), bytes([1, 2, 3, 10, 4])), "label 10"),
+        ("t10k-images-idx3-ubyte", idx((5, 28)), "dimensions"),
+    ],
+)
+def test_malformed_mnist_files_are_one_line_naming_the_file(tmp_path, file, content, needle):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte").write_bytes(idx((20, 28, 28)))
+    (folder / "train-labels-idx1-ubyte").write_bytes(idx((20,)))
+    (folder / "t10k-images-idx3-ubyte").write_bytes(idx((5, 28, 28)))
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(idx((5,)))
+    (folder / file).write_bytes(content)
+    rejected(["dataset=mnist", f"dataset.mnist_dir={folder}", "dataset.n_train=5"], needle, file)
+
+
+# 15 ------------------------------------------------------------------------------------------------
+def test_a_corrupt_summary_is_one_line_for_train_summarize_and_reproduce(run, tmp_path):
+    from grokking.sweep_summary import job_rows
+
+    out = tmp_path / "r"
+    run(TINY, out)
+    (out / "summary.json").write_text('{"status": "compl')
+    with pytest.raises(ConfigError, match="summary.json cannot be read"):
+        run(TINY, out)
+    assert job_rows(out)[0]["status"] == "unreadable summary"
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import reproduce
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert reproduce.status(out) is None  # handed to train.py, which refuses it in one line
+
+
+def test_reproduce_and_summarize_reject_bad_arguments_in_one_line(tmp_path):
+    for jobs in ("0", "-1"):
+        one_error_line(cli(["fig1", "--jobs", jobs], script="scripts/reproduce.py"), f"--jobs {jobs}")
+    sweep = tmp_path / "sweep"
+    job = sweep / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- optimizer.lr=0.1\n")
+    res = cli([str(sweep), "--x", "nosuchkey"], script="scripts/summarize.py")
+    one_error_line(res, "--x nosuchkey", "optimizer.lr")
+
+
+def test_a_file_shaped_or_unwritable_run_directory_is_one_line(run, tmp_path):
+    shaped = tmp_path / "file"
+    shaped.write_text("not a directory")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        run(TINY, shaped)
+    with pytest.raises(ConfigError, match="cannot be created"):
+        run(TINY, shaped / "run")
+    one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={shaped}"]), str(shaped))
+    unwritable = tmp_path / "unwritable"
+    (unwritable / ".lock").mkdir(parents=True)  # the lock file cannot be opened for writing, even by root
+    with pytest.raises(ConfigError, match="cannot be written"):
+        run(TINY, unwritable)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_run_directory_is_one_line(run, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        with pytest.raises(ConfigError, match="cannot be written"):
+            run(TINY, out)
+    finally:
+        out.chmod(0o700)
+
+
+# 16 ------------------------------------------------------------------------------------------------
+def test_figures_on_partial_results_draw_what_exists_and_write_the_claims(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "fig8" / "baseline", results / "fig8" / "baseline")
+    (results / "fig10" / "sgd").mkdir(parents=True)
+    (results / "fig10" / "sgd" / "metrics.csv").write_text("")  # 0 bytes
+    (results / "fig14" / "no_wd").mkdir(parents=True)
+    (results / "fig14" / "no_wd" / "metrics.csv").write_text("0.1,0.2\n0.3,0.4\n")  # no header
+    out, claims = tmp_path / "figures", tmp_path / "CLAIMS.md"
+    res = cli(["--results", str(results), "--out", str(out), "--claims", str(claims)], script="scripts/figures.py")
+    assert res.returncode == 0, res.stderr
+    scripts = sorted(p.stem.removeprefix("plot_") for p in (ROOT / "scripts").glob("plot_*.py"))
+    for name in scripts:
+        assert (out / f"{name}.png").stat().st_size > 1000, name
+    last = claims.read_text().strip().splitlines()[-1]
+    assert " missing" in last and " hold, " in last
+
+
+# 17 ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "override,needles",
+    [
+        ("epochs=many", ["epochs=many is not valid", "Integer"]),
+        ("model.depht=2", ["model.depht is not a key", "did you mean model.depth"]),
+        ("optimizer.betas=abc", ["optimizer.betas=abc is not valid"]),
+        ("epochs=[", ["epochs=[ cannot be parsed"]),
+    ],
+)
+def test_hydra_errors_are_the_projects_one_error_line(tmp_path, override, needles):
+    one_error_line(cli([override, f"hydra.run.dir={tmp_path / 'r'}"]), *needles)
