@@ -2,7 +2,8 @@
 
 The two snapshots of their repository (``release-0cc9e8d``, as published, and ``fixed-720d244``, after
 their bug-fix merge) lie beside this repository at ``../shared/official`` (CI) or wherever the
-environment variable ``GROKKING_OFFICIAL_DIR`` points: at the folder holding both, or at one clone.
+environment variable ``GROKKING_OFFICIAL_DIR`` points: at the folder holding both, or at one clone
+(taken as fixed-720d244 unless its folder's name ends in 0cc9e8d).
 Their modules (``models``, ``utils``, ``orthograd``, ``logger``) are imported from there unmodified,
 each snapshot under its own names, so that both can be used in one process. Its ``datasets.py``
 imports ``torchvision`` without using it for these tasks; a stub package stands in for it where
@@ -54,19 +55,17 @@ def snapshot_dirs() -> tuple[dict[str, Path], str]:
     return {}, f"the official code is not at {root} ({where}); set GROKKING_OFFICIAL_DIR to a clone"
 
 
-def torchvision_stub() -> str | None:
-    """A folder holding a stub ``torchvision`` package (empty ``datasets`` submodule), or None
-    where torchvision is installed."""
+def torchvision_stub(folder: Path) -> bool:
+    """Write a stub ``torchvision`` package (an empty ``datasets`` submodule) into ``folder`` unless
+    torchvision is installed; whether it did."""
     try:
         importlib.import_module("torchvision")
-        return None
+        return False
     except ImportError:
-        pass
-    folder = Path(tempfile.mkdtemp(prefix="torchvision_stub_"))
-    (folder / "torchvision").mkdir()
-    (folder / "torchvision" / "__init__.py").write_text("")
-    (folder / "torchvision" / "datasets.py").write_text("")
-    return str(folder)
+        (folder / "torchvision").mkdir()
+        (folder / "torchvision" / "__init__.py").write_text("")
+        (folder / "torchvision" / "datasets.py").write_text("")
+        return True
 
 
 @functools.cache
@@ -79,16 +78,16 @@ def load(name: str) -> SimpleNamespace:
     folder = snapshot_dirs()[0][name]
     names = (*MODULES, "torchvision", "torchvision.datasets")
     saved = {m: sys.modules.pop(m) for m in names if m in sys.modules}
-    stub = torchvision_stub()
-    paths = [str(folder)] + ([stub] if stub else [])
-    sys.path[:0] = paths
-    try:
-        modules = {m: importlib.import_module(m) for m in MODULES if (folder / f"{m}.py").is_file()}
-    finally:
-        del sys.path[: len(paths)]
-        for m in names:
-            sys.modules.pop(m, None)
-        sys.modules.update(saved)
+    with tempfile.TemporaryDirectory() as stub:
+        paths = [str(folder)] + ([stub] if torchvision_stub(Path(stub)) else [])
+        sys.path[:0] = paths
+        try:
+            modules = {m: importlib.import_module(m) for m in MODULES if (folder / f"{m}.py").is_file()}
+        finally:
+            del sys.path[: len(paths)]
+            for m in names:
+                sys.modules.pop(m, None)
+            sys.modules.update(saved)
     return SimpleNamespace(name=name, folder=folder, **modules)
 
 
