@@ -24,18 +24,19 @@ def scatter_sub_(grad: torch.Tensor, y: torch.Tensor, value: torch.Tensor) -> to
 
 
 class SoftmaxCE(torch.autograd.Function):
-    """SCE = max z + log Σ_k exp(z_k - max z) - z_y; ∂/∂z = exp(z - max z) / Σ - onehot(y)."""
+    """SCE = log Σ_k exp(z_k - max z) - (z_y - max z); ∂/∂z = exp(z - max z) / Σ - onehot(y)."""
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         in_dtype = z.dtype
         z = z.to(dtype)
         m = z.amax(-1, keepdim=True)
+        shifted_y = pick(z, y) - m.squeeze(-1)
         e = (z - m).exp_()
         total = e.sum(-1)
         ctx.save_for_backward(e, total, y)
         ctx.in_dtype = in_dtype
-        return m.squeeze(-1) + torch.log(total) - pick(z, y)
+        return torch.log(total) - shifted_y
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):

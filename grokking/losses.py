@@ -24,18 +24,22 @@ def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def softmax_cross_entropy(
     z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, label_smoothing: float = 0.0
 ) -> torch.Tensor:
-    """SCE = -z_y + max z + log Σ_k exp(z_k - max z), every operation in ``dtype``.
+    """SCE = log Σ_k exp(z_k - max z) - (z_y - max z), every operation in ``dtype``.
 
-    When Σ_k exp(z_k - max z) rounds to 1 (Softmax Collapse) the loss is exactly 0, and so is
-    the gradient through the correct-class logit. With label smoothing ε the target is
+    The loss is exactly 0 when, and only when, Σ_k exp(z_k - max z) rounds to 1 with z_y the
+    largest logit (Softmax Collapse); so is the gradient through the correct-class logit. The shift
+    is subtracted from z_y before the log-sum is added, in the order of torch's ``log_softmax``:
+    adding the log-sum to max z first would round a small log-sum away against a large max z and
+    give rows outside the collapse a zero loss. With label smoothing ε the target is
     (1 - ε)·onehot(y) + ε·uniform.
     """
     z = z.to(dtype)
     m = z.detach().amax(-1, keepdim=True)
-    lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(-1))
-    loss = lse - pick(z, y)
+    log_total = torch.log(torch.exp(z - m).sum(-1))
+    loss = log_total - (pick(z, y) - m.squeeze(-1))
     if label_smoothing:
-        loss = (1 - label_smoothing) * loss + label_smoothing * (lse - z.mean(-1))
+        smooth = log_total - (z.mean(-1) - m.squeeze(-1))
+        loss = (1 - label_smoothing) * loss + label_smoothing * smooth
     return loss
 
 

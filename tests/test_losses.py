@@ -32,6 +32,23 @@ def test_softmax_ce_matches_torch_in_float64():
     torch.testing.assert_close(softmax_cross_entropy(z, y, torch.float64), ref)
 
 
+def test_softmax_ce_is_zero_exactly_on_the_collapsed_rows():
+    """Gaps across the collapse boundary, with a large max z (100 + gap): the loss is 0 only where
+    Σ exp(z - max z) rounds to 1. Adding log Σ to max z before subtracting z_y would round a small
+    log Σ away against max z, giving a zero loss from gap 19 in float32 while collapse comes at 22."""
+    from grokking.fused import softmax_cross_entropy as fused_softmax_cross_entropy
+    from grokking.metrics import softmax_collapse
+
+    gaps = torch.arange(5.0, 60.0)
+    z = torch.full((len(gaps), 113), 100.0, dtype=torch.float64)
+    z[:, 3] += gaps
+    y = torch.full((len(gaps),), 3)
+    for dtype in (torch.float16, torch.float32, torch.float64):
+        collapsed = softmax_collapse(z, dtype)
+        for fn in (softmax_cross_entropy, fused_softmax_cross_entropy):
+            assert torch.equal(fn(z, y, dtype) == 0, collapsed), (fn, dtype)
+
+
 def test_stablemax_ce_is_minus_log_stablemax():
     z = torch.randn(16, 7, dtype=torch.float64) * 4
     y = torch.randint(0, 7, (16,))

@@ -263,7 +263,7 @@ A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch
 }
 
 // Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
-// loss = m + log(total) - z_y, gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
+// loss = log(total) - (z_y - m), gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
 // `e` holds `padded` entries.
 template <typename S, typename A>
 A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* grad) {
@@ -277,7 +277,7 @@ A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* gr
   const A per = g / total;
   for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(e[k] * per);
   grad[y] = static_cast<S>(e[y] * per - g);
-  return m + std::log(total) - static_cast<A>(z[y]);
+  return std::log(total) - (static_cast<A>(z[y]) - m);
 }
 
 // StableMax CE of one row, as grokking.fused.StableMaxCE: s(x) = (1 + max(x, 0)) / (1 - min(x, 0)),
