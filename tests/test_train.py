@@ -218,3 +218,20 @@ def test_snapshots_survive_a_resume(run, tmp_path):
     run(base, out)
     resumed = torch.load(out / "snapshots.pt")["snapshots"]
     assert [e for e, _ in resumed] == [e for e, _ in full] == [0, 2, 4, 6, 8]
+
+
+@pytest.mark.parametrize("option", group_options("optimizer"))
+def test_an_optimizer_option_means_what_its_yaml_says(option):
+    """`optimizer=<x>` composes <x>.yaml's values: no top-level default overrides them."""
+    import yaml
+
+    declared = yaml.safe_load((CONF_DIR / "optimizer" / f"{option}.yaml").read_text())
+    composed = compose([f"optimizer={option}"]).optimizer
+    for key, value in declared.items():
+        assert composed[key] == value, f"optimizer={option}: {key} is {composed[key]}, {option}.yaml says {value}"
+
+
+def test_the_default_run_is_still_fig1a():
+    cfg = compose([])
+    assert cfg.optimizer.orthogonal and cfg.optimizer.base == "adamw" and cfg.optimizer.lr == 0.01
+    assert cfg.epochs == 300 and cfg.dataset.train_fraction == 0.4
