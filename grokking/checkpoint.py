@@ -80,7 +80,9 @@ def read_summary(out_dir: Path) -> dict[str, Any] | None:
 class MetricsWriter:
     """Keeps ``metrics.csv`` equal to ``rows``, every row the run has logged (the checkpoint's rows
     on a resume). New rows are appended as they are logged (flushed at once, so nothing logged is
-    lost if the process dies); the header is fixed by the first row. Where the file was deleted,
+    lost if the process dies). The header holds every column any row has, in order of first
+    appearance: a run resumed from a checkpoint saved before a metric column existed grows the
+    header (the file is rewritten, the old rows' new cells left empty). Where the file was deleted,
     truncated or changed behind the run's back, it is rewritten whole from ``rows``."""
 
     def __init__(self, path: Path, rows: list[dict[str, float]]):
@@ -90,10 +92,10 @@ class MetricsWriter:
         self.rewrite()
 
     def rewrite(self) -> None:
-        self.fields = list(self.rows[0]) if self.rows else None
+        self.fields = list(dict.fromkeys(k for row in self.rows for k in row)) if self.rows else None
         with open(self.path, "w", newline="") as f:
             if self.rows:
-                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer = csv.DictWriter(f, fieldnames=self.fields, restval="")
                 writer.writeheader()
                 writer.writerows(self.rows)
         self.size = self.path.stat().st_size
@@ -106,11 +108,12 @@ class MetricsWriter:
 
     def append(self, new_rows: list[dict[str, float]]) -> None:
         """Write ``new_rows``, which the caller has already added to ``rows``."""
-        if not self.intact() or self.fields is None:
+        known = set(self.fields or ())
+        if not self.intact() or self.fields is None or any(k not in known for row in new_rows for k in row):
             self.rewrite()
             return
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.fields).writerows(new_rows)
+            csv.DictWriter(f, fieldnames=self.fields, restval="").writerows(new_rows)
         self.size = self.path.stat().st_size
 
     def sync(self) -> None:

@@ -235,3 +235,24 @@ def test_the_default_run_is_still_fig1a():
     cfg = compose([])
     assert cfg.optimizer.orthogonal and cfg.optimizer.base == "adamw" and cfg.optimizer.lr == 0.01
     assert cfg.epochs == 300 and cfg.dataset.train_fraction == 0.4
+
+
+def test_metrics_header_grows_when_a_resumed_run_logs_a_new_column(tmp_path):
+    """A checkpoint saved before a metric column existed resumes: the header grows, old rows keep
+    their values and leave the new column empty."""
+    from grokking.checkpoint import MetricsWriter
+
+    path = tmp_path / "metrics.csv"
+    rows = [{"epoch": 0, "seed": 0, "train_acc": 0.5}, {"epoch": 10, "seed": 0, "train_acc": 0.7}]
+    writer = MetricsWriter(path, rows)
+    new = [{"epoch": 20, "seed": 0, "train_acc": 0.9, "sc_fraction_bfloat16": 0.25}]
+    rows += new
+    writer.append(new)
+    df = pd.read_csv(path)
+    assert list(df.columns) == ["epoch", "seed", "train_acc", "sc_fraction_bfloat16"]
+    assert df.train_acc.tolist() == [0.5, 0.7, 0.9]
+    assert df.sc_fraction_bfloat16.isna().tolist() == [True, True, False]
+    more = [{"epoch": 30, "seed": 0, "train_acc": 1.0, "sc_fraction_bfloat16": 0.5}]
+    rows += more
+    writer.append(more)  # same columns: appended
+    assert pd.read_csv(path).epoch.tolist() == [0, 10, 20, 30]
