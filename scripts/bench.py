@@ -517,7 +517,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )  # fmt: skip
     parser.add_argument("--cuda-graph", action="store_true", help="with --seed-sweep on CUDA: replay CUDA graphs")
     parser.add_argument(
-        "--late", action="store_true", help="only the late-state settings (early and late epochs; no CSV written)"
+        "--late",
+        action="store_true",
+        help="only the late-state settings: their rows replace the CSV's late-state rows (with --only: no CSV)",
     )
     parser.add_argument("--no-late", action="store_true", help="leave the late-state settings out")
     parser.add_argument(
@@ -555,8 +557,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     late_epochs = (lambda s: 20) if args.smoke else (lambda s: s.late_epochs)
     late_timed = args.epochs or (6 if args.smoke else 100)
     late_settings = [] if args.no_late else [s for s in LATE_SETTINGS if args.only is None or args.only in s.name]
-    if args.late:
+    if args.late:  # the late-state rows replace those of the CSV, whose other rows stay
         rows = [r for s in late_settings for r in bench_late(s, extra, late_epochs(s), warmup, late_timed, args.device)]
+        for r in rows:
+            r.update(env)
+        out = Path(args.out or f"results/bench{suffix}.csv")
+        if args.only is None:
+            kept = [r for r in csv.DictReader(out.open()) if not r.get("state")] if out.is_file() else []
+            write_csv(str(out), kept + rows, COLUMNS)
         return rows
     settings = [s for s in SETTINGS if args.only is None or args.only in s.name]
     if not settings and not late_settings:
