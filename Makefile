@@ -62,6 +62,10 @@ clean:  ## remove run outputs and caches (never results/)
 bench:  ## measure ms/epoch of the paper's settings against the matmul floor (writes results/bench.csv)
 	$(PY) scripts/bench.py
 
+.PHONY: bench-late
+bench-late:  ## only the late-state settings: early and late epochs (their rows in results/bench.csv; trains and caches the states first)
+	$(PY) scripts/bench.py --late
+
 .PHONY: figure-times
 figure-times:  ## estimate the CPU time of every committed run, per figure (writes results/figure_times_cpu.csv)
 	$(PY) scripts/figure_times.py

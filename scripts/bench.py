@@ -31,7 +31,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # late_states.py, beside this script
 
+from grokking import backward  # noqa: E402
 from grokking.cli import compose  # noqa: E402
 from grokking.config import TrainConfig  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
@@ -54,6 +56,7 @@ class Setting:
     overrides: list[str]
     target: float | None  # the largest allowed ratio to the matmul floor
     seeds: list[int] = field(default_factory=lambda: [0])
+    late_epochs: int = 0  # > 0: also timed from the state after this many epochs (scripts/late_states.py)
 
 
 SETTINGS = [
@@ -92,6 +95,22 @@ SETTINGS = [
         "mlp sparse parity StableMax f64 AdamW, autograd",
         ["dataset=sparse_parity", "model.bias=true", *ADAMW_STABLEMAX, "cpu_kernel=torch"],
         None,
+    ),
+]
+# Late-state settings: each timed from its initialization and from the state after `late_epochs`
+# epochs of training (after Softmax Collapse), in alternating blocks; the state is produced on the
+# C++ path where it applies and cached (scripts/late_states.py).
+FIG2_70 = ["experiment=fig2", "dataset.train_fraction=0.7"]
+LATE_SETTINGS = [
+    Setting("fig8 baseline: add 60% softmax f64 loss AdamW", ["experiment=fig8"], None, late_epochs=5000),
+    Setting("fig2 add 70% softmax f32", [*FIG2_70, "precision=float32"], None, late_epochs=3000),
+    Setting("fig2 add 70% softmax f16", [*FIG2_70, "precision=float16"], None, late_epochs=2000),
+    Setting("fig1b add 40% StableMax f64", ["experiment=fig1b"], None, late_epochs=2000),
+    Setting(
+        "fig4 sparse parity StableMax f64",
+        ["experiment=fig4", "dataset=sparse_parity", "model.bias=true", "optimizer.eps=1e-18"],
+        None,
+        late_epochs=2000,
     ),
 ]
 SEED_SWEEP = [SETTINGS[0], SETTINGS[1], SETTINGS[6]]  # Fig. 1b's MLP, the softmax MLP, the transformer
@@ -307,6 +326,72 @@ def bench_setting(s: Setting, extra: list[str], warmup: int, epochs: int, mm_n: 
     }
 
 
+def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epochs: int, device: str) -> list[dict]:
+    """Rows of a late-state setting: its epochs from the initialization ("early") and from the state
+    after ``late_epochs`` epochs of training ("late", scripts/late_states.py), through the path
+    ``cpu_kernel=auto`` picks and through autograd, all timed in alternating blocks of 10 epochs
+    (the first of each block left out, as ``time_epochs`` does) so that every variant sees the same
+    machine conditions. The late state is also timed with the row bands off ("late, one band":
+    every row at the backward scale, the arithmetic before the bands, ``grokking.backward``)."""
+    from late_states import late_state, load_state
+
+    state = late_state([*s.overrides, *extra], late_epochs, s.seeds)
+    kernels = {"auto": [*s.overrides, *extra], "torch": [*s.overrides, *extra, "cpu_kernel=torch"]}
+    variants: dict[tuple[str, str], object] = {}
+    for kernel, overrides in kernels.items():
+        early = Epoch.composed(overrides, s.seeds, device)
+        if kernel == "torch" and variants[("auto", "early")].kernel == "torch":
+            break  # auto took autograd already
+        variants[(kernel, "early")] = early
+        variants[(kernel, "late")] = load_state(Epoch.composed(overrides, s.seeds, device), state)
+        variants[(kernel, "late, one band")] = load_state(Epoch.composed(overrides, s.seeds, device), state)
+    module = native_module("auto")
+
+    def bands_off(epoch):
+        def step():
+            if module is not None:
+                module.set_row_bands(False)
+            backward.BANDS["on"] = False
+            try:
+                epoch()
+            finally:
+                if module is not None:
+                    module.set_row_bands(True)
+                backward.BANDS["on"] = True
+
+        step.device = epoch.device
+        return step
+
+    steps = {k: bands_off(e) if k[1] == "late, one band" else e for k, e in variants.items()}
+    for step in steps.values():
+        time_epochs(step, warmup, 0)
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in steps}
+    while len(times[next(iter(times))]) < epochs:
+        for k, step in steps.items():
+            times[k] += time_epochs(step, 0, 11)[0][1:]
+    rows = []
+    for (kernel, phase), epoch in variants.items():
+        ms = 1000 * statistics.median(times[(kernel, phase)])
+        early_ms = 1000 * statistics.median(times[(kernel, "early")])
+        rows.append(
+            {
+                "setting": s.name + ("" if kernel == "auto" else ", autograd"),
+                "kernel": epoch.kernel,
+                "seeds": len(s.seeds),
+                "n_train": epoch.n_train,
+                "state": "epoch 0" if phase == "early" else f"epoch {late_epochs}" + phase[4:],
+                "ms_per_epoch": ms,
+                "ms_per_epoch_p90": 1000 * statistics.quantiles(times[(kernel, phase)], n=10)[-1],
+                "late_over_early": ms / early_ms,
+                "epochs_timed": len(times[(kernel, phase)]),
+                "loadavg_1m": os.getloadavg()[0],
+            }
+        )
+        r = rows[-1]
+        print(f"{r['setting']:55s} {r['kernel']:6s} {r['state']:22s} {ms:8.2f} ms  ×{r['late_over_early']:.2f}")
+    return rows
+
+
 def bench_seed_sweep(
     settings: list[Setting], ks: list[int], extra: list[str], device: str, epochs: int, cuda_graph: bool = False
 ) -> list[dict]:
@@ -381,7 +466,7 @@ COLUMNS = [
     "setting", "kernel", "seeds", "n_train", "gflop_per_epoch", "ms_per_epoch", "ms_per_epoch_p90", "achieved_gflops",
     "setting_gflops", "floor_ms", "ratio_to_floor", "ratio_to_peak_floor", "target_ratio", "matmuls_alone_ms",
     "matmuls_alone_ratio", "rss_mb", "rss_growth_mb", "rss_setting_mb", "peak_rss_mb",
-    "metric_rows", "epochs_timed", "loadavg_1m", "matmul_gflops", "device_name", "threads", "torch",
+    "metric_rows", "state", "late_over_early", "epochs_timed", "loadavg_1m", "matmul_gflops", "device_name", "threads", "torch",
 ]  # fmt: skip
 
 
@@ -432,6 +517,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )  # fmt: skip
     parser.add_argument("--cuda-graph", action="store_true", help="with --seed-sweep on CUDA: replay CUDA graphs")
     parser.add_argument(
+        "--late",
+        action="store_true",
+        help="only the late-state settings: their rows replace the CSV's late-state rows (with --only: no CSV)",
+    )
+    parser.add_argument("--no-late", action="store_true", help="leave the late-state settings out")
+    parser.add_argument(
         "--only", default=None, metavar="TEXT", help="time only the settings whose name contains TEXT (no CSV written)"
     )
     args = parser.parse_args(argv)
@@ -463,11 +554,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
         write_csv(args.out or f"results/{name}", rows, SEED_COLUMNS)
         return rows
 
+    late_epochs = (lambda s: 20) if args.smoke else (lambda s: s.late_epochs)
+    late_timed = args.epochs or (6 if args.smoke else 100)
+    late_settings = [] if args.no_late else [s for s in LATE_SETTINGS if args.only is None or args.only in s.name]
+    if args.late:  # the late-state rows replace those of the CSV, whose other rows stay
+        rows = [r for s in late_settings for r in bench_late(s, extra, late_epochs(s), warmup, late_timed, args.device)]
+        for r in rows:
+            r.update(env)
+        out = Path(args.out or f"results/bench{suffix}.csv")
+        if args.only is None:
+            kept = [r for r in csv.DictReader(out.open()) if not r.get("state")] if out.is_file() else []
+            write_csv(str(out), kept + rows, COLUMNS)
+        return rows
     settings = [s for s in SETTINGS if args.only is None or args.only in s.name]
-    if not settings:
+    if not settings and not late_settings:
         parser.error(f"--only {args.only!r} matches no setting; choose from: {', '.join(s.name for s in SETTINGS)}")
     gflops_before = matmul_gflops(mm_n, mm_reps, args.device)
     rows = [bench_setting(s, extra, warmup, epochs, mm_n, args.device) for s in settings]
+    rows += [r for s in late_settings for r in bench_late(s, extra, late_epochs(s), warmup, late_timed, args.device)]
     if args.only is None:
         rows += bench_train_runs([f"device={args.device}", *extra], train_epochs, train_repeats, args.device == "cuda")
     gflops_after = matmul_gflops(mm_n, mm_reps, args.device)

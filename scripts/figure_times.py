@@ -7,7 +7,10 @@ builds the run's model, data and optimizer from its saved config on the CPU, tim
 ``--epochs`` training epochs after a few warm-up ones (what ``train()`` computes per epoch, with
 every seed of the run batched as the run did, without logging), and multiplies the median by the
 run's epochs. Runs are timed one at a time on all cores: the estimate is for running a figure's
-runs one after another. Early epochs are timed; some runs get slower later (see docs/speed.md).
+runs one after another. Early epochs are timed; late ones can cost more (docs/speed.md, "Late
+epochs"): for the runs that ``bench.py``'s late-state settings reproduce (Figs. 1b, 2, 4 and 8), the
+state after Softmax Collapse cached by ``scripts/late_states.py`` is timed too, where it is cached,
+and the run's epochs from that state on are counted at the late rate.
 The machine's float32 matmul throughput, measured before and after, goes into every row: estimates
 from sittings at different throughputs differ by about its ratio.
 """
@@ -27,13 +30,25 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench.py, beside this script
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import Epoch, matmul_gflops, time_epochs  # noqa: E402
+from bench import LATE_SETTINGS, Epoch, matmul_gflops, time_epochs  # noqa: E402
+from late_states import cached_state, load_state  # noqa: E402
 
 from grokking.runtime import keep_freed_memory  # noqa: E402
 from grokking.train import to_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ["figure", "run", "epochs", "seeds", "kernel", "ms_per_epoch", "minutes", "matmul_gflops", "threads", "torch"]
+COLUMNS = [
+    "figure", "run", "epochs", "seeds", "kernel", "ms_per_epoch", "late_from_epoch", "late_ms_per_epoch", "minutes",
+    "matmul_gflops", "threads", "torch",
+]  # fmt: skip
+# committed runs whose configuration a late-state setting of bench.py reproduces
+LATE_RUNS = {
+    "fig8/baseline": LATE_SETTINGS[0],
+    "fig2/frac0.7_float32": LATE_SETTINGS[1],
+    "fig2/frac0.7_float16": LATE_SETTINGS[2],
+    "fig1/b_stablemax": LATE_SETTINGS[3],
+    "fig4/sparse_parity": LATE_SETTINGS[4],
+}
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -60,6 +75,14 @@ def time_run(run: Path, warmup: int, epochs: int) -> dict:
     epoch = Epoch(cfg, seeds)
     ms = 1000 * statistics.median(time_epochs(epoch, warmup, epochs)[0])
     run_epochs = json.loads((run / "summary.json").read_text())["epochs"]
+    late = LATE_RUNS.get(f"{run.parent.name}/{run.name}")
+    state = cached_state(late.overrides, late.late_epochs, late.seeds) if late else None
+    late_from, late_ms, minutes = None, None, ms * run_epochs / 60_000
+    if state is not None and late.late_epochs < run_epochs:
+        late_epoch = load_state(Epoch(cfg, seeds), state)
+        late_ms = 1000 * statistics.median(time_epochs(late_epoch, warmup, epochs)[0])
+        late_from = late.late_epochs
+        minutes = (ms * late_from + late_ms * (run_epochs - late_from)) / 60_000
     return {
         "figure": run.parent.name,
         "run": run.name,
@@ -67,7 +90,9 @@ def time_run(run: Path, warmup: int, epochs: int) -> dict:
         "seeds": len(seeds),
         "kernel": epoch.kernel,
         "ms_per_epoch": ms,
-        "minutes": ms * run_epochs / 60_000,
+        "late_from_epoch": late_from,
+        "late_ms_per_epoch": late_ms,
+        "minutes": minutes,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
@@ -89,7 +114,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for run in runs:
         rows.append(time_run(run, args.warmup, args.epochs))
         r = rows[-1]
-        print(f"{r['figure']}/{r['run']}: {r['ms_per_epoch']:.2f} ms/epoch × {r['epochs']} = {r['minutes']:.1f} min")
+        late = f", {r['late_ms_per_epoch']:.2f} from epoch {r['late_from_epoch']}" if r["late_from_epoch"] else ""
+        print(
+            f"{r['figure']}/{r['run']}: {r['ms_per_epoch']:.2f} ms/epoch{late} × {r['epochs']} = {r['minutes']:.1f} min"
+        )
     gflops = max(before, matmul_gflops(2048, 7))
     for r in rows:
         r["matmul_gflops"] = gflops

@@ -23,12 +23,20 @@ def bench():
     del sys.modules["bench"]
 
 
-def test_bench_smoke_writes_every_setting(bench, tmp_path):
+def test_bench_smoke_writes_every_setting(bench, tmp_path, monkeypatch):
+    monkeypatch.setenv("GROKKING_LATE_CACHE", str(tmp_path / "late"))
     out = tmp_path / "bench.csv"
     bench.main(["--smoke", "--threads", "1", "--out", str(out)])
     rows = list(csv.DictReader(out.open()))
     assert [r["setting"] for r in rows[: len(bench.SETTINGS)]] == [s.name for s in bench.SETTINGS]
-    assert len(rows) == len(bench.SETTINGS) + 2
+    late = [r for r in rows if r["state"]]
+    # each late-state setting: early, late and late with one band, through its path and autograd (the
+    # float16 loss takes autograd either way)
+    assert len(late) == 6 * len(bench.LATE_SETTINGS) - 3
+    assert {r["state"] for r in late} == {"epoch 0", "epoch 20", "epoch 20, one band"}
+    for r in late:
+        assert float(r["late_over_early"]) > 0 and (r["state"] != "epoch 0" or float(r["late_over_early"]) == 1)
+    assert len(rows) == len(bench.SETTINGS) + len(late) + 2
     for r in rows:
         assert float(r["ms_per_epoch"]) > 0 and float(r["matmul_gflops"]) > 0
     for r in rows[: len(bench.SETTINGS)]:

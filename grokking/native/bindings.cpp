@@ -27,6 +27,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "set_direct_blas", [](bool on) { grokking_native::direct_blas() = on; },
       "call the exported BLAS directly (default) or go through at::mm (the path where none is exported)");
+  m.def(
+      "set_row_bands", [](bool on) { grokking_native::row_bands() = on; },
+      "run the MLP step's backward pass in row bands (default) or every row at the backward scale");
   m.def("transformer_step", &grokking_native::transformer_step,
         "the per-sample part of one transformer training step (see transformer_step.cpp)");
   m.def("adamw_step", &grokking_native::adamw_step, "one AdamW update of many parameters (see adamw.cpp)");

@@ -299,6 +299,118 @@ A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b,
   return std::log(total) - std::log(s[y]);
 }
 
+// Row bands: the backward pass of a float32 model runs each sample at its own power-of-two scale.
+//
+// After Softmax Collapse a row's logit gradients e^(z - max)/N span more binades than float32
+// holds, at any one scale: at the backward scale 2^40 some land in float32's subnormal range, and
+// every arithmetic operation with a subnormal operand or result takes a microcode assist on x86
+// (docs/speed.md, "Late epochs"). So each row's gradient is first rounded to float32 exactly as
+// before (the reference value at the backward scale, subnormals included), then multiplied by
+// 2^(kBandWidth·q), q the row's band, chosen from the row's largest entry so that every nonzero
+// entry of the row is a normal float. Rows of one band go through the backward GEMMs together and
+// sum into their band's own gradient buffers; the bands are unscaled and added in double at the
+// end. A power-of-two scaling of a normal float is exact, so while no value of the backward pass
+// is subnormal at the backward scale (every early epoch) the gradients are bit for bit those of
+// one band at 2^40; later the products of subnormal values are computed at full precision instead
+// of being rounded to 2^-149 (nothing is flushed or dropped). Rows whose every entry rounds to zero
+// contribute nothing and are skipped.
+constexpr int kBandWidth = 40;  // binades between bands: ≥ 23, so a row's subnormals become normal
+constexpr int kBands = 8;       // bands 0 (unscaled) .. 7
+
+// Whether the MLP step uses row bands (the default); off, every row goes unscaled into band 0 and
+// the step computes what it computed before the bands were introduced, bit for bit (a switch for
+// tests and benchmarks, and the step's own fallback: see mlp_step).
+inline bool& row_bands() {
+  static bool on = true;
+  return on;
+}
+
+// The band of a row of gradients at the backward scale whose largest magnitude is m (finite),
+// when the upstream gradient g of a sample has exponent top - 1: band 1 holds rows whose largest
+// entry lies within kBandWidth binades below 2·g, band 2 the next kBandWidth, and so on; -1 when
+// every entry rounds to float zero (m ≤ 2^-150). Band 1 scales a row to at most 2^(top + 40).
+inline int row_band(double m, int top) {
+  if (!(m > 0x1p-150)) return -1;
+  const int e = std::ilogb(m);
+  if (e > top) return 0;
+  return std::min(kBands - 1, 1 + (top - e) / kBandWidth);
+}
+
+// grad[k] = float(v[k]) · 2^shift for k < c, exactly: the float rounding of v (subnormal results
+// rounded to multiples of 2^-149, as a float conversion does) computed in double, so that no
+// subnormal float is ever produced (shift ≥ 23 makes every nonzero result normal). `v` holds
+// `padded` entries; `tmp` is a work buffer of as many.
+inline void scaled_floats(const double* v, int64_t c, int64_t padded, int shift, double* tmp, float* grad) {
+  using Vec = at::vec::Vectorized<double>;
+  const Vec tiny(0x1p-126), up(0x1p149), down(std::ldexp(1.0, shift - 149)), scale(std::ldexp(1.0, shift));
+  for (int64_t k = 0; k < padded; k += Vec::size()) {
+    const Vec x = Vec::loadu(v + k);
+    const Vec sub = (x * up).round() * down;  // round half to even, as a conversion rounds
+    Vec::blendv(x * scale, sub, x.abs() < tiny).store(tmp + k);
+  }
+  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<float>(tmp[k]);
+}
+
+// The largest magnitude of v's `padded` entries (NaN if any is NaN).
+inline double padded_absmax(const double* v, int64_t padded) {
+  using Vec = at::vec::Vectorized<double>;
+  Vec acc(0.0);
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(v + k).abs());
+  double lanes[Vec::size()];
+  acc.store(lanes);
+  double m = lanes[0];
+  for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
+  return m;
+}
+
+// The loss of one row as loss_row computes it, for a float32 model: the gradient's values (each
+// the exact double whose float rounding loss_row writes) go to v (`padded` entries, zero-padded),
+// and their float roundings, scaled by the row's band, to grad. Returns the band (see row_band);
+// grad is left unwritten for band -1, and a non-finite row goes unscaled into band 0.
+// row: 2·padded work entries, v and tmp: padded each.
+template <typename A>
+int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, int64_t padded, int64_t y, A g, int top,
+                    A* row, double* v, double* tmp, float* grad, A* loss) {
+  if (loss_kind == 0) {
+    A* e = row;
+    for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
+    for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
+    using Vec = at::vec::Vectorized<A>;
+    const A m = padded_max(e, padded);
+    const Vec vm(m);
+    for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);
+    const A total = padded_sum(e, padded);
+    const A per = g / total;
+    // e·per is exact in double for a float e and per; its rounding is the float product's
+    for (int64_t k = 0; k < c; ++k) v[k] = static_cast<double>(e[k]) * static_cast<double>(per);
+    v[y] = static_cast<double>(static_cast<A>(e[y] * per - g));
+    *loss = m + std::log(total) - static_cast<A>(z[y]);
+  } else {
+    A *inv_b = row, *s = row + padded;
+    for (int64_t k = 0; k < c; ++k) {
+      const A x = static_cast<A>(z[k]);
+      inv_b[k] = A(1) / (-std::min(x, A(0)) + A(1));
+      s[k] = (std::max(x, A(0)) + A(1)) * inv_b[k];
+    }
+    for (int64_t k = c; k < padded; ++k) s[k] = 0;
+    const A total = padded_sum(s, padded);
+    const A per = g / total;
+    for (int64_t k = 0; k < c; ++k) v[k] = static_cast<double>(static_cast<A>(inv_b[k] * inv_b[k] * per));
+    const A slope_y = inv_b[y] * inv_b[y];
+    v[y] = static_cast<double>(static_cast<A>(slope_y * per - g * slope_y / s[y]));
+    *loss = std::log(total) - std::log(s[y]);
+  }
+  for (int64_t k = c; k < padded; ++k) v[k] = 0;
+  const double m = padded_absmax(v, padded);
+  if (!std::isfinite(m)) {
+    for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<float>(v[k]);
+    return 0;
+  }
+  const int band = bands ? row_band(m, top) : 0;
+  if (band >= 0) scaled_floats(v, c, padded, kBandWidth * band, tmp, grad);
+  return band;
+}
+
 // Per-sample loss of row i and its gradient into grad (loss_kind 0: softmax, 1: StableMax);
 // row: 2·padded work entries.
 template <typename S, typename A>

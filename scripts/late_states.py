@@ -1,0 +1,97 @@
+"""Training states after Softmax Collapse, for timing late epochs (``bench.py``, ``figure_times.py``).
+
+Late in a run an epoch can cost several times an early one: after Softmax Collapse the logits'
+gradients span more binades than float32 holds, and arithmetic on subnormal values is slow on x86
+(docs/speed.md, "Late epochs"). ``late_state`` trains a config from its initialization for a given
+number of epochs (the same epochs as :class:`bench.Epoch`, on the path ``cpu_kernel=auto`` picks)
+and keeps the model and optimizer state under a cache folder (git-ignored; ``.cache/late_states``
+unless ``GROKKING_LATE_CACHE`` names another), with a checkpoint every 1 000 epochs, so that a
+later call for the same or more epochs resumes from the newest one.
+
+    python scripts/late_states.py [TEXT]     # produce every late state bench.py times (whose name holds TEXT)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench.py, beside this script
+
+ROOT = Path(__file__).resolve().parents[1]
+EVERY = 1000
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GROKKING_LATE_CACHE", ROOT / ".cache" / "late_states"))
+
+
+def key(overrides: list[str], seeds: list[int]) -> str:
+    text = json.dumps({"overrides": overrides, "seeds": seeds, "torch": torch.__version__})
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def load_state(epoch, state: dict):
+    """``epoch`` (a :class:`bench.Epoch`) with the model and optimizer state ``state``."""
+    epoch.model.load_state_dict(state["model"])
+    epoch.optimizer.load_state_dict(state["optimizer"])
+    return epoch
+
+
+def cached_state(overrides: list[str], epochs: int, seeds: list[int] | None = None) -> dict | None:
+    """The cached state of ``overrides`` after ``epochs`` epochs, or None where it is not cached."""
+    path = cache_dir() / key(overrides, seeds or [0]) / f"{epochs}.pt"
+    return torch.load(path, weights_only=False) if path.is_file() else None
+
+
+def late_state(overrides: list[str], epochs: int, seeds: list[int] | None = None, verbose: bool = True) -> dict:
+    """The model and optimizer state of ``overrides`` after ``epochs`` epochs of training from the
+    initialization (trained here, or loaded from the cache)."""
+    from bench import Epoch
+
+    seeds = seeds or [0]
+    folder = cache_dir() / key(overrides, seeds)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "what.json").write_text(json.dumps({"overrides": overrides, "seeds": seeds, "torch": torch.__version__}))
+    epoch = Epoch.composed(overrides, seeds)
+    done = [int(p.stem) for p in folder.glob("*.pt") if p.stem.isdigit() and int(p.stem) <= epochs]
+    start = max(done, default=0)
+    state = None
+    if start:
+        state = torch.load(folder / f"{start}.pt", weights_only=False)
+        load_state(epoch, state)
+    t0 = time.perf_counter()
+    for e in range(start, epochs):
+        epoch()
+        if (e + 1) % EVERY == 0 or e + 1 == epochs:
+            state = {"model": epoch.model.state_dict(), "optimizer": epoch.optimizer.state_dict()}
+            tmp = folder / f"{e + 1}.pt.tmp"
+            torch.save(state, tmp)
+            tmp.replace(folder / f"{e + 1}.pt")
+            if verbose:
+                print(f"  {' '.join(overrides)}: epoch {e + 1}/{epochs} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return (
+        state if state is not None else {"model": epoch.model.state_dict(), "optimizer": epoch.optimizer.state_dict()}
+    )
+
+
+def main() -> None:
+    from bench import LATE_SETTINGS
+
+    from grokking.runtime import keep_freed_memory
+
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    keep_freed_memory()
+    for s in LATE_SETTINGS:
+        if only in s.name:
+            late_state(s.overrides, s.late_epochs, s.seeds)
+
+
+if __name__ == "__main__":
+    main()
