@@ -71,3 +71,8 @@ bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched, eage
 	$(PY) scripts/bench.py --device cuda
 	$(PY) scripts/bench.py --device cuda --seed-sweep 1,2,4,8,16,32,64,128
 	$(PY) scripts/bench.py --device cuda --seed-sweep 1,2,4,8,16,32,64,128 --cuda-graph
+
+.PHONY: study-baselines
+study-baselines:  ## ⊥AdamW and StableMax vs a tuned AdamW weight decay, ≥ 5 seeds (resumable; docs/study_baselines.md)
+	$(PY) scripts/study_baselines.py run $(STUDY)
+	$(PY) scripts/study_baselines.py report

@@ -19,6 +19,7 @@ OPTIMIZERS = ("adamw", "sgd")
 MODEL_DTYPES = ("float32", "float64")
 LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
+STOP_METRICS = ("test_acc", "train_acc")
 
 
 class ConfigError(ValueError):
@@ -105,6 +106,12 @@ def validate(cfg: TrainConfig) -> None:
             cfg.sc_intervention_epoch >= 0, "sc_intervention_epoch", cfg.sc_intervention_epoch, "an epoch >= 0 or null"
         )
     require(cfg.snapshot_every >= 0, "snapshot_every", cfg.snapshot_every, "an integer >= 0 (0 = none)")
+
+    stop = cfg.stop_when
+    if stop.metric is not None:
+        choice("stop_when.metric", stop.metric, [*STOP_METRICS, "null"])
+    require(0 < stop.threshold <= 1, "stop_when.threshold", stop.threshold, "an accuracy in (0, 1]")
+    require(stop.patience >= 1, "stop_when.patience", stop.patience, "an integer >= 1 (logged epochs)")
 
     require(cfg.epochs > 0, "epochs", cfg.epochs, "a positive integer")
     require(cfg.log_every > 0, "log_every", cfg.log_every, "a positive integer")
