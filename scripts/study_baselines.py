@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from grokking.censored import censored_summary  # noqa: E402
 
 ARCHS = ("mlp2", "mlp1", "transformer")
-METHODS = ("perpgrad", "stablemax", "adamw")
+METHODS = ("perpgrad", "adamw", "stablemax")  # in the order the jobs run
 LABELS = {"adamw": "AdamW + weight decay", "perpgrad": "⊥AdamW", "stablemax": "StableMax-CE AdamW"}
 # lr and weight-decay grids, each in the order the jobs run (where methods generalize first)
 LRS = {
