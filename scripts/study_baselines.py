@@ -278,7 +278,10 @@ def plot_heatmaps(per_setting: pd.DataFrame, path: Path) -> None:
         names = [f"AdamW wd {wd:g}" if m == "adamw" else LABELS[m] for m, wd in row_keys]
         ax.set_yticks(range(len(row_keys)), names)
         ax.set_xlabel("learning rate")
-        ax.set_title(f"{arch}: median epochs to 99 % test\n(share of seeds generalized; uncoloured: median above the budget, or not run)", fontsize=10)
+        ax.set_title(
+            f"{arch}: median epochs to 99 % test\n(share of seeds generalized; uncoloured: median above the budget, or not run)",
+            fontsize=10,
+        )
         fig.colorbar(image, ax=ax, label="log10 median epochs")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
