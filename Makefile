@@ -84,3 +84,8 @@ official:  ## run the authors' official code behind our runs into results/offici
 
 official-%:  ## one figure's official runs, e.g. make official-fig2 (OFFICIAL_DIR=... for the release snapshot)
 	$(PY) scripts/official.py $* --official-dir $(OFFICIAL_DIR) --jobs $(or $(JOBS),1) --threads $(or $(THREADS),1)
+
+.PHONY: study-baselines
+study-baselines:  ## ⊥AdamW and StableMax vs a tuned AdamW weight decay, ≥ 5 seeds (resumable; docs/study_baselines.md)
+	$(PY) scripts/study_baselines.py run $(STUDY)
+	$(PY) scripts/study_baselines.py report

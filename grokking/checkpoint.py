@@ -18,7 +18,16 @@ SNAPSHOTS = "snapshots.pt"
 LOCK = ".lock"
 
 # keys that may differ between a run and its resumption
-RESUMABLE_CHANGES = ("epochs", "device", "cuda_graph", "cpu_kernel", "overwrite", "checkpoint_every", "logger")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "device",
+    "cuda_graph",
+    "cpu_kernel",
+    "overwrite",
+    "checkpoint_every",
+    "logger",
+    "stop_when",
+)
 # keys added to the config after runs were saved without them: the value that reproduces those runs
 ADDED_KEYS = {("precision", "backward_log2_scale"): 0}
 

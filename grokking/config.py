@@ -80,6 +80,13 @@ class LoggerConfig:
 
 
 @dataclass
+class StopWhenConfig:
+    metric: str | None = None  # test_acc | train_acc: end the run once it holds (null = never stop early)
+    threshold: float = 0.99  # the metric must be >= this, in (0, 1]
+    patience: int = 1  # ...on this many consecutive logged epochs, for every replica of the run
+
+
+@dataclass
 class TrainConfig:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
@@ -87,6 +94,7 @@ class TrainConfig:
     optimizer: OptimizerConfig = MISSING
     precision: PrecisionConfig = MISSING
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    stop_when: StopWhenConfig = field(default_factory=StopWhenConfig)
     epochs: int = 500  # full-batch optimizer steps (1 epoch = 1 step)
     log_every: int = 10  # epochs between metric rows (the last epoch is always logged)
     checkpoint_every: int = 1000  # epochs between checkpoints (0 = only at the end)

@@ -43,7 +43,7 @@ from grokking.checkpoint import (
     save_checkpoint,
     write_json,
 )
-from grokking.config import TrainConfig, unknown_keys
+from grokking.config import StopWhenConfig, TrainConfig, unknown_keys
 from grokking.data import build_dataset
 from grokking.graphs import StepGraphs, make_capturable
 from grokking.losses import DTYPES
@@ -106,8 +106,16 @@ def seed_summary(rows: list[dict[str, float]]) -> dict[str, Any]:
         "epoch_train_acc_100": first_epoch(rows, "train_acc", 1.0),
         "epoch_test_acc_50": first_epoch(rows, "test_acc", 0.5),
         "epoch_test_acc_95": first_epoch(rows, "test_acc", 0.95),
+        "epoch_test_acc_99": first_epoch(rows, "test_acc", 0.99),
         "epoch_sc_50": first_epoch(rows, "sc_fraction", 0.5),
     }
+
+
+def stop_rule_met(rows: list[dict[str, float]], n_replicas: int, rule: StopWhenConfig) -> bool:
+    """Whether ``rule.metric >= rule.threshold`` on each of the last ``rule.patience`` logged epochs,
+    for every replica. Read from the rows alone, so a resumed run picks up its streak."""
+    tail = rows[-rule.patience * n_replicas :]
+    return len(tail) == rule.patience * n_replicas and all(r[rule.metric] >= rule.threshold for r in tail)
 
 
 class StopSignal:
@@ -361,13 +369,14 @@ def _train_accepted(
         )
         replacement.discard()  # the new run has a checkpoint: a run it replaces is gone for good
 
-    def finish(status: str, epoch: int) -> dict[str, Any]:
+    def finish(status: str, epoch: int, stopped_early: dict[str, Any] | None = None) -> dict[str, Any]:
         wall = elapsed_before + time.perf_counter() - t0
         writer.sync()  # metrics.csv holds every row, also where it was deleted or cut during the run
         summary = {
             "status": status,
             "epoch": epoch,
             "epochs": cfg.epochs,
+            "stopped_early": stopped_early,
             "seeds": seeds,
             # the one choice that trained every epoch, or "mixed" (resumed differently: see stretches)
             **{k: uniform([s[k] for s in stretches]) for k in ("training_step", "optimizer_step")},
@@ -383,6 +392,7 @@ def _train_accepted(
         return summary
 
     intervene_from = cfg.sc_intervention_epoch
+    rule = cfg.stop_when
     graphs = None
     if cfg.cuda_graph:
         make_capturable(optimizer, device)
@@ -433,6 +443,11 @@ def _train_accepted(
                         tracker.log(new_rows)
                         bar.set_postfix(postfix(new_rows), refresh=False)
                 done = epoch + 1
+                if log and done < cfg.epochs and rule.metric is not None and stop_rule_met(rows, len(seeds), rule):
+                    checkpoint(done)
+                    reason = f"{rule.metric} >= {rule.threshold} on {rule.patience} consecutive logged epochs"
+                    print(f"stopped at epoch {done}: {reason}", file=sys.stderr)
+                    return finish("completed", done, {"reason": reason, "epoch": epoch})
                 if stop.received is not None:
                     checkpoint(done)
                     print(f"interrupted at epoch {done}; rerun the same command to resume", file=sys.stderr)
@@ -499,10 +514,26 @@ def record_hydra_config(cfg: DictConfig) -> Callable[[Path], None]:
     return record
 
 
+def completed_with_same_config(out_dir: Path, cfg: DictConfig) -> bool:
+    """Whether ``out_dir`` already holds a completed run of this config (a sweep skips it)."""
+    try:
+        summary = read_summary(out_dir)
+    except RunFileError:
+        return False  # the run itself reports the damaged summary
+    if summary is None or summary.get("status") != "completed" or not (out_dir / CONFIG).is_file():
+        return False
+    saved = OmegaConf.to_container(OmegaConf.load(out_dir / CONFIG), resolve=True)
+    return not config_differences(saved, to_config(cfg)[1])
+
+
 def main_from_hydra(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if HydraConfig.get().mode == RunMode.MULTIRUN and not cfg.overwrite and completed_with_same_config(out_dir, cfg):
+        print(f"skipping {out_dir}: it already holds this completed run", file=sys.stderr)
+        return
     record = record_hydra_config(cfg)
     try:
         summary = train(cfg, out_dir, record)

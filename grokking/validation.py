@@ -35,6 +35,7 @@ INIT_SCALE_RANGE = (1e-4, 1e4)  # beyond these, the initial weights underflow or
 MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
 MAX_RANDOM_CODE_BITS = 24  # random binary codes draw from all 2^bits codes at once
 MAX_SEED = 2**63 - 1
+STOP_METRICS = ("test_acc", "train_acc")
 
 
 class ConfigError(ValueError):
@@ -189,6 +190,12 @@ def validate(cfg: TrainConfig) -> None:
             cfg.sc_intervention_epoch >= 0, "sc_intervention_epoch", cfg.sc_intervention_epoch, "an epoch >= 0 or null"
         )
     require(cfg.snapshot_every >= 0, "snapshot_every", cfg.snapshot_every, "an integer >= 0 (0 = none)")
+
+    stop = cfg.stop_when
+    if stop.metric is not None:
+        choice("stop_when.metric", stop.metric, [*STOP_METRICS, "null"])
+    require(0 < stop.threshold <= 1, "stop_when.threshold", stop.threshold, "an accuracy in (0, 1]")
+    require(stop.patience >= 1, "stop_when.patience", stop.patience, "an integer >= 1 (logged epochs)")
 
     require(cfg.epochs > 0, "epochs", cfg.epochs, "a positive integer")
     require(cfg.log_every > 0, "log_every", cfg.log_every, "a positive integer")

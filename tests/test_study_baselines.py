@@ -1,0 +1,80 @@
+"""A tiny version of the study through its entry point (scripts/study_baselines.py, as `make study-baselines`)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--set", "dataset.modulus=23", "--set", "epochs=30", "--set", "log_every=5", "--set", "device=cpu"]
+
+
+def study(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "scripts/study_baselines.py", *args],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+
+
+def test_tiny_study_runs_reports_and_skips_or_resumes_on_a_rerun(tmp_path):
+    runs = tmp_path / "runs"
+    grid = [
+        "--archs",
+        "mlp2",
+        "--methods",
+        "perpgrad,adamw",
+        "--decays",
+        "1",
+        "--lrs",
+        "0.01,0.02",
+        "--replicates",
+        "2",
+    ]
+    res = study("run", *grid, "--out", str(runs), *TINY)
+    assert res.returncode == 0, res.stderr[-2000:]
+    dirs = sorted(p.name for p in (runs / "mlp2").iterdir() if p.is_dir())
+    assert dirs == [f"{m}_lr{lr}_wd{wd}_s{s}" for m, wd in (("adamw", "1.0"), ("perpgrad", "0.0")) for lr in ("0.01", "0.02") for s in (0, 1)]  # fmt: skip
+    for d in dirs:
+        cfg = (runs / "mlp2" / d / "config.yaml").read_text()
+        seed = d[-1]
+        assert f"seed: {seed}" in cfg and json.loads((runs / "mlp2" / d / "summary.json").read_text())["status"]
+        assert "stop_when:\n  metric: test_acc" in cfg  # the study's stopping rule
+
+    # a rerun skips completed runs and resumes one that did not finish
+    done = runs / "mlp2" / "perpgrad_lr0.01_wd0.0_s0"
+    kept = (done / "summary.json").read_text()
+    unfinished = runs / "mlp2" / "perpgrad_lr0.01_wd0.0_s1"
+    (unfinished / "summary.json").unlink()
+    res = study(
+        "run",
+        "--archs",
+        "mlp2",
+        "--methods",
+        "perpgrad",
+        "--lrs",
+        "0.01",
+        "--replicates",
+        "2",
+        "--out",
+        str(runs),
+        *TINY,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (done / "summary.json").read_text() == kept and "skipping" in res.stderr
+    assert f"resuming {unfinished}" in res.stderr and (unfinished / "summary.json").is_file()
+
+    out, figures = tmp_path / "report", tmp_path / "figures"
+    res = study("report", "--runs", str(runs), "--out", str(out), "--figures", str(figures), "--min-replicates", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = pd.read_csv(out / "runs.csv")
+    assert len(table) == 8 and set(table.method) == {"perpgrad", "adamw"} and set(table.budget) == {30}
+    assert (table.seed == table.dataset_seed).all()
+    best = pd.read_csv(out / "table.csv")
+    assert sorted(best.method) == ["adamw", "perpgrad"] and (best.replicates == 2).all()
+    assert "⊥AdamW" in (out / "table.md").read_text()
+    assert (figures / "study_baselines_heatmap.png").stat().st_size > 0
+    assert (figures / "study_baselines_best.png").stat().st_size > 0
