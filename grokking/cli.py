@@ -7,6 +7,7 @@ one line naming the bad value and the valid choices, before anything is composed
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -37,6 +38,34 @@ def check_group_overrides(args: list[str]) -> str | None:
         for option in value.split(","):
             if option not in group_options(key):
                 return f"{key}={option} is not valid; choose one of: {', '.join(group_options(key))}"
+    return None
+
+
+# launcher option -> (the Hydra plugin's module, the pip extra that installs it, or None: a core dependency)
+LAUNCHER_PLUGINS = {
+    "local": ("hydra_plugins.hydra_joblib_launcher", None),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+
+
+def plugin_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+def check_launcher_plugins(args: list[str]) -> str | None:
+    """The error line for the first ``launcher=`` option whose Hydra plugin is not installed."""
+    for arg in args:
+        if arg.startswith("launcher="):
+            for option in arg.split("=", 1)[1].split(","):
+                module, extra = LAUNCHER_PLUGINS.get(option, (None, None))
+                if module is not None and not plugin_installed(module):
+                    package = module.removeprefix("hydra_plugins.").replace("_", "-")
+                    install = f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
+                    return f"launcher={option} needs the {package} plugin, which is not installed: {install}"
     return None
 
 
@@ -71,7 +100,7 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
 
 
 def run(task: Callable[[DictConfig], None]) -> None:
-    error = check_group_overrides(sys.argv[1:])
+    error = check_group_overrides(sys.argv[1:]) or check_launcher_plugins(sys.argv[1:])
     if error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
