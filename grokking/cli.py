@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.util
 import os
 import re
 import sys
@@ -138,6 +139,33 @@ def unparsable_override(args: list[str]) -> str | None:
             parser.parse_overrides([arg])
         except OverrideParseException:
             return arg
+
+
+# launcher option -> (the Hydra plugin's module, the pip extra that installs it, or None: a core dependency)
+LAUNCHER_PLUGINS = {
+    "local": ("hydra_plugins.hydra_joblib_launcher", None),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+
+
+def plugin_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+def check_launcher_plugins(args: list[str]) -> str | None:
+    """The error line for the first ``launcher=`` option whose Hydra plugin is not installed."""
+    for arg in args:
+        if arg.startswith("launcher="):
+            for option in arg.split("=", 1)[1].split(","):
+                module, extra = LAUNCHER_PLUGINS.get(option, (None, None))
+                if module is not None and not plugin_installed(module):
+                    package = module.removeprefix("hydra_plugins.").replace("_", "-")
+                    install = f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
+                    return f"launcher={option} needs the {package} plugin, which is not installed: {install}"
     return None
 
 
@@ -174,7 +202,7 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
 
 
 def run(task: Callable[[DictConfig], None]) -> None:
-    error = check_group_overrides(sys.argv[1:])
+    error = check_group_overrides(sys.argv[1:]) or check_launcher_plugins(sys.argv[1:])
     if error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

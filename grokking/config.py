@@ -64,7 +64,7 @@ class OptimizerConfig:
 
 @dataclass
 class PrecisionConfig:
-    loss_dtype: str = "float32"  # float16 | float32 | float64: dtype of softmax / loss
+    loss_dtype: str = "float32"  # float16 | bfloat16 | float32 | float64: dtype of softmax / loss
     model_dtype: str = "float32"  # float32 | float64: dtype of parameters, inputs, optimizer state
     backward_log2_scale: int = 40  # backpropagate ×2^k, unscale exactly (keeps gradients out of subnormals; 0 = off)
 

@@ -20,7 +20,7 @@ import torch
 
 
 def make_capturable(optimizer, device: torch.device) -> None:
-    """Let ``optimizer`` (or the one a ``GradientTransform`` wraps) step inside a CUDA graph: AdamW's
+    """Let ``optimizer`` (or the one an ``OrthoGrad`` wraps) step inside a CUDA graph: AdamW's
     ``capturable`` flag on, and its step counters on the device (a checkpoint may restore them on
     the host)."""
     base = getattr(optimizer, "base", optimizer)

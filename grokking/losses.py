@@ -13,7 +13,7 @@ import torch
 
 from grokking.config import LossConfig
 
-DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
 def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -53,8 +53,9 @@ def stablemax_s(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, x + 1, 1 / (1 - torch.clamp(x, max=0)))
 
 
-def stablemax(z: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    s = stablemax_s(z)
+def stablemax(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """StableMax(x)_i = s(x_i) / Σ_k s(x_k) along ``dim``: a softmax with s in place of exp."""
+    s = stablemax_s(input)
     return s / s.sum(dim, keepdim=True)
 
 

@@ -11,7 +11,7 @@ import torch
 from grokking.losses import DTYPES, pick
 from grokking.optim import per_replica_norm
 
-SC_DTYPES = ("float16", "float32", "float64")
+SC_DTYPES = ("float16", "float32", "float64", "bfloat16")
 
 
 def correct_counts(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -23,6 +23,28 @@ def softmax_collapse(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Boolean mask of the rows in Softmax Collapse in ``dtype``: Σ_k exp(z_k - max z) == 1."""
     z = logits.detach().to(dtype)
     return torch.exp(z - z.amax(-1, keepdim=True)).sum(-1) == 1
+
+
+def softmax_collapse_fraction(logits: torch.Tensor, dtype: torch.dtype | str) -> torch.Tensor:
+    """Share of the rows of ``logits`` (classes last) in Softmax Collapse in ``dtype`` (a torch dtype
+    or its name, e.g. ``torch.bfloat16`` or ``"float16"``), as a 0-dim float64 tensor: the rows whose
+    softmax in that dtype is exactly one-hot, so that their cross-entropy and its gradient through
+    the correct class are exactly zero. Training logs it per replica (``sc_fraction_<dtype>``)."""
+    dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    return softmax_collapse(logits, dtype).double().mean()
+
+
+def nlm_alignment(params) -> dict[str, float]:
+    """NLM alignment cos(θ, -∇θL) of each parameter tensor, from its ``.grad``: 1 when the gradient
+    step only scales the weights up (naïve loss minimization). ``params``: ``model.named_parameters()``
+    (keys are the names) or ``model.parameters()`` (keys "0", "1", ...); tensors without ``.grad``
+    are left out. Training logs the same cosine per tensor and replica (``nlm_cos/<tensor>``)."""
+    out = {}
+    for i, item in enumerate(params):
+        name, p = item if isinstance(item, tuple) else (str(i), item)
+        if p.grad is not None:
+            out[name] = cosine(p.detach().reshape(1, -1), -p.grad.reshape(1, -1)).item()
+    return out
 
 
 def logit_stats(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,13 +2,16 @@
 
 ⊥Grad replaces each parameter tensor's gradient g by its component orthogonal to the weights,
 g⊥ = g - (θ·g / θ·θ) θ, rescaled to the norm of g, and then lets the base optimizer step. The
-projection is taken per parameter tensor and per replica (dimension 0 of every parameter).
-The wrapper's ``state_dict`` is the base optimizer's, so Adam's moments survive a save/load.
+projection is taken per parameter tensor, and in training per replica (dimension 0 of every
+parameter). :class:`OrthoGrad` is a ``torch.optim.Optimizer`` of its own, exported as
+``grokking.OrthoGrad``: its ``state_dict`` holds the base optimizer's state (Adam's moments) and
+every group's hyperparameters, and it loads the ``state_dict`` of the base optimizer alone too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -59,47 +62,130 @@ def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = T
     return perp.mul_(factor * m)  # an exactly-zero g⊥ (g parallel to θ, or g = 0) is not rescaled
 
 
-class GradientTransform:
-    """Wrap a torch optimizer so that it steps with transformed gradients:
+def project(theta: torch.Tensor, g: torch.Tensor, rescale: bool, per_replica: bool) -> torch.Tensor:
+    """:func:`orthogonal_component` of the whole tensor, or of each slice along dimension 0 with
+    ``per_replica``."""
+    if per_replica:
+        return orthogonal_component(theta, g, rescale)
+    return orthogonal_component(theta.reshape(1, -1), g.reshape(1, -1), rescale).view_as(g)
 
-    - ``orthogonal`` (⊥Grad): each tensor's gradient is replaced by its ⊥ component, rescaled;
-    - ``normalize``: the gradient is divided by its full L2 norm (all tensors of a replica).
+
+class GradientWrapper(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` that transforms the gradients in ``.grad`` and then lets a base
+    optimizer step with them. Both share their ``param_groups`` (the same dicts: an LR scheduler or
+    ``add_param_group`` reaches the base) and their ``state``, so ``state_dict`` holds the base's
+    state (Adam's moments) and each group's hyperparameters, the wrapper's own among them."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base: Callable[..., torch.optim.Optimizer],
+        own: dict[str, Any],
+        base_kwargs: dict[str, Any],
+    ):
+        super().__init__(params, own)  # every group gets the wrapper's keys (a group's own value wins)
+        self.base = base(self.param_groups, **base_kwargs)  # fills the base's keys into the same dicts
+        self.share()
+        self.defaults = {**self.base.defaults, **own}  # LR schedulers look up "betas"/"momentum" here
+
+    def share(self) -> None:
+        self.param_groups = self.base.param_groups
+        self.state = self.base.state
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if not hasattr(self, "base"):  # while torch's __init__ builds the first groups
+            return super().add_param_group(param_group)
+        for key, value in self.defaults.items():
+            param_group.setdefault(key, value)
+        self.base.add_param_group(param_group)  # appends to the shared list
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The base's ``load_state_dict``; a key that the saved groups lack (a state saved by the
+        base optimizer alone) keeps this optimizer's current value."""
+        current = [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]
+        self.base.load_state_dict(state_dict)
+        self.share()
+        for group, own in zip(self.param_groups, current):
+            for key, value in own.items():
+                group.setdefault(key, value)
+
+    def __getstate__(self) -> dict[str, Any]:  # copy.deepcopy and pickle keep the base
+        return {**super().__getstate__(), "base": self.base}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.share()
+
+    def transform_(self) -> None:
+        raise NotImplementedError
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            self.transform_()
+        self.base.step()
+        return loss
+
+
+class OrthoGrad(GradientWrapper):
+    """⊥Grad: each parameter's gradient g is replaced by its component orthogonal to the parameter,
+    g⊥ = g - (θ·g / θ·θ) θ, rescaled to the norm of g (``rescale``), before ``base`` steps.
+
+    ``base`` is built with every keyword in ``base_kwargs`` (lr, betas, eps, weight_decay, momentum,
+    ...), and parameter groups may set any of them, ``rescale`` included, per group. With
+    ``per_replica`` (a group key too), dimension 0 of every parameter indexes independent models
+    (seeds trained as one batched model), and each slice is projected on its own.
+
+        opt = OrthoGrad(model.parameters(), base=torch.optim.AdamW, lr=1e-3, weight_decay=0.0)
     """
 
-    def __init__(self, base: torch.optim.Optimizer, orthogonal: bool = False, normalize: bool = False):
-        self.base = base
-        self.orthogonal = orthogonal
-        self.normalize = normalize
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base: Callable[..., torch.optim.Optimizer] = torch.optim.AdamW,
+        rescale: bool = True,
+        *,
+        per_replica: bool = False,
+        **base_kwargs: Any,
+    ):
+        super().__init__(params, base, {"rescale": rescale, "per_replica": per_replica}, base_kwargs)
 
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.base.param_groups
+    def transform_(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.copy_(project(p, p.grad, group["rescale"], group["per_replica"]))
 
-    @property
-    def state(self) -> Any:
-        return self.base.state
 
-    @torch.no_grad()
-    def step(self) -> None:
-        params = [p for group in self.base.param_groups for p in group["params"] if p.grad is not None]
-        if self.orthogonal:
-            for p in params:
-                p.grad.copy_(orthogonal_component(p, p.grad))
-        if self.normalize:
-            norm = per_replica_norm([p.grad for p in params])
-            norm = torch.where(norm > 0, norm, 1.0)  # an exactly-zero gradient stays zero
-            for p in params:
-                p.grad.div_(norm.view(-1, *[1] * (p.dim() - 1)))
-        self.base.step()
+class NormalizedGrad(GradientWrapper):
+    """Fig. 9's normalized gradient: per replica (dimension 0 of every parameter), the gradient of
+    all tensors together is divided by its L2 norm before ``base`` steps; with ``orthogonal``, each
+    tensor's gradient is first replaced by its rescaled ⊥ component, as in :class:`OrthoGrad`."""
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.base.zero_grad(set_to_none=set_to_none)
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base: Callable[..., torch.optim.Optimizer],
+        orthogonal: bool = False,
+        **base_kwargs: Any,
+    ):
+        super().__init__(params, base, {"orthogonal": orthogonal}, base_kwargs)
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.base.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.base.load_state_dict(state)
+    def transform_(self) -> None:
+        params = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    params.append(p)
+                    if group["orthogonal"]:
+                        p.grad.copy_(orthogonal_component(p, p.grad))
+        norm = per_replica_norm([p.grad for p in params])
+        norm = torch.where(norm > 0, norm, 1.0)  # an exactly-zero gradient stays zero
+        for p in params:
+            p.grad.div_(norm.view(-1, *[1] * (p.dim() - 1)))
 
 
 class NativeAdamW(torch.optim.AdamW):
@@ -166,29 +252,32 @@ def native_adamw_applies(cfg: OptimizerConfig, params: list[torch.nn.Parameter],
 
 def build_optimizer(
     cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter], native: ModuleType | None = None
-) -> torch.optim.Optimizer | GradientTransform:
-    """The optimizer of ``cfg``; with ``native`` (the module of :mod:`grokking.native`), AdamW on
-    CPU steps through :class:`NativeAdamW` where :func:`native_adamw_applies`."""
+) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg`` for batched parameters (dimension 0 indexes the replicas): torch's
+    AdamW or SGD, wrapped in :class:`OrthoGrad` (⊥Grad) or :class:`NormalizedGrad`; with ``native``
+    (the module of :mod:`grokking.native`), AdamW on CPU steps through :class:`NativeAdamW` where
+    :func:`native_adamw_applies`."""
     params = list(params)
     if cfg.base == "adamw":
         hyper = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
         if native is not None and native_adamw_applies(cfg, params, native):
-            base = NativeAdamW(params, native, **hyper)
+            base = partial(NativeAdamW, module=native)
         else:
-            base = torch.optim.AdamW(params, **hyper, **implementation(params))
+            base, hyper = torch.optim.AdamW, {**hyper, **implementation(params)}
     else:
-        base = torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **implementation(params)
-        )
-    if cfg.orthogonal or cfg.normalize_grad:
-        return GradientTransform(base, orthogonal=cfg.orthogonal, normalize=cfg.normalize_grad)
-    return base
+        base = torch.optim.SGD
+        hyper = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, **implementation(params)}
+    if cfg.normalize_grad:
+        return NormalizedGrad(params, base, orthogonal=cfg.orthogonal, **hyper)
+    if cfg.orthogonal:
+        return OrthoGrad(params, base, per_replica=True, **hyper)
+    return base(params, **hyper)
 
 
 IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer | GradientTransform, state: dict[str, Any]) -> None:
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """``optimizer.load_state_dict(state)``, keeping the optimizer's own implementation flags: a run
     may resume with another ``cpu_kernel`` or device than the one that saved ``state``."""
     flags = [{k: g[k] for k in IMPLEMENTATION_KEYS if k in g} for g in optimizer.param_groups]
@@ -197,7 +286,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer | GradientTransform, s
         group.update(own)
 
 
-def optimizer_kind(optimizer: torch.optim.Optimizer | GradientTransform) -> str:
+def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
     """Where the optimizer's update runs: "native" (:class:`NativeAdamW`, in C++) or "torch"."""
-    base = optimizer.base if isinstance(optimizer, GradientTransform) else optimizer
+    base = optimizer.base if isinstance(optimizer, GradientWrapper) else optimizer
     return "native" if isinstance(base, NativeAdamW) else "torch"

@@ -13,6 +13,7 @@ FIGURES = Path(__file__).resolve().parent.parent / "results" / "figures"
 
 # one color per precision / method, used consistently across figures
 COLORS = {
+    "bfloat16": "#e377c2",
     "float16": "#d62728",
     "float32": "#1f77b4",
     "float64": "#2ca02c",

@@ -54,6 +54,17 @@ RUNS: dict[str, dict[str, list[str]]] = {
         for frac in (0.4, 0.6, 0.7)
         for prec in ("float16", "float32", "float64")
     },
+    # Fig. 2's 70 % setting with the loss in bfloat16, three replicates (split seed = init seed)
+    "fig2_bf16": {
+        f"seed{s}": [
+            "experiment=fig2",
+            "dataset.train_fraction=0.7",
+            "precision=bfloat16",
+            f"seed={s}",
+            f"dataset.seed={s}",
+        ]
+        for s in (0, 1, 2)
+    },
     "fig4": {
         "add_mod": ["experiment=fig4", "dataset=add_mod"],
         "mul_mod": ["experiment=fig4", "dataset=mul_mod"],

@@ -127,7 +127,7 @@ def test_intervention_epochs_take_the_autograd_path():
 @pytest.mark.parametrize(
     "overrides",
     [["loss=taylor"], ["loss.temperature=2"], ["loss.label_smoothing=0.1"], ["loss.logit_norm_penalty=0.1"],
-     ["precision=float16"], ["model=transformer", "loss=taylor"], ["sc_intervention_epoch=3"]],
+     ["precision=float16"], ["precision=bfloat16"], ["model=transformer", "loss=taylor"], ["sc_intervention_epoch=3"]],
 )  # fmt: skip
 def test_auto_falls_back_to_autograd_where_the_kernel_does_not_apply(overrides):
     assert make_step(overrides, kernel="auto").native is None

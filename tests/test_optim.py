@@ -3,7 +3,7 @@ import io
 import torch
 
 from grokking.config import OptimizerConfig
-from grokking.optim import GradientTransform, build_optimizer, orthogonal_component
+from grokking.optim import NormalizedGrad, OrthoGrad, build_optimizer, orthogonal_component
 
 
 def flat(t, r):
@@ -44,7 +44,7 @@ def test_hyperparameters_reach_the_stepping_optimizer():
     p = [torch.nn.Parameter(torch.randn(1, 3))]
     cfg = OptimizerConfig(base="adamw", orthogonal=True, lr=0.02, betas=[0.8, 0.95], eps=1e-20, weight_decay=0.3)
     opt = build_optimizer(cfg, p)
-    assert isinstance(opt, GradientTransform)
+    assert isinstance(opt, OrthoGrad) and opt.param_groups[0]["per_replica"]
     group = opt.base.param_groups[0]
     assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (0.02, (0.8, 0.95), 1e-20, 0.3)
     sgd = build_optimizer(OptimizerConfig(base="sgd", orthogonal=True, lr=10, momentum=0.8, weight_decay=0.1), p)
@@ -114,3 +114,12 @@ def test_orthogonal_rescale_survives_tiny_gradients():
     g = torch.randn(1, 20, dtype=torch.float64)
     tiny = orthogonal_component(theta, 1e-170 * g)
     torch.testing.assert_close(tiny / 1e-170, orthogonal_component(theta, g))
+
+
+def test_normalize_grad_builds_normalized_grad_with_or_without_projection():
+    p = [torch.nn.Parameter(torch.randn(2, 3))]
+    plain = build_optimizer(OptimizerConfig(base="sgd", lr=1.0, normalize_grad=True), p)
+    both = build_optimizer(OptimizerConfig(base="sgd", orthogonal=True, lr=1.0, normalize_grad=True), p)
+    assert isinstance(plain, NormalizedGrad) and not plain.param_groups[0]["orthogonal"]
+    assert isinstance(both, NormalizedGrad) and both.param_groups[0]["orthogonal"]
+    assert type(build_optimizer(OptimizerConfig(base="sgd", lr=1.0), p)) is torch.optim.SGD

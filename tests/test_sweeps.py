@@ -104,6 +104,57 @@ def test_bad_launcher_fails_with_one_line(tmp_path):
     assert res.stderr.strip() == "error: launcher=slrum is not valid; choose one of: local, slurm, submitit_local"
 
 
+def test_the_local_launcher_is_a_core_dependency_and_submitit_an_extra():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("hydra-joblib-launcher") for d in project["dependencies"])
+    assert not any(d.startswith("hydra-submitit-launcher") for d in project["dependencies"])
+    assert any(d.startswith("hydra-submitit-launcher") for d in project["optional-dependencies"]["slurm"])
+
+
+@pytest.mark.parametrize(
+    "launcher,line",
+    [
+        (
+            "slurm",
+            "launcher=slurm needs the hydra-submitit-launcher plugin, which is not installed: pip install -e '.[slurm]'",
+        ),
+        ("local", "launcher=local needs the hydra-joblib-launcher plugin, which is not installed: pip install -e ."),
+    ],
+)
+def test_a_missing_launcher_plugin_ends_with_one_line_naming_the_extra(monkeypatch, capsys, launcher, line):
+    from grokking import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "plugin_installed", lambda module: False)
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", f"launcher={launcher}", "seed=0,1"])
+    with pytest.raises(SystemExit) as exit:
+        cli_module.run(lambda cfg: None)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == f"error: {line}\n"
+    assert cli_module.check_launcher_plugins([f"launcher={launcher}"]) == line
+
+
+@pytest.mark.slow
+def test_a_fresh_environment_from_the_readme_first_command_runs_the_local_sweep(tmp_path):
+    """The README's first command (torch, then the package without extras) is all that the README's
+    ``-m launcher=local`` sweep needs."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    for args in (["torch==2.13.0"], ["-e", str(ROOT)]):
+        subprocess.run([python, "-m", "pip", "install", "-q", *args], check=True, timeout=1800)
+    sweep = tmp_path / "sweep"
+    res = subprocess.run(
+        [python, "train.py", "-m", "launcher=local", "hydra.launcher.n_jobs=2", "loss=softmax,stablemax", "seed=0,1,2",
+         "cpu_kernel=torch", *TINY, f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [str(i) for i in range(6)]
+    assert all(summary_of(sweep / str(i))["status"] == "completed" for i in range(6))
+
+
 def test_jobs_sharing_a_process_match_jobs_run_alone(tmp_path):
     """The default launcher runs every job of a sweep in one process, one after another: seeds,
     dtypes and wandb runs of earlier jobs must not change later ones."""

@@ -72,7 +72,7 @@ def test_every_diagnostic_column_is_finite_for_mlp_and_transformer(run):
         _, out = run([*TINY, *extra])
         df = pd.read_csv(out / "metrics.csv")
         expected = {
-            "sc_fraction", "sc_fraction_float16", "sc_fraction_float32", "sc_fraction_float64",
+            "sc_fraction", "sc_fraction_float16", "sc_fraction_float32", "sc_fraction_float64", "sc_fraction_bfloat16",
             "zero_loss_fraction", "nlm_cos", "logit_norm", "logit_max", "logit_margin", "weight_norm",
             "grad_norm", "zero_grad_fraction", "absorbed_fraction",
         }  # fmt: skip
