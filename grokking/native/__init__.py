@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -40,6 +41,7 @@ LOSS_KINDS = {"softmax": 0, "stablemax": 1}
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
 HEADERS = [HERE / "common.h"]
+STALE_LOCK_S = 3600  # no build takes an hour: an older lock was left by a build that was killed
 ISA_FLAGS = {  # vector width of the loss loops; the matmuls are the BLAS library's own
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512"],
     "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2"],
@@ -71,9 +73,37 @@ def blocker(cfg: TrainConfig) -> str | None:
     return None
 
 
-def build_dir() -> Path:
+def sources_digest(paths: list[Path] | None = None) -> str:
+    """The digest of every kernel source and header (names and contents)."""
+    h = hashlib.sha1()
+    for p in paths or SOURCES + HEADERS:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def build_dir(digest: str | None = None) -> Path:
+    """Where the kernels are built: keyed by torch's version, the CPU's capability and the sources'
+    digest, not by the checkout's path, so checkouts with the same sources share one build and
+    checkouts with different sources never rebuild each other's (``GROKKING_NATIVE_DIR`` moves the
+    root)."""
     root = Path(os.environ.get("GROKKING_NATIVE_DIR", Path.home() / ".cache" / "grokking" / "native"))
-    return root / f"torch{torch.__version__.replace('+', '_')}-{torch.backends.cpu.get_cpu_capability().lower()}"
+    version = torch.__version__.replace("+", "_")
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    return root / f"torch{version}-{capability}-{digest or sources_digest()}"
+
+
+def staged_sources(directory: Path) -> list[Path]:
+    """Copies of the sources and headers inside the build directory: the build files name these
+    paths, which are the same from every checkout, so a second checkout finds the build up to date."""
+    staged = directory / "src"
+    staged.mkdir(parents=True, exist_ok=True)
+    for p in SOURCES + HEADERS:
+        copy = staged / p.name
+        if not copy.is_file() or copy.read_bytes() != p.read_bytes():
+            tmp = copy.with_suffix(copy.suffix + ".tmp")
+            tmp.write_bytes(p.read_bytes())
+            os.replace(tmp, copy)
+    return [staged / p.name for p in SOURCES]
 
 
 def load() -> ModuleType:
@@ -100,15 +130,20 @@ def build() -> ModuleType | NativeUnavailable:
     except RuntimeError:
         return NativeUnavailable("the ninja build tool is missing (pip install ninja)")
     capability = torch.backends.cpu.get_cpu_capability()
-    directory = build_dir()
+    digest = sources_digest()
+    directory = build_dir(digest)
     directory.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES + HEADERS)).hexdigest()[:12]
+    sources = staged_sources(directory)
+    lock = directory / "lock"  # torch's build lock: a build killed midway leaves it, and every later one waits
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+        print(f"removing a stale build lock in {directory} (older than {STALE_LOCK_S // 60} min)", file=sys.stderr)
+        lock.unlink(missing_ok=True)
     if not any(directory.glob("*.so")):
         print(f"building the C++ training kernels in {directory} (once, ≈ 30–40 s)", file=sys.stderr)
     try:
         return cpp_extension.load(
             name=f"grokking_native_{capability.lower()}",
-            sources=[str(p) for p in SOURCES],
+            sources=[str(p) for p in sources],
             # the digest of every source and header: a changed header rebuilds too
             extra_cflags=[
                 "-O3",

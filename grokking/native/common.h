@@ -384,7 +384,7 @@ int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, in
     // e·per is exact in double for a float e and per; its rounding is the float product's
     for (int64_t k = 0; k < c; ++k) v[k] = static_cast<double>(e[k]) * static_cast<double>(per);
     v[y] = static_cast<double>(static_cast<A>(e[y] * per - g));
-    *loss = m + std::log(total) - static_cast<A>(z[y]);
+    *loss = std::log(total) - (static_cast<A>(z[y]) - m);  // the order of softmax_row (log_softmax)
   } else {
     A *inv_b = row, *s = row + padded;
     for (int64_t k = 0; k < c; ++k) {
