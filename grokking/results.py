@@ -117,6 +117,8 @@ def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
     rows of every completed replicate are appended (column ``replicate``); with a
     :class:`Replicate`, that replicate's rows only."""
     if isinstance(root, Replicate):
+        if not _completed(run_dir(figure, run, root)):  # a claim reads only runs that reached their end
+            raise MissingRun(f"{figure}/{run} did not finish (see its summary.json)")
         df = _metrics(run_dir(figure, run, root) / "metrics.csv")
         if root.seed is not None:
             df = df[df.seed == root.seed]

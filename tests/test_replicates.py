@@ -139,3 +139,13 @@ def test_reproduce_lists_the_missing_replicates():
     ).stdout.splitlines()
     assert len(out) == 6
     assert "fig8/baseline [replicates/2]: python train.py experiment=fig8 dataset.seed=2 seed=2" in out
+
+
+def test_an_interrupted_run_answers_no_claim(tmp_path):
+    """A run stopped before its end (an official run has no checkpoints) is drawn, not judged: its
+    last row is not its final value."""
+    write_run(tmp_path / "figX" / "run", [0.0, 0.5], seeds=(42,), official=True)
+    path = tmp_path / "figX" / "run" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "status": "interrupted"}))
+    assert evaluate(CLAIM, tmp_path).status == "missing"
+    assert len(metrics("figX", "run", tmp_path)) == 2  # the plots still read it
