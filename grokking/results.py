@@ -115,7 +115,8 @@ def _completed(path: Path) -> bool:
 def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
     """The run's metric rows (all seeds; filter on the ``seed`` column). With a results folder, the
     rows of every completed replicate are appended (column ``replicate``); with a
-    :class:`Replicate`, that replicate's rows only."""
+    :class:`Replicate` (what claims read), that replicate's rows only, and only once its run has
+    finished (``completed`` or ``diverged``): an interrupted run's last row is not its final value."""
     if isinstance(root, Replicate):
         if not _completed(run_dir(figure, run, root)):  # a claim reads only runs that reached their end
             raise MissingRun(f"{figure}/{run} did not finish (see its summary.json)")
