@@ -43,10 +43,6 @@ class Replicate:
     def __fspath__(self) -> str:
         return os.fspath(self.path)
 
-    @property
-    def label(self) -> str:
-        return f"seed {self.seed}" if self.seed is not None else f"replicate {self.index}"
-
 
 Root = Path | Replicate
 
@@ -138,21 +134,6 @@ def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
     if len(frames) == 1:
         return first
     return pd.concat([first.assign(replicate=0), *frames[1:]], ignore_index=True)
-
-
-def n_replicates(figure: str, run: str, root: Path = RESULTS) -> int:
-    """How many replicates :func:`metrics` pools for this run (official: seeds)."""
-    df = metrics(figure, run, root)
-    if "replicate" in df:
-        return int(df.replicate.nunique())
-    return 1 if not _is_official(figure, run, root) else int(df.seed.nunique())
-
-
-def _is_official(figure: str, run: str, root: Root) -> bool:
-    try:
-        return summary(figure, run, root).get("code") == "official"
-    except MissingRun:
-        return False
 
 
 def summary(figure: str, run: str, root: Root = RESULTS) -> dict[str, Any]:
