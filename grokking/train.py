@@ -314,7 +314,7 @@ def _train_accepted(
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         keep_freed_memory()  # reuse freed activations instead of faulting in fresh pages each epoch
-    model_dtype, loss_dtype = DTYPES[cfg.precision.model_dtype], DTYPES[cfg.precision.loss_dtype]
+    model_dtype = DTYPES[cfg.precision.model_dtype]
     seeds = list(cfg.seeds) if cfg.seeds is not None else [cfg.seed]
     data = build_dataset(cfg.dataset).to(device, model_dtype)
     model = build_model(cfg.model, data, seeds).to(device, model_dtype)
@@ -324,8 +324,6 @@ def _train_accepted(
     optimizer = build_optimizer(cfg.optimizer, params, native)
     train_step = TrainStep(cfg, model, data, optimizer)
     loss_fn, forward = train_step.loss_fn, train_step.forward
-
-    n_train, n_test = len(data.train_y), len(data.test_y)
 
     start, rows, elapsed_before, snapshots, stretches = 0, [], 0.0, [], []
     if ckpt is not None:
@@ -423,16 +421,11 @@ def _train_accepted(
                         before = [p.detach().clone() for p in params]
                         with torch.no_grad():
                             test_logits = forward(data.test_x)
-                            values = {
-                                "train_loss": per_sample.detach().mean(-1),
-                                "test_loss": loss_fn(test_logits, data.test_y, loss_dtype).mean(-1),
-                                "train_acc": metrics.correct_counts(logits, data.train_y).double() / n_train,
-                                "test_acc": metrics.correct_counts(test_logits, data.test_y).double() / n_test,
-                                **metrics.output_diagnostics(
-                                    logits, data.train_y, per_sample, cfg.precision.loss_dtype
-                                ),
-                                **metrics.parameter_diagnostics(names, params, grads),
-                            }
+                            step = metrics.LoggedStep(
+                                logits, per_sample, data.train_y, test_logits, data.test_y,
+                                loss_fn, cfg.precision.loss_dtype, names, params, grads,
+                            )  # fmt: skip
+                            values = metrics.logged_columns(step)
                     optimizer.step()
                     logits = per_sample = loss = None  # free this step's autograd graph before the next
                     if log:
