@@ -254,6 +254,15 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
     return ckpt
 
 
+def logs_at(epoch: int, cfg: TrainConfig) -> bool:
+    """Whether ``epoch`` writes a metric row: every ``log_every`` epochs, the last epoch, and with
+    ``log_resolution`` r > 0 every max(1, ⌊r·epoch⌋) epochs, so that an onset read off the logged
+    curve is within r of the epoch it happened at."""
+    if epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1:
+        return True
+    return cfg.log_resolution > 0 and epoch % max(1, int(cfg.log_resolution * epoch)) == 0
+
+
 def to_config(cfg: TrainConfig | DictConfig) -> tuple[TrainConfig, dict[str, Any]]:
     """The config as a typed object and as a plain dict (for saving and comparing)."""
     node = OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg
@@ -403,7 +412,7 @@ def _train_accepted(
     with StopSignal() as stop:
         try:
             for epoch in bar:
-                log = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
+                log = logs_at(epoch, cfg)
                 if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
                     snapshots.append((epoch, torch.cat([p.detach().flatten(1) for p in params], 1).float().cpu()))
                 intervene = intervene_from is not None and epoch >= intervene_from

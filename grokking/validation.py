@@ -143,6 +143,7 @@ def validate(cfg: TrainConfig) -> None:
 
     require(cfg.epochs > 0, "epochs", cfg.epochs, "a positive integer")
     require(cfg.log_every > 0, "log_every", cfg.log_every, "a positive integer")
+    require(0 <= cfg.log_resolution < 1, "log_resolution", cfg.log_resolution, "a fraction in [0, 1) (0 = off)")
     require(
         cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "an integer >= 0 (0 = only at the end)"
     )

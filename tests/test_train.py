@@ -269,3 +269,29 @@ def test_metrics_header_grows_when_a_resumed_run_logs_a_new_column(tmp_path):
     rows += more
     writer.append(more)  # same columns: appended
     assert pd.read_csv(path).epoch.tolist() == [0, 10, 20, 30]
+
+
+def test_log_resolution_logs_within_that_fraction_of_every_epoch_and_keeps_the_trajectory(run):
+    _, dense_dir = run([*TINY, "epochs=400", "log_every=100", "log_resolution=0.02"])
+    _, sparse_dir = run([*TINY, "epochs=400", "log_every=100"])
+    dense, sparse = pd.read_csv(dense_dir / "metrics.csv"), pd.read_csv(sparse_dir / "metrics.csv")
+    epochs = dense.epoch.tolist()
+    assert all(b - a <= max(1, 0.02 * b) for a, b in zip(epochs, epochs[1:]))
+    assert epochs[:50] == list(range(50)) and 300 in epochs and 399 in epochs
+    same = dense[dense.epoch.isin(sparse.epoch)].reset_index(drop=True)
+    columns = ["epoch", "train_loss", "test_acc", "weight_norm"]
+    pd.testing.assert_frame_equal(same[columns], sparse[columns])  # logging more changes no value
+
+
+def test_a_run_saved_before_log_resolution_existed_resumes_with_it(run, tmp_path):
+    out = tmp_path / "old"
+    run([*TINY, "epochs=6", "checkpoint_every=2"], out)
+    import torch
+
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    del ckpt["config"]["log_resolution"]  # as a run saved before the key existed
+    ckpt["epoch"] = 4
+    torch.save(ckpt, out / "checkpoint.pt")
+    (out / "summary.json").unlink()
+    summary, _ = run([*TINY, "epochs=6", "checkpoint_every=2", "log_resolution=0.01"], out)
+    assert summary["status"] == "completed"
