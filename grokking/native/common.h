@@ -250,16 +250,22 @@ A padded_sum(const A* x, int64_t padded) {
   return total;
 }
 
-template <typename A>
-A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch.amax
+// `f` maps each vector of entries first (e.g. to their magnitudes).
+template <typename A, typename F>
+A padded_max(const A* x, int64_t padded, F f) {  // NaN if any entry is NaN, as torch.amax
   using Vec = at::vec::Vectorized<A>;
   Vec acc(-std::numeric_limits<A>::infinity());
-  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + k));
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, f(Vec::loadu(x + k)));
   A lanes[Vec::size()];
   acc.store(lanes);
   A m = lanes[0];
   for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
   return m;
+}
+
+template <typename A>
+A padded_max(const A* x, int64_t padded) {
+  return padded_max(x, padded, [](const at::vec::Vectorized<A>& v) { return v; });
 }
 
 // Where a loss row writes its gradient. A row computes each entry in A and hands it over either
@@ -383,14 +389,7 @@ inline void scaled_floats(const double* v, int64_t c, int64_t padded, int shift,
 
 // The largest magnitude of v's `padded` entries (NaN if any is NaN).
 inline double padded_absmax(const double* v, int64_t padded) {
-  using Vec = at::vec::Vectorized<double>;
-  Vec acc(0.0);
-  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(v + k).abs());
-  double lanes[Vec::size()];
-  acc.store(lanes);
-  double m = lanes[0];
-  for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
-  return m;
+  return padded_max(v, padded, [](const at::vec::Vectorized<double>& x) { return x.abs(); });
 }
 
 // The loss of one row as loss_row computes it, for a float32 model: the gradient's values (each
