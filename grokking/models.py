@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,24 @@ from torch import nn
 from grokking.attend import attend
 from grokking.config import ModelConfig
 from grokking.data import Dataset
+from grokking.errors import require
+from grokking.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model option: ``build(cfg, data, gens)`` returns the replicated model (one generator per
+    replica); ``tokens``: it reads integer-token inputs only; ``check(cfg)`` raises a
+    :class:`grokking.errors.ConfigError` on a bad value; ``footprint(cfg, inputs, classes)`` gives
+    (parameters per replica, floats stored per sample in a training step) for the memory estimate."""
+
+    build: Callable[[ModelConfig, Dataset, list[torch.Generator]], nn.Module]
+    tokens: bool = False
+    check: Callable[[ModelConfig], None] | None = None
+    footprint: Callable[[ModelConfig, int, int], tuple[int, int]] | None = None
+
+
+MODELS: Registry[ModelEntry] = Registry("model.name", ModelEntry)
 
 
 def normal_(shape: tuple[int, ...], std: float, gens: list[torch.Generator]) -> nn.Parameter:
@@ -255,13 +275,52 @@ class Transformer(nn.Module):
         return [name for name, _ in self.named_parameters()]
 
 
+def check_mlp(cfg: ModelConfig) -> None:
+    require(cfg.depth >= 1, "model.depth", cfg.depth, "an integer >= 1")
+    require(cfg.width >= 1, "model.width", cfg.width, "an integer >= 1")
+
+
+def mlp_footprint(cfg: ModelConfig, inputs: int, classes: int) -> tuple[int, int]:
+    params = inputs * cfg.width + cfg.width * cfg.width * (cfg.depth - 1) + cfg.width * classes
+    return params, 3 * cfg.width * cfg.depth + 6 * classes  # activations, their gradients; logits in 3 dtypes
+
+
+def check_transformer(cfg: ModelConfig) -> None:
+    require(cfg.d_model >= 1, "model.d_model", cfg.d_model, "an integer >= 1")
+    require(cfg.d_mlp >= 1, "model.d_mlp", cfg.d_mlp, "an integer >= 1")
+    require(
+        cfg.n_heads >= 1 and cfg.d_model % cfg.n_heads == 0,
+        "model.n_heads",
+        cfg.n_heads,
+        f"a positive divisor of d_model={cfg.d_model}",
+    )
+
+
+def transformer_footprint(cfg: ModelConfig, inputs: int, classes: int) -> tuple[int, int]:
+    d = cfg.d_model
+    params = (classes + 3) * d + 4 * d * d + 2 * d * cfg.d_mlp + d * classes
+    return params, 3 * (8 * d + 3 * cfg.d_mlp + 9 * cfg.n_heads) + 6 * classes
+
+
+MODELS.register(
+    "mlp",
+    lambda cfg, data, gens: MLP(cfg, data.input_dim, data.num_classes, data.vocab_size, gens),
+    check=check_mlp,
+    footprint=mlp_footprint,
+)
+MODELS.register(
+    "transformer",
+    lambda cfg, data, gens: Transformer(cfg, data.num_classes, data.vocab_size, gens),
+    tokens=True,
+    check=check_transformer,
+    footprint=transformer_footprint,
+)
+
+
 def build_model(cfg: ModelConfig, data: Dataset, seeds: list[int]) -> nn.Module:
     """Build R = len(seeds) replicas; replica r is initialized from ``seeds[r]``."""
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    if cfg.name == "mlp":
-        model = MLP(cfg, data.input_dim, data.num_classes, data.vocab_size, gens)
-    else:
-        model = Transformer(cfg, data.num_classes, data.vocab_size, gens)
+    model = MODELS[cfg.name].build(cfg, data, gens)
     if cfg.init_scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():

@@ -11,6 +11,7 @@ every group's hyperparameters, and it loads the ``state_dict`` of the base optim
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from grokking.config import OptimizerConfig
+from grokking.registry import Registry
 
 
 def per_replica_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -250,23 +252,46 @@ def native_adamw_applies(cfg: OptimizerConfig, params: list[torch.nn.Parameter],
     return cfg.base == "adamw" and cpu and native.adamw_vectorized()
 
 
+Base = Callable[..., torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """An ``optimizer.base`` option: ``make(cfg, params, native)`` returns the optimizer class (or
+    factory) and its keyword arguments; ``keys``: the ``optimizer.*`` values it reads (any other
+    hyperparameter set away from its default has no effect, and validation says so)."""
+
+    make: Callable[[OptimizerConfig, list[torch.nn.Parameter], ModuleType | None], tuple[Base, dict[str, Any]]]
+    keys: tuple[str, ...] = ("lr", "weight_decay")
+
+
+OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer.base", OptimizerEntry)
+
+
+@OPTIMIZERS.register("adamw", keys=("lr", "betas", "eps", "weight_decay"))
+def adamw(cfg: OptimizerConfig, params: list[torch.nn.Parameter], native: ModuleType | None) -> tuple[Base, dict]:
+    """torch's AdamW; on CPU, :class:`NativeAdamW` where :func:`native_adamw_applies`."""
+    hyper = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
+    if native is not None and native_adamw_applies(cfg, params, native):
+        return partial(NativeAdamW, module=native), hyper
+    return torch.optim.AdamW, {**hyper, **implementation(params)}
+
+
+@OPTIMIZERS.register("sgd", keys=("lr", "momentum", "weight_decay"))
+def sgd(cfg: OptimizerConfig, params: list[torch.nn.Parameter], native: ModuleType | None) -> tuple[Base, dict]:
+    hyper = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+    return torch.optim.SGD, {**hyper, **implementation(params)}
+
+
 def build_optimizer(
     cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter], native: ModuleType | None = None
 ) -> torch.optim.Optimizer:
-    """The optimizer of ``cfg`` for batched parameters (dimension 0 indexes the replicas): torch's
-    AdamW or SGD, wrapped in :class:`OrthoGrad` (⊥Grad) or :class:`NormalizedGrad`; with ``native``
-    (the module of :mod:`grokking.native`), AdamW on CPU steps through :class:`NativeAdamW` where
-    :func:`native_adamw_applies`."""
+    """The optimizer of ``cfg`` for batched parameters (dimension 0 indexes the replicas): the base
+    optimizer of ``OPTIMIZERS[cfg.base]`` (``native`` is the module of :mod:`grokking.native`, for
+    AdamW's C++ update), wrapped in :class:`OrthoGrad` (⊥Grad, ``orthogonal``) or
+    :class:`NormalizedGrad` (``normalize_grad``)."""
     params = list(params)
-    if cfg.base == "adamw":
-        hyper = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-        if native is not None and native_adamw_applies(cfg, params, native):
-            base = partial(NativeAdamW, module=native)
-        else:
-            base, hyper = torch.optim.AdamW, {**hyper, **implementation(params)}
-    else:
-        base = torch.optim.SGD
-        hyper = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay, **implementation(params)}
+    base, hyper = OPTIMIZERS[cfg.base].make(cfg, params, native)
     if cfg.normalize_grad:
         return NormalizedGrad(params, base, orthogonal=cfg.orthogonal, **hyper)
     if cfg.orthogonal:

@@ -16,13 +16,32 @@ wandb is imported only when ``logger=wandb`` is asked for, so it is an optional 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grokking.config import LoggerConfig
+from grokking.registry import Registry
 
 
+@dataclass(frozen=True)
+class TrackerEntry:
+    """A logger option: ``build(cfg, resolved_config, out_dir)`` returns an object with ``log``,
+    ``finish`` and ``abort``; ``package``: a module it imports (checked before any compute)."""
+
+    build: Callable[[LoggerConfig, dict[str, Any], Path], Any]
+    package: str | None = None
+
+
+TRACKERS: Registry[TrackerEntry] = Registry("logger.name", TrackerEntry)
+
+
+@TRACKERS.register("none")
 class NullTracker:
+    def __init__(self, *args: Any):
+        pass
+
     def log(self, rows: list[dict[str, float]]) -> None:
         pass
 
@@ -57,6 +76,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@TRACKERS.register("wandb", package="wandb")
 class WandbTracker:
     RUN_ID = "run_id"  # file in <out_dir>/wandb/ that lets a resumed run continue the same wandb run
 
@@ -108,7 +128,5 @@ class WandbTracker:
             self.run.finish(exit_code=exit_code)
 
 
-def build_tracker(cfg: LoggerConfig, config: dict[str, Any], out_dir: Path) -> NullTracker | WandbTracker:
-    if cfg.name == "wandb":
-        return WandbTracker(cfg, config, out_dir)
-    return NullTracker()
+def build_tracker(cfg: LoggerConfig, config: dict[str, Any], out_dir: Path) -> Any:
+    return TRACKERS[cfg.name].build(cfg, config, out_dir)

@@ -254,6 +254,15 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
     return ckpt
 
 
+def logs_at(epoch: int, cfg: TrainConfig) -> bool:
+    """Whether ``epoch`` writes a metric row: every ``log_every`` epochs, the last epoch, and with
+    ``log_resolution`` r > 0 every max(1, ⌊r·epoch⌋) epochs, so that an onset read off the logged
+    curve is within r of the epoch it happened at."""
+    if epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1:
+        return True
+    return cfg.log_resolution > 0 and epoch % max(1, int(cfg.log_resolution * epoch)) == 0
+
+
 def to_config(cfg: TrainConfig | DictConfig) -> tuple[TrainConfig, dict[str, Any]]:
     """The config as a typed object and as a plain dict (for saving and comparing)."""
     node = OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg
@@ -314,7 +323,7 @@ def _train_accepted(
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         keep_freed_memory()  # reuse freed activations instead of faulting in fresh pages each epoch
-    model_dtype, loss_dtype = DTYPES[cfg.precision.model_dtype], DTYPES[cfg.precision.loss_dtype]
+    model_dtype = DTYPES[cfg.precision.model_dtype]
     seeds = list(cfg.seeds) if cfg.seeds is not None else [cfg.seed]
     data = build_dataset(cfg.dataset).to(device, model_dtype)
     model = build_model(cfg.model, data, seeds).to(device, model_dtype)
@@ -324,8 +333,6 @@ def _train_accepted(
     optimizer = build_optimizer(cfg.optimizer, params, native)
     train_step = TrainStep(cfg, model, data, optimizer)
     loss_fn, forward = train_step.loss_fn, train_step.forward
-
-    n_train, n_test = len(data.train_y), len(data.test_y)
 
     start, rows, elapsed_before, snapshots, stretches = 0, [], 0.0, [], []
     if ckpt is not None:
@@ -405,7 +412,7 @@ def _train_accepted(
     with StopSignal() as stop:
         try:
             for epoch in bar:
-                log = epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1
+                log = logs_at(epoch, cfg)
                 if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
                     snapshots.append((epoch, torch.cat([p.detach().flatten(1) for p in params], 1).float().cpu()))
                 intervene = intervene_from is not None and epoch >= intervene_from
@@ -423,16 +430,11 @@ def _train_accepted(
                         before = [p.detach().clone() for p in params]
                         with torch.no_grad():
                             test_logits = forward(data.test_x)
-                            values = {
-                                "train_loss": per_sample.detach().mean(-1),
-                                "test_loss": loss_fn(test_logits, data.test_y, loss_dtype).mean(-1),
-                                "train_acc": metrics.correct_counts(logits, data.train_y).double() / n_train,
-                                "test_acc": metrics.correct_counts(test_logits, data.test_y).double() / n_test,
-                                **metrics.output_diagnostics(
-                                    logits, data.train_y, per_sample, cfg.precision.loss_dtype
-                                ),
-                                **metrics.parameter_diagnostics(names, params, grads),
-                            }
+                            step = metrics.LoggedStep(
+                                logits, per_sample, data.train_y, test_logits, data.test_y,
+                                loss_fn, cfg.precision.loss_dtype, names, params, grads,
+                            )  # fmt: skip
+                            values = metrics.logged_columns(step)
                     optimizer.step()
                     logits = per_sample = loss = None  # free this step's autograd graph before the next
                     if log:

@@ -12,44 +12,25 @@ from dataclasses import fields, is_dataclass
 
 import torch
 
-from grokking.config import TrainConfig
-from grokking.data import (
-    DATASETS,
-    MODULAR_OPS,
-    MnistFileError,
-    find_mnist_files,
-    mnist_arrays,
-    mnist_available_images,
-    train_size,
-)
+from grokking.config import OptimizerConfig, TrainConfig
+from grokking.data import DATASETS
+from grokking.errors import ConfigError, choice, require
 from grokking.losses import DTYPES, LOSSES
+from grokking.models import MODELS
 from grokking.native import KERNEL_CHOICES, blocker
+from grokking.optim import OPTIMIZERS
+from grokking.tracking import TRACKERS
 
-MODELS = ("mlp", "transformer")
-OPTIMIZERS = ("adamw", "sgd")
+__all__ = ["ConfigError", "validate"]
+
 MODEL_DTYPES = ("float32", "float64")
-LOGGERS = ("none", "wandb")
 WANDB_MODES = ("offline", "online", "disabled")
 TEMPERATURE_RANGE = (1e-3, 1e3)  # beyond these, logits / T overflow or every logit rounds to 0
 INIT_SCALE_RANGE = (1e-4, 1e4)  # beyond these, the initial weights underflow or the logits overflow
 MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
-MAX_RANDOM_CODE_BITS = 24  # random binary codes draw from all 2^bits codes at once
 MAX_SEED = 2**63 - 1
 STOP_METRICS = ("test_acc", "train_acc")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot run; the message is one line meant for the user."""
-
-
-def choice(key: str, value: object, choices: tuple[str, ...] | list[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value} is not valid; choose one of: {', '.join(map(str, choices))}")
-
-
-def require(ok: bool, key: str, value: object, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value} is not valid; expected {expected}")
+HYPER_KEYS = ("lr", "betas", "eps", "weight_decay", "momentum")  # what an optimizer.base may read
 
 
 def check_finite(node: object, prefix: str = "") -> None:
@@ -63,37 +44,32 @@ def check_finite(node: object, prefix: str = "") -> None:
             raise ConfigError(f"{key}={value} is not valid; expected a finite number")
 
 
-def example_counts(cfg: TrainConfig) -> tuple[int, int, str]:
-    """(training examples, test examples, what the total is) of the configured dataset."""
-    d = cfg.dataset
-    if d.name == "mnist":
-        if d.mnist_dir is None:
-            return d.n_train, mnist_available_images(None) - d.n_train, "images"
-        return d.n_train, len(mnist_arrays(d.mnist_dir)[3]), "images"
-    n = d.n_samples if d.name == "sparse_parity" else d.modulus**2
-    n_train = train_size(n, d.train_fraction)
-    what = f"dataset.n_samples={n}" if d.name == "sparse_parity" else f"{n} pairs with dataset.modulus={d.modulus}"
-    return n_train, n - n_train, what
+def example_counts(cfg: TrainConfig) -> tuple[int, int, str] | None:
+    """(training examples, test examples, what the total is) of the configured dataset, or None
+    where its registry entry cannot tell before building it."""
+    examples = DATASETS[cfg.dataset.name].examples
+    return None if examples is None else examples(cfg.dataset)
 
 
 def validate(cfg: TrainConfig) -> None:
     d, m, o = cfg.dataset, cfg.model, cfg.optimizer
     check_finite(cfg)
-    choice("dataset.name", d.name, DATASETS)
-    choice("model.name", m.name, MODELS)
-    choice("loss.name", cfg.loss.name, tuple(LOSSES))
-    choice("optimizer.base", o.base, OPTIMIZERS)
+    dataset, model = DATASETS[d.name], MODELS[m.name]  # unknown names fail here, with the choices
+    loss_entry, base = LOSSES[cfg.loss.name], OPTIMIZERS[o.base]
     choice("precision.loss_dtype", cfg.precision.loss_dtype, tuple(DTYPES))
     choice("precision.model_dtype", cfg.precision.model_dtype, MODEL_DTYPES)
     k = cfg.precision.backward_log2_scale
     require(0 <= k <= 64, "precision.backward_log2_scale", k, "an integer exponent in [0, 64]")
-    choice("logger.name", cfg.logger.name, LOGGERS)
-    if cfg.logger.name == "wandb":
-        choice("logger.mode", cfg.logger.mode, WANDB_MODES)
+    tracker = TRACKERS[cfg.logger.name]
+    if tracker.package is not None:
+        if cfg.logger.name == "wandb":
+            choice("logger.mode", cfg.logger.mode, WANDB_MODES)
         try:
-            import wandb  # noqa: F401
+            __import__(tracker.package)
         except ImportError:
-            raise ConfigError("logger=wandb needs the wandb package: pip install -e '.[wandb]'") from None
+            raise ConfigError(
+                f"logger={cfg.logger.name} needs the {tracker.package} package: pip install -e '.[{tracker.package}]'"
+            ) from None
 
     require(0 <= d.seed <= MAX_SEED, "dataset.seed", d.seed, f"an integer in [0, {MAX_SEED}]")
     require(0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer in [0, {MAX_SEED}]")
@@ -103,44 +79,17 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(
                 f"seed={cfg.seed} has no effect when seeds={cfg.seeds} is given; put it in seeds or leave seed out"
             )
-    if d.name != "mnist":
+    if dataset.fraction:
         require(0 < d.train_fraction < 1, "dataset.train_fraction", d.train_fraction, "a fraction in (0, 1)")
-    elif d.train_fraction != 0.4:  # the schema's default; MNIST's training set is dataset.n_train images
+    elif d.train_fraction != 0.4:  # the schema's default; the dataset's size key sets its split
         raise ConfigError(
-            f"dataset.train_fraction={d.train_fraction} has no effect with dataset=mnist; set dataset.n_train (images) instead"
+            f"dataset.train_fraction={d.train_fraction} has no effect with dataset={d.name}; "
+            f"set {dataset.size_key} instead"
         )
-    if d.name in MODULAR_OPS or d.name == "add_mod_binary":
-        require(d.modulus >= 2, "dataset.modulus", d.modulus, "an integer >= 2")
-    if d.name == "add_mod_binary":
-        choice("dataset.code", d.code, ("random", "binary"))
-        most = MAX_RANDOM_CODE_BITS if d.code == "random" else 62
-        least = max(1, math.ceil(math.log2(d.modulus)))
-        require(
-            least <= d.code_bits <= most,
-            "dataset.code_bits",
-            d.code_bits,
-            f"an integer in [{least}, {most}] (2^bits >= modulus {d.modulus}; dataset.code={d.code})",
-        )
-    if d.name == "sparse_parity":
-        require(d.parity_bits >= 1, "dataset.parity_bits", d.parity_bits, "an integer >= 1")
-        require(d.noise_bits >= 0, "dataset.noise_bits", d.noise_bits, "an integer >= 0")
-        n_bits = d.noise_bits + d.parity_bits
-        require(4 <= d.n_samples <= 2**n_bits, "dataset.n_samples", d.n_samples, f"between 4 and 2^{n_bits}")
-    if d.name == "mnist":
-        if d.mnist_dir is not None and find_mnist_files(d.mnist_dir) is None:
-            raise ConfigError(
-                f"dataset.mnist_dir={d.mnist_dir} holds no MNIST IDX files; expected "
-                "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
-                "(optionally .gz)"
-            )
-        try:
-            available = mnist_available_images(d.mnist_dir)
-        except MnistFileError as e:
-            raise ConfigError(f"dataset.mnist_dir={d.mnist_dir}: {e}") from None
-        limit = available - 1 if d.mnist_dir is None else available
-        require(1 <= d.n_train <= limit, "dataset.n_train", d.n_train, f"between 1 and {limit} (images available)")
-    else:
-        n_train, n_test, what = example_counts(cfg)
+    if dataset.check is not None:
+        dataset.check(d)
+    if dataset.fraction and (counts := example_counts(cfg)) is not None:
+        n_train, n_test, what = counts
         if n_train < 1 or n_test < 1:
             side = "training" if n_train < 1 else "test"
             raise ConfigError(
@@ -150,40 +99,35 @@ def validate(cfg: TrainConfig) -> None:
 
     low, high = INIT_SCALE_RANGE
     require(low <= m.init_scale <= high, "model.init_scale", m.init_scale, f"a number in [{low:g}, {high:g}]")
-    if m.name == "mlp":
-        require(m.depth >= 1, "model.depth", m.depth, "an integer >= 1")
-        require(m.width >= 1, "model.width", m.width, "an integer >= 1")
-    else:
-        if d.name not in MODULAR_OPS:
-            raise ConfigError(
-                f"model=transformer needs token inputs; dataset={d.name} is not valid with it; "
-                f"choose one of: {', '.join(MODULAR_OPS)}"
-            )
-        require(m.d_model >= 1, "model.d_model", m.d_model, "an integer >= 1")
-        require(m.d_mlp >= 1, "model.d_mlp", m.d_mlp, "an integer >= 1")
-        require(
-            m.n_heads >= 1 and m.d_model % m.n_heads == 0,
-            "model.n_heads",
-            m.n_heads,
-            f"a positive divisor of d_model={m.d_model}",
+    if model.tokens and not dataset.tokens:
+        raise ConfigError(
+            f"model={m.name} needs token inputs; dataset={d.name} is not valid with it; "
+            f"choose one of: {', '.join(DATASETS.names(lambda e: e.tokens))}"
         )
+    if model.check is not None:
+        model.check(m)
 
     require(o.lr > 0, "optimizer.lr", o.lr, "a positive number")
     require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optimizer.betas", o.betas, "two numbers in [0, 1)")
     require(0 <= o.eps <= MAX_EPS, "optimizer.eps", o.eps, f"a number in [0, {MAX_EPS:g}]")
     require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
     require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
-    if o.momentum and o.base != "sgd":
-        raise ConfigError(
-            f"optimizer.momentum={o.momentum} has no effect with optimizer.base={o.base}; it is SGD's (optimizer.base=sgd)"
-        )
+    defaults = OptimizerConfig(base=o.base)
+    for key in HYPER_KEYS:
+        if key not in base.keys and getattr(o, key) != getattr(defaults, key):
+            users = ", ".join(OPTIMIZERS.names(lambda e, key=key: key in e.keys))
+            raise ConfigError(
+                f"optimizer.{key}={getattr(o, key)} has no effect with optimizer.base={o.base}; "
+                f"it is read by optimizer.base={users}"
+            )
 
     loss = cfg.loss
     low, high = TEMPERATURE_RANGE
     require(low <= loss.temperature <= high, "loss.temperature", loss.temperature, f"a number in [{low:g}, {high:g}]")
     require(0 <= loss.label_smoothing < 1, "loss.label_smoothing", loss.label_smoothing, "a number in [0, 1)")
-    if loss.label_smoothing and loss.name != "softmax":
-        raise ConfigError(f"loss.label_smoothing={loss.label_smoothing} needs loss=softmax, not loss={loss.name}")
+    if loss.label_smoothing and not loss_entry.smoothing:
+        takes = " or ".join(f"loss={n}" for n in LOSSES.names(lambda e: e.smoothing))
+        raise ConfigError(f"loss.label_smoothing={loss.label_smoothing} needs {takes}, not loss={loss.name}")
     require(loss.logit_norm_penalty >= 0, "loss.logit_norm_penalty", loss.logit_norm_penalty, "a number >= 0")
     if cfg.sc_intervention_epoch is not None:
         require(
@@ -199,6 +143,7 @@ def validate(cfg: TrainConfig) -> None:
 
     require(cfg.epochs > 0, "epochs", cfg.epochs, "a positive integer")
     require(cfg.log_every > 0, "log_every", cfg.log_every, "a positive integer")
+    require(0 <= cfg.log_resolution < 1, "log_resolution", cfg.log_resolution, "a fraction in [0, 1) (0 = off)")
     require(
         cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "an integer >= 0 (0 = only at the end)"
     )
@@ -220,32 +165,20 @@ def validate(cfg: TrainConfig) -> None:
     check_memory(cfg)
 
 
-def memory_estimate(cfg: TrainConfig) -> int:
+def memory_estimate(cfg: TrainConfig) -> int | None:
     """Bytes a run needs at its peak, roughly (within a small factor, never far below): the dataset
     as built, every replica's activations and gradients over the training set, the test set's
-    forward pass and the diagnostics, parameters and optimizer state."""
-    d, m = cfg.dataset, cfg.model
+    forward pass and the diagnostics, parameters and optimizer state. None where the dataset's or
+    the model's registry entry gives no footprint."""
+    dataset, model = DATASETS[cfg.dataset.name], MODELS[cfg.model.name]
+    counts = example_counts(cfg)
+    if counts is None or dataset.footprint is None or model.footprint is None:
+        return None
     replicas = len(cfg.seeds) if cfg.seeds is not None else 1
     b = 8 if cfg.precision.model_dtype == "float64" else 4
-    n_train, n_test, _ = example_counts(cfg)
-    n = n_train + n_test
-    if d.name == "mnist":
-        classes, inputs, data = 10, 784, n * (784 * (4 + b) + 16)
-    elif d.name == "sparse_parity":
-        n_bits = d.noise_bits + d.parity_bits
-        classes, inputs, data = 2, n_bits, n * (n_bits * (1 + 4 + b) + 200)  # + the set of drawn vectors
-    elif d.name == "add_mod_binary":
-        classes, inputs = d.modulus, 2 * d.code_bits
-        data = n * (inputs * (4 + b) + 48) + (2**d.code_bits * 8 if d.code == "random" else 0)
-    else:
-        classes, inputs, data = d.modulus, 2 * d.modulus, n * 64  # pairs, labels, split, permutation
-    if m.name == "mlp":
-        widths = [m.width] * m.depth
-        params = inputs * m.width + m.width * m.width * (m.depth - 1) + m.width * classes
-        per_sample = 3 * sum(widths) + 6 * classes  # activations, their gradients; logits in 3 dtypes
-    else:
-        params = (classes + 3) * m.d_model + 4 * m.d_model * m.d_model + 2 * m.d_model * m.d_mlp + m.d_model * classes
-        per_sample = 3 * (8 * m.d_model + 3 * m.d_mlp + 9 * m.n_heads) + 6 * classes
+    n_train, n_test, _ = counts
+    inputs, classes, data = dataset.footprint(cfg.dataset, n_train + n_test, b)
+    params, per_sample = model.footprint(cfg.model, inputs, classes)
     return int(data + replicas * (b * (n_train * per_sample + n_test * (per_sample // 2) + 6 * params)))
 
 
@@ -269,14 +202,12 @@ def available_memory(device: str) -> int | None:
 
 def check_memory(cfg: TrainConfig) -> None:
     need, free = memory_estimate(cfg), available_memory(cfg.device)
-    if free is None or need <= free:
+    if need is None or free is None or need <= free:
         return
     n_train, n_test, what = example_counts(cfg)
-    d = cfg.dataset
-    key = {"mnist": f"dataset.n_train={d.n_train}", "sparse_parity": f"dataset.n_samples={d.n_samples}"}.get(
-        d.name, f"dataset.modulus={d.modulus}"
-    )
+    key = DATASETS[cfg.dataset.name].size_key
     raise ConfigError(
-        f"{key} needs about {need / 2**30:.1f} GiB of memory ({n_train + n_test} examples, {what}), more than the "
-        f"{free / 2**30:.1f} GiB free on this machine; choose a smaller dataset or model"
+        f"{key}={getattr(cfg.dataset, key.split('.')[1])} needs about {need / 2**30:.1f} GiB of memory "
+        f"({n_train + n_test} examples, {what}), more than the {free / 2**30:.1f} GiB free on this machine; "
+        "choose a smaller dataset or model"
     )

@@ -67,7 +67,7 @@ SETTINGS = [
     Setting(
         "mlp sparse parity StableMax f64 AdamW", ["dataset=sparse_parity", "model.bias=true", *ADAMW_STABLEMAX], 1.6
     ),
-    Setting("mlp add 40% softmax f32 ⊥AdamW (default run)", [*ADD, "optimizer=perpgrad"], None),
+    Setting("mlp add 40% softmax f32 ⊥AdamW (default run)", [*ADD, "optimizer=perp_adamw"], None),
     Setting("transformer sub 40% softmax f32 AdamW", ["dataset=sub_mod", "model=transformer", *ADAMW_SOFTMAX], 2.0),
     Setting(
         "mlp add 40% StableMax f64 AdamW, 4 seeds batched",

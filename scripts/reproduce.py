@@ -86,12 +86,12 @@ RUNS: dict[str, dict[str, list[str]]] = {
     "fig6": {
         "a_adamw": ["experiment=fig6a"],
         "a_adamw_wd": ["experiment=fig6a", "optimizer.weight_decay=1.5"],
-        "a_perp_adamw": ["experiment=fig6a", "optimizer=perpgrad", "optimizer.lr=0.001"],
+        "a_perp_adamw": ["experiment=fig6a", "optimizer=perp_adamw", "optimizer.lr=0.001"],
         "b_adamw": ["experiment=fig6b"],
-        "b_perp_adamw": ["experiment=fig6b", "optimizer=perpgrad", "optimizer.lr=0.005"],
+        "b_perp_adamw": ["experiment=fig6b", "optimizer=perp_adamw", "optimizer.lr=0.005"],
         "b_perp_sgd": [
             "experiment=fig6b",
-            "optimizer=perpsgd",
+            "optimizer=perp_sgd",
             "optimizer.lr=10",
             "loss=stablemax",
             "precision=float64",
@@ -101,7 +101,7 @@ RUNS: dict[str, dict[str, list[str]]] = {
     "fig7": {
         "sgd": ["experiment=fig7"],
         "sgd_wd": ["experiment=fig7", "optimizer.weight_decay=1e-4"],
-        "perp_sgd": ["experiment=fig7", "optimizer=perpsgd", "precision.model_dtype=float64"],
+        "perp_sgd": ["experiment=fig7", "optimizer=perp_sgd", "precision.model_dtype=float64"],
     },
     "fig8": {
         "baseline": ["experiment=fig8"],
@@ -130,13 +130,13 @@ RUNS: dict[str, dict[str, list[str]]] = {
     },
     "fig15": {
         **{f"wd{wd}": ["experiment=fig15", f"optimizer.weight_decay={wd}"] for wd in (2, 4, 6, 8)},
-        "perp_adamw": ["experiment=fig15", "optimizer=perpgrad", "optimizer.lr=0.002"],
+        "perp_adamw": ["experiment=fig15", "optimizer=perp_adamw", "optimizer.lr=0.002"],
         # the paper's lr is unknown: the same sweep at lr 0.005 (where ⊥AdamW works in Fig. 6b)
         **{
             f"lr0.005_wd{wd}": ["experiment=fig15", "optimizer.lr=0.005", f"optimizer.weight_decay={wd}"]
             for wd in (2, 4, 6, 8)
         },
-        "lr0.005_perp_adamw": ["experiment=fig15", "optimizer=perpgrad", "optimizer.lr=0.005"],
+        "lr0.005_perp_adamw": ["experiment=fig15", "optimizer=perp_adamw", "optimizer.lr=0.005"],
     },
     "fig16": {
         "baseline": ["experiment=fig16"],
@@ -151,7 +151,7 @@ RUNS: dict[str, dict[str, list[str]]] = {
     "table1": {
         "softmax_adamw": ["experiment=table1"],
         "stablemax_adamw": ["experiment=table1", "loss=stablemax", "precision=float64"],
-        "softmax_perp_adamw": ["experiment=table1", "optimizer=perpgrad", "optimizer.lr=0.001"],
+        "softmax_perp_adamw": ["experiment=table1", "optimizer=perp_adamw", "optimizer.lr=0.001"],
     },
 }
 

@@ -47,7 +47,7 @@ LRS = {
 DECAYS = {"mlp2": (1, 3, 10, 0.3, 0.1, 0), "mlp1": (1, 3, 10, 0.3, 0.1, 0), "transformer": (1, 0.1, 0)}
 METHOD_OVERRIDES = {
     "adamw": ["optimizer=adamw"],
-    "perpgrad": ["optimizer=perpgrad"],
+    "perpgrad": ["optimizer=perp_adamw"],
     "stablemax": ["optimizer=adamw", "loss=stablemax"],
 }
 THRESHOLDS = (0.95, 0.99)

@@ -38,7 +38,7 @@ def test_trajectory_and_spectrum_exports_from_real_runs(run, tmp_path):
     runs = {}
     for name, extra in (
         ("sgd", ["optimizer=sgd", "optimizer.lr=1"]),
-        ("perp", ["optimizer=perpsgd", "optimizer.lr=1"]),
+        ("perp", ["optimizer=perp_sgd", "optimizer.lr=1"]),
     ):
         _, runs[name] = run([*TINY, *extra])
     export_trajectories(runs, tmp_path / "fig7", grid=4)

@@ -1,12 +1,17 @@
-"""The claims framework on synthetic results: a claim that holds, one that deviates, one missing."""
+"""The claims framework on synthetic results (a claim that holds, one that deviates, one missing)
+and the claims table: every row loads, a bad row fails with one line, a new claim is one row."""
 
-import importlib.util
 import json
+import runpy
 from pathlib import Path
 
 import pandas as pd
+import pytest
+import yaml
 
-from grokking.claims import Claim, at_least, evaluate, report, summary_line
+import grokking.claims
+from grokking.claims import CHECKS, Claim, ClaimsTableError, at_least, evaluate, load_claims, report, summary_line
+from grokking.measures import MEASURES
 from grokking.results import final_mean, first_epoch
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -59,22 +64,80 @@ def test_never_reached_threshold_deviates(tmp_path):
     assert evaluate(claim, tmp_path).status == "deviates"
 
 
-def test_main_text_claims_on_an_empty_results_folder_are_missing(tmp_path):
-    spec = importlib.util.spec_from_file_location("claims_main", SCRIPTS / "claims_main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert len(module.CLAIMS) > 40
-    assert {evaluate(c, tmp_path).status for c in module.CLAIMS} == {"missing"}
+def test_every_claim_on_an_empty_results_folder_is_missing(tmp_path):
+    claims = load_claims()
+    assert len(claims) > 100
+    assert {evaluate(c, tmp_path).status for c in claims} == {"missing"}
 
 
 def test_running_run_is_missing(tmp_path):
     """A run whose summary does not say completed (still training) does not count yet."""
-    spec = importlib.util.spec_from_file_location("claims_main", SCRIPTS / "claims_main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     write_run(tmp_path, "fig4", "sparse_parity", [0.5, 0.99, 1.0])
     summary = tmp_path / "fig4" / "sparse_parity" / "summary.json"
-    claim = next(c for c in module.CLAIMS if "sparse parity: final test" in c.claim)
+    claim = next(c for c in load_claims() if "sparse parity: final test" in c.claim)
     assert evaluate(claim, tmp_path).status == "holds"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "running"}))
     assert evaluate(claim, tmp_path).status == "missing"
+
+
+def test_every_row_of_the_table_loads_and_names_a_registered_measure_and_check():
+    rows = yaml.safe_load(grokking.claims.TABLE.read_text(encoding="utf-8"))
+    claims = load_claims()
+    assert len(claims) == len(rows)
+    for row, claim in zip(rows, claims, strict=True):
+        assert row["measure"] in MEASURES
+        assert list(row["check"]) and list(row["check"])[0] in CHECKS
+        assert (claim.figure, claim.claim, claim.paper) == (row["figure"], row["claim"], row["paper"])
+    assert len({(c.figure, c.claim) for c in claims}) == len(claims), "two rows state the same claim"
+
+
+def write_table(path: Path, **fields) -> Path:
+    row = {
+        "figure": "Fig. A",
+        "claim": "good run generalizes",
+        "paper": "≈ 100 %",
+        "measure": "pct_final",
+        "args": ["figA", "good"],
+        "check": {"at_least": 95},
+        "tolerance": "≥ 95 %",
+        "fmt": "{:.1f} %",
+        **fields,
+    }
+    path.write_text(yaml.safe_dump([{k: v for k, v in row.items() if v is not None}], allow_unicode=True))
+    return path
+
+
+def test_a_new_claim_is_one_row(tmp_path):
+    write_run(tmp_path / "results", "figA", "good", [0.0, 0.5, 0.99])
+    [claim] = load_claims(write_table(tmp_path / "claims.yaml"))
+    verdict = evaluate(claim, tmp_path / "results")
+    assert (verdict.status, verdict.value, verdict.ours) == ("holds", 99.0, "99.0 %")
+    assert "| Fig. A | good run generalizes | ≈ 100 % | 99.0 % | ≥ 95 % | holds |" in report([verdict])
+
+
+@pytest.mark.parametrize(
+    "fields, error",
+    [
+        ({"measure": "pct_finale"}, "claims.yaml row 1: unknown measure 'pct_finale'; choose one of: "),
+        ({"check": {"at_lest": 95}}, "claims.yaml row 1: unknown check 'at_lest'; choose one of: at_least, "),
+        ({"tolerance": None}, "claims.yaml row 1: missing field tolerance"),
+        (
+            {"args": ["figA"]},
+            "claims.yaml row 1: measure pct_final(figure, run, column='test_acc'): missing a required argument: 'run'",
+        ),
+        ({"check": {"within": "1e4"}}, "claims.yaml row 1: check 'within' takes numbers, not ['1e4']"),
+    ],
+)
+def test_a_bad_row_fails_with_one_line_naming_it(tmp_path, fields, error):
+    with pytest.raises(ClaimsTableError) as err:
+        load_claims(write_table(tmp_path / "claims.yaml", **fields))
+    assert str(err.value).startswith(error) and "\n" not in str(err.value)
+
+
+def test_claims_script_says_error_and_the_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(grokking.claims, "TABLE", write_table(tmp_path / "claims.yaml", measure="nope"))
+    monkeypatch.setattr("sys.argv", ["claims.py", "--results", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit:
+        runpy.run_path(str(SCRIPTS / "claims.py"), run_name="__main__")
+    assert str(exit.value.code).startswith("error: claims.yaml row 1: unknown measure 'nope'; choose one of: ")
+    assert "pct_final" in str(exit.value.code) and not (tmp_path / "CLAIMS.md").exists()

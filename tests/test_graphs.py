@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grokking.cli import compose, group_options
+from grokking.data import DATASETS
 from grokking.graphs import make_capturable
 from grokking.train import train
 from grokking.validation import ConfigError
@@ -56,7 +57,7 @@ def graph_and_eager(tmp_path, overrides):
         TINY,  # ⊥AdamW MLP, the default run
         [*TINY, "loss=stablemax", "precision=float64", "optimizer=adamw", "seeds=[0,1,2]"],
         [*TINY, *TINY_TRANSFORMER],
-        [*TINY, "optimizer=perpsgd", "optimizer.lr=1", "precision.model_dtype=float64", "sc_intervention_epoch=20"],
+        [*TINY, "optimizer=perp_sgd", "optimizer.lr=1", "precision.model_dtype=float64", "sc_intervention_epoch=20"],
     ],
     ids=["perp-adamw", "stablemax-3-seeds", "transformer", "perp-sgd-f64-intervention"],
 )
@@ -88,7 +89,7 @@ GROUP_CASES = [
 def test_every_group_option_replays_like_eager(tmp_path, group, option):
     overrides = [f"{group}={option}", "model.width=32", "epochs=16", "log_every=5"]
     overrides += {"dataset": ["dataset.n_samples=200", "dataset.n_train=50"]}.get(group, ["dataset.modulus=23"])
-    if option in ("add_mod", "mul_mod", "sub_mod", "add_mod_binary"):
+    if group == "dataset" and DATASETS[option].pairs:
         overrides.append("dataset.modulus=23")
     eager, graph = graph_and_eager(tmp_path, overrides)
     pd.testing.assert_frame_equal(eager, graph, check_exact=False, rtol=1e-6, atol=0)

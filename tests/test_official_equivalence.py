@@ -120,7 +120,7 @@ CASES = {
     ),
     "d_perp_adamw": Case(  # Fig. 1a (the release's ⊥AdamW ignored betas and eps: fixed-720d244 only)
         ("--lr", "0.01", "--train_fraction", "0.4", "--beta2", "0.99", "--orthogonal_gradients"),
-        ("loss=softmax", "precision=float32", "optimizer=perpgrad", "optimizer.lr=0.01"),
+        ("loss=softmax", "precision=float32", "optimizer=perp_adamw", "optimizer.lr=0.01"),
         ("native", "torch"),
     ),
     "e_perp_sgd_f64": Case(  # Fig. 6b, ⊥SGD: lr 10, momentum 0.8, StableMax, model and loss float64
@@ -130,7 +130,7 @@ CASES = {
             "loss=stablemax",
             "precision=float64",
             "precision.model_dtype=float64",
-            "optimizer=perpsgd",
+            "optimizer=perp_sgd",
             "optimizer.lr=10",
         ),
         ("native", "torch"),
@@ -208,7 +208,7 @@ def test_first_step_matches_official(name, kernel):
             assert (g - h).norm() <= 0.1 * h.norm()
         else:
             torch.testing.assert_close(g, h, rtol=0, atol=tol * h.abs().max().item())
-    if "optimizer=perpsgd" in case.overrides:
+    if "optimizer=perp_sgd" in case.overrides:
         for w, v in zip(ours.weights, off.weights, strict=True):
             torch.testing.assert_close(w, v, rtol=0, atol=tol * v.abs().max().item())
 

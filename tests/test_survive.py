@@ -271,7 +271,7 @@ def test_metrics_csv_damaged_during_a_run_is_rebuilt_from_its_rows(run, tmp_path
         (["seed=3", "seeds=[0,1]"], "seed=3 has no effect"),
         (["dataset=mnist", "dataset.train_fraction=0.9"], "dataset.train_fraction=0.9 has no effect"),
         (["optimizer=adamw", "optimizer.momentum=0.9"], "optimizer.momentum=0.9 has no effect"),
-        (["optimizer=perpgrad", "optimizer.momentum=0.9"], "optimizer.momentum=0.9 has no effect"),
+        (["optimizer=perp_adamw", "optimizer.momentum=0.9"], "optimizer.momentum=0.9 has no effect"),
     ],
 )
 def test_settings_that_would_be_ignored_are_refused(overrides, needle):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grokking.cli import CONF_DIR, compose, group_options
+from grokking.cli import CONF_DIR, compose, group_aliases, group_options
+from grokking.data import DATASETS
 from grokking.train import train
 from grokking.validation import ConfigError
 
@@ -33,7 +34,7 @@ GROUP_CASES = [
 @pytest.mark.parametrize("group,option,extra", GROUP_CASES, ids=[f"{g}={o}" for g, o, _ in GROUP_CASES])
 def test_every_group_option_trains(run, group, option, extra):
     overrides = [f"{group}={option}", *extra]
-    if option in ("add_mod", "mul_mod", "sub_mod", "add_mod_binary"):
+    if group == "dataset" and DATASETS[option].pairs:
         overrides.append("dataset.modulus=23")
     summary, out = run(overrides)
     assert summary["status"] == "completed"
@@ -174,7 +175,7 @@ def test_experiment_values_override_the_defaults():
     cfg = compose(["experiment=fig1b"])
     assert cfg.epochs == 80000 and cfg.loss.name == "stablemax" and cfg.optimizer.betas == [0.9, 0.999]
     assert cfg.optimizer.lr == 0.01 and cfg.precision.loss_dtype == "float64"
-    cfg = compose(["experiment=fig6b", "optimizer=perpsgd"])
+    cfg = compose(["experiment=fig6b", "optimizer=perp_sgd"])
     assert cfg.epochs == 500 and cfg.optimizer.base == "sgd" and cfg.optimizer.orthogonal
     assert cfg.optimizer.momentum == 0.8  # from the option: the experiment does not set it
     assert cfg.optimizer.lr == 0.005  # the experiment's value wins over the option's: override it explicitly
@@ -231,6 +232,18 @@ def test_an_optimizer_option_means_what_its_yaml_says(option):
         assert composed[key] == value, f"optimizer={option}: {key} is {composed[key]}, {option}.yaml says {value}"
 
 
+@pytest.mark.parametrize("alias,option", sorted(group_aliases("optimizer").items()))
+def test_a_former_optimizer_name_composes_its_option(alias, option):
+    assert compose([f"optimizer={alias}"]).optimizer == compose([f"optimizer={option}"]).optimizer
+
+
+def test_optimizer_options_read_as_base_and_projection():
+    assert group_aliases("optimizer") == {"perpgrad": "perp_adamw", "perpsgd": "perp_sgd"}
+    for option in group_options("optimizer"):
+        o = compose([f"optimizer={option}"]).optimizer
+        assert option == ("perp_" if o.orthogonal else "") + o.base
+
+
 def test_the_default_run_is_still_fig1a():
     cfg = compose([])
     assert cfg.optimizer.orthogonal and cfg.optimizer.base == "adamw" and cfg.optimizer.lr == 0.01
@@ -256,3 +269,29 @@ def test_metrics_header_grows_when_a_resumed_run_logs_a_new_column(tmp_path):
     rows += more
     writer.append(more)  # same columns: appended
     assert pd.read_csv(path).epoch.tolist() == [0, 10, 20, 30]
+
+
+def test_log_resolution_logs_within_that_fraction_of_every_epoch_and_keeps_the_trajectory(run):
+    _, dense_dir = run([*TINY, "epochs=400", "log_every=100", "log_resolution=0.02"])
+    _, sparse_dir = run([*TINY, "epochs=400", "log_every=100"])
+    dense, sparse = pd.read_csv(dense_dir / "metrics.csv"), pd.read_csv(sparse_dir / "metrics.csv")
+    epochs = dense.epoch.tolist()
+    assert all(b - a <= max(1, 0.02 * b) for a, b in zip(epochs, epochs[1:]))
+    assert epochs[:50] == list(range(50)) and 300 in epochs and 399 in epochs
+    same = dense[dense.epoch.isin(sparse.epoch)].reset_index(drop=True)
+    columns = ["epoch", "train_loss", "test_acc", "weight_norm"]
+    pd.testing.assert_frame_equal(same[columns], sparse[columns])  # logging more changes no value
+
+
+def test_a_run_saved_before_log_resolution_existed_resumes_with_it(run, tmp_path):
+    out = tmp_path / "old"
+    run([*TINY, "epochs=6", "checkpoint_every=2"], out)
+    import torch
+
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    del ckpt["config"]["log_resolution"]  # as a run saved before the key existed
+    ckpt["epoch"] = 4
+    torch.save(ckpt, out / "checkpoint.pt")
+    (out / "summary.json").unlink()
+    summary, _ = run([*TINY, "epochs=6", "checkpoint_every=2", "log_resolution=0.01"], out)
+    assert summary["status"] == "completed"

@@ -37,7 +37,7 @@ from grokking.backward import unscale_grads
 from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
-LOSS_KINDS = {"softmax": 0, "stablemax": 1}
+LOSS_KINDS = {"softmax": 0, "stablemax": 1}  # the losses (names in grokking.losses.LOSSES) the kernels compute
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
 HEADERS = [HERE / "common.h"]
@@ -57,7 +57,7 @@ def blocker(cfg: TrainConfig) -> str | None:
     if cfg.model.name not in STEPS:
         return f"model={cfg.model.name} (only model={' or model='.join(STEPS)})"
     if cfg.loss.name not in LOSS_KINDS:
-        return f"loss={cfg.loss.name} (only loss=softmax or loss=stablemax)"
+        return f"loss={cfg.loss.name} (only loss={' or loss='.join(LOSS_KINDS)})"
     if cfg.precision.loss_dtype not in ("float32", "float64"):
         return f"precision.loss_dtype={cfg.precision.loss_dtype} (only float32 or float64)"
     for key, value, default in [
@@ -265,7 +265,7 @@ class NativeTransformerStep(NativeStep):
         return stack([o[0] for o in outs]), stack([o[1] for o in outs])
 
 
-STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": NativeTransformerStep}
+STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": NativeTransformerStep}  # by model name
 
 
 def chunk_size(n: int, chunk: int) -> int:

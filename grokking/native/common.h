@@ -250,11 +250,12 @@ A padded_sum(const A* x, int64_t padded) {
   return total;
 }
 
-template <typename A>
-A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch.amax
+// `f` maps each vector of entries first (e.g. to their magnitudes).
+template <typename A, typename F>
+A padded_max(const A* x, int64_t padded, F f) {  // NaN if any entry is NaN, as torch.amax
   using Vec = at::vec::Vectorized<A>;
   Vec acc(-std::numeric_limits<A>::infinity());
-  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(x + k));
+  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, f(Vec::loadu(x + k)));
   A lanes[Vec::size()];
   acc.store(lanes);
   A m = lanes[0];
@@ -262,11 +263,38 @@ A padded_max(const A* x, int64_t padded) {  // NaN if any entry is NaN, as torch
   return m;
 }
 
+template <typename A>
+A padded_max(const A* x, int64_t padded) {
+  return padded_max(x, padded, [](const at::vec::Vectorized<A>& v) { return v; });
+}
+
+// Where a loss row writes its gradient. A row computes each entry in A and hands it over either
+// as a value or, where the formula ends in a product a·b, as its two factors:
+// - CastGrad rounds every entry to the model's dtype S (grad[k] = S(a·b) with a·b in A);
+// - ExactGrad keeps doubles for the row bands: a product as the exact double product of its
+//   factors (exact for float factors, and its float rounding is the float product's), a value as is.
+template <typename S>
+struct CastGrad {
+  S* grad;
+  template <typename A>
+  void product(int64_t k, A a, A b) const { grad[k] = static_cast<S>(a * b); }
+  template <typename A>
+  void value(int64_t k, A x) const { grad[k] = static_cast<S>(x); }
+};
+
+struct ExactGrad {
+  double* v;
+  template <typename A>
+  void product(int64_t k, A a, A b) const { v[k] = static_cast<double>(a) * static_cast<double>(b); }
+  template <typename A>
+  void value(int64_t k, A x) const { v[k] = static_cast<double>(x); }
+};
+
 // Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
 // loss = log(total) - (z_y - m), gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
 // `e` holds `padded` entries.
-template <typename S, typename A>
-A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* grad) {
+template <typename S, typename A, typename Out>
+A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, Out out) {
   using Vec = at::vec::Vectorized<A>;
   for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
   for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
@@ -275,16 +303,16 @@ A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, S* gr
   for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);  // pads: 0
   const A total = padded_sum(e, padded);
   const A per = g / total;
-  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(e[k] * per);
-  grad[y] = static_cast<S>(e[y] * per - g);
+  for (int64_t k = 0; k < c; ++k) out.product(k, e[k], per);
+  out.value(y, static_cast<A>(e[y] * per - g));
   return std::log(total) - (static_cast<A>(z[y]) - m);
 }
 
 // StableMax CE of one row, as grokking.fused.StableMaxCE: s(x) = (1 + max(x, 0)) / (1 - min(x, 0)),
 // loss = log Σ s - log s_y, gradient s'(z)·(g / Σ s) - g·s'(z_y)/s_y·onehot(y), s'(x) = 1/(1 - min(x, 0))².
 // `inv_b` and `s` hold `padded` entries.
-template <typename S, typename A>
-A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b, A* s, S* grad) {
+template <typename S, typename A, typename Out>
+A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b, A* s, Out out) {
   for (int64_t k = 0; k < c; ++k) {
     const A x = static_cast<A>(z[k]);
     inv_b[k] = A(1) / (-std::min(x, A(0)) + A(1));
@@ -293,10 +321,18 @@ A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b,
   for (int64_t k = c; k < padded; ++k) s[k] = 0;
   const A total = padded_sum(s, padded);
   const A per = g / total;
-  for (int64_t k = 0; k < c; ++k) grad[k] = static_cast<S>(inv_b[k] * inv_b[k] * per);
+  for (int64_t k = 0; k < c; ++k) out.value(k, static_cast<A>(inv_b[k] * inv_b[k] * per));
   const A slope_y = inv_b[y] * inv_b[y];
-  grad[y] = static_cast<S>(slope_y * per - g * slope_y / s[y]);
+  out.value(y, static_cast<A>(slope_y * per - g * slope_y / s[y]));
   return std::log(total) - std::log(s[y]);
+}
+
+// One loss row (loss_kind 0: softmax, 1: StableMax) with its gradient going to `out`;
+// row: 2·padded work entries.
+template <typename S, typename A, typename Out>
+A any_loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, Out out) {
+  return loss_kind == 0 ? softmax_row<S, A>(z, c, padded, y, g, row, out)
+                        : stablemax_row<S, A>(z, c, padded, y, g, row, row + padded, out);
 }
 
 // Row bands: the backward pass of a float32 model runs each sample at its own power-of-two scale.
@@ -353,14 +389,7 @@ inline void scaled_floats(const double* v, int64_t c, int64_t padded, int shift,
 
 // The largest magnitude of v's `padded` entries (NaN if any is NaN).
 inline double padded_absmax(const double* v, int64_t padded) {
-  using Vec = at::vec::Vectorized<double>;
-  Vec acc(0.0);
-  for (int64_t k = 0; k < padded; k += Vec::size()) acc = at::vec::maximum(acc, Vec::loadu(v + k).abs());
-  double lanes[Vec::size()];
-  acc.store(lanes);
-  double m = lanes[0];
-  for (int64_t i = 1; i < Vec::size(); ++i) m = std::isnan(lanes[i]) || lanes[i] > m ? lanes[i] : m;
-  return m;
+  return padded_max(v, padded, [](const at::vec::Vectorized<double>& x) { return x.abs(); });
 }
 
 // The loss of one row as loss_row computes it, for a float32 model: the gradient's values (each
@@ -371,35 +400,7 @@ inline double padded_absmax(const double* v, int64_t padded) {
 template <typename A>
 int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, int64_t padded, int64_t y, A g, int top,
                     A* row, double* v, double* tmp, float* grad, A* loss) {
-  if (loss_kind == 0) {
-    A* e = row;
-    for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
-    for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
-    using Vec = at::vec::Vectorized<A>;
-    const A m = padded_max(e, padded);
-    const Vec vm(m);
-    for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);
-    const A total = padded_sum(e, padded);
-    const A per = g / total;
-    // e·per is exact in double for a float e and per; its rounding is the float product's
-    for (int64_t k = 0; k < c; ++k) v[k] = static_cast<double>(e[k]) * static_cast<double>(per);
-    v[y] = static_cast<double>(static_cast<A>(e[y] * per - g));
-    *loss = std::log(total) - (static_cast<A>(z[y]) - m);  // the order of softmax_row (log_softmax)
-  } else {
-    A *inv_b = row, *s = row + padded;
-    for (int64_t k = 0; k < c; ++k) {
-      const A x = static_cast<A>(z[k]);
-      inv_b[k] = A(1) / (-std::min(x, A(0)) + A(1));
-      s[k] = (std::max(x, A(0)) + A(1)) * inv_b[k];
-    }
-    for (int64_t k = c; k < padded; ++k) s[k] = 0;
-    const A total = padded_sum(s, padded);
-    const A per = g / total;
-    for (int64_t k = 0; k < c; ++k) v[k] = static_cast<double>(static_cast<A>(inv_b[k] * inv_b[k] * per));
-    const A slope_y = inv_b[y] * inv_b[y];
-    v[y] = static_cast<double>(static_cast<A>(slope_y * per - g * slope_y / s[y]));
-    *loss = std::log(total) - std::log(s[y]);
-  }
+  *loss = any_loss_row<float, A>(loss_kind, z, c, padded, y, g, row, ExactGrad{v});
   for (int64_t k = c; k < padded; ++k) v[k] = 0;
   const double m = padded_absmax(v, padded);
   if (!std::isfinite(m)) {
@@ -411,12 +412,11 @@ int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, in
   return band;
 }
 
-// Per-sample loss of row i and its gradient into grad (loss_kind 0: softmax, 1: StableMax);
-// row: 2·padded work entries.
+// Per-sample loss of a row and its gradient, rounded to S, into grad (loss_kind 0: softmax,
+// 1: StableMax); row: 2·padded work entries.
 template <typename S, typename A>
 A loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, S* grad) {
-  return loss_kind == 0 ? softmax_row<S, A>(z, c, padded, y, g, row, grad)
-                        : stablemax_row<S, A>(z, c, padded, y, g, row, row + padded, grad);
+  return any_loss_row<S, A>(loss_kind, z, c, padded, y, g, row, CastGrad<S>{grad});
 }
 
 }  // namespace grokking_native
