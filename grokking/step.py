@@ -70,8 +70,8 @@ class TrainStep:
     def __call__(self, intervene: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, per-sample losses, summed objective) of the training set, gradients in ``.grad``.
         ``intervene`` zeroes the gradient through every correct-class logit (Fig. 8)."""
-        if self.native is not None and not intervene:
-            return self.native()  # it writes every gradient
+        if self.native is not None:
+            return self.native(intervene)  # it writes every gradient
         logits = self.forward(self.data.train_x)
         if intervene:
             logits.register_hook(self.intervention)

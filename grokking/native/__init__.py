@@ -37,7 +37,8 @@ from grokking.backward import unscale_grads
 from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
-LOSS_KINDS = {"softmax": 0, "stablemax": 1}  # the losses (names in grokking.losses.LOSSES) the kernels compute
+LOSS_KINDS = {"softmax": 0, "stablemax": 1}
+INTERVENE = 2  # added to a loss kind: the SC intervention (no gradient through the correct-class logit)  # the losses (names in grokking.losses.LOSSES) the kernels compute
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
 HEADERS = [HERE / "common.h"]
@@ -64,7 +65,6 @@ def blocker(cfg: TrainConfig) -> str | None:
         ("loss.temperature", cfg.loss.temperature, 1.0),
         ("loss.label_smoothing", cfg.loss.label_smoothing, 0.0),
         ("loss.logit_norm_penalty", cfg.loss.logit_norm_penalty, 0.0),
-        ("sc_intervention_epoch", cfg.sc_intervention_epoch, None),
     ]:
         if value != default:
             return f"{key}={value} (only {default})"
@@ -182,12 +182,13 @@ class NativeStep:
         self.outputs: list[torch.Tensor] = []  # the .grad tensors the kernel writes (see grad_outputs)
         self.output_views: list[list[torch.Tensor]] = []
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, per_sample = self.step()
+    def __call__(self, intervene: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, per_sample = self.step(self.loss_kind | (INTERVENE if intervene else 0))
         return logits, per_sample, per_sample.mean(-1).sum()
 
-    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and per-sample losses of every replica; the gradients left in ``.grad``."""
+    def step(self, kind: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and per-sample losses of every replica; the gradients left in ``.grad``. ``kind``:
+        the loss kind, plus :data:`INTERVENE` to zero the gradient through the correct class."""
         raise NotImplementedError
 
     def grad_outputs(self, params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
@@ -216,12 +217,12 @@ class NativeMLPStep(NativeStep):
         self.weights = [[w[r].detach() for w in self.params[:layers]] for r in range(self.replicas)]
         self.biases = [[b[r].detach() for b in self.params[layers:]] for r in range(self.replicas)]
 
-    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, kind: int) -> tuple[torch.Tensor, torch.Tensor]:
         grads, y = self.grad_outputs(self.params), self.data.train_y
         outs = [
             self.module.mlp_step(
                 self.weights[r], self.biases[r], self.x, self.tokens, y,
-                self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
+                kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
             )
             for r in range(self.replicas)
         ]  # fmt: skip
@@ -245,7 +246,7 @@ class NativeTransformerStep(NativeStep):
         weights = [model.W_O.view(self.replicas, -1, d), model.W_in, model.W_out, model.unembed]
         self.weights = [[w[r].detach() for w in weights] for r in range(self.replicas)]
 
-    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, kind: int) -> tuple[torch.Tensor, torch.Tensor]:
         model, data = self.model, self.data
         for p in self.table_params:
             p.grad = None  # autograd accumulates into them below
@@ -255,7 +256,7 @@ class NativeTransformerStep(NativeStep):
         outs = [
             self.module.transformer_step(
                 values[r].detach(), scores[r].detach(), c[r].detach().view(d), *self.weights[r],
-                rows, data.train_y, self.loss_kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
+                rows, data.train_y, kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
             )
             for r in range(self.replicas)
         ]  # fmt: skip

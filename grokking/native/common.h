@@ -327,12 +327,19 @@ A stablemax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* inv_b,
   return std::log(total) - std::log(s[y]);
 }
 
-// One loss row (loss_kind 0: softmax, 1: StableMax) with its gradient going to `out`;
-// row: 2·padded work entries.
+// loss_kind: bit 0 the loss (0 softmax, 1 StableMax); bit 1 the SC intervention of Fig. 8 (no
+// gradient flows through the correct-class logit: its entry is zero, the loss unchanged).
+constexpr int64_t kStableMax = 1, kIntervene = 2;
+
+inline bool valid_loss_kind(int64_t loss_kind) { return loss_kind >= 0 && loss_kind <= (kStableMax | kIntervene); }
+
+// One loss row with its gradient going to `out`; row: 2·padded work entries.
 template <typename S, typename A, typename Out>
 A any_loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, Out out) {
-  return loss_kind == 0 ? softmax_row<S, A>(z, c, padded, y, g, row, out)
-                        : stablemax_row<S, A>(z, c, padded, y, g, row, row + padded, out);
+  const A loss = loss_kind & kStableMax ? stablemax_row<S, A>(z, c, padded, y, g, row, row + padded, out)
+                                        : softmax_row<S, A>(z, c, padded, y, g, row, out);
+  if (loss_kind & kIntervene) out.value(y, A(0));
+  return loss;
 }
 
 // Row bands: the backward pass of a float32 model runs each sample at its own power-of-two scale.
@@ -412,8 +419,8 @@ int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, in
   return band;
 }
 
-// Per-sample loss of a row and its gradient, rounded to S, into grad (loss_kind 0: softmax,
-// 1: StableMax); row: 2·padded work entries.
+// Per-sample loss of a row and its gradient, rounded to S, into grad (loss_kind as for
+// any_loss_row); row: 2·padded work entries.
 template <typename S, typename A>
 A loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, S* grad) {
   return any_loss_row<S, A>(loss_kind, z, c, padded, y, g, row, CastGrad<S>{grad});

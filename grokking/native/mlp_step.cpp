@@ -284,7 +284,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 
 // weights: (in, out) per layer, contiguous; biases: (1, out) per layer or empty; x: token rows (N, 2)
 // int64 (row a and row V + b of the first weight) when `tokens`, else dense inputs (N, in);
-// y: labels (N,) int64; loss_kind: 0 softmax, 1 StableMax; loss_dtype: float32 or float64;
+// y: labels (N,) int64; loss_kind: 0 softmax, 1 StableMax, + 2 for the SC intervention; loss_dtype: float32 or float64;
 // grad_scale: the backward pass runs at this scale (a power of two), unscaled at the end; grads:
 // where the gradients of the mean loss with respect to every weight, then every bias, are written
 // (contiguous, each of its parameter's size and dtype). Returns logits (N, C) and per-sample losses (N,).
@@ -293,7 +293,7 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
                                  at::ScalarType loss_dtype, double grad_scale, int64_t chunk,
                                  const std::vector<at::Tensor>& grads) {
   TORCH_CHECK(weights.size() >= 2, "mlp_step: at least two layers");
-  TORCH_CHECK(loss_kind == 0 || loss_kind == 1, "mlp_step: loss_kind must be 0 (softmax) or 1 (StableMax)");
+  TORCH_CHECK(valid_loss_kind(loss_kind), "mlp_step: loss_kind must be 0 (softmax) or 1 (StableMax), plus 2 for the SC intervention");
   TORCH_CHECK(chunk > 0, "mlp_step: chunk must be positive");
   const auto dtype = weights[0].scalar_type();
   for (const auto& t : weights) TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && t.scalar_type() == dtype);

@@ -147,7 +147,7 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
                                          const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
                                          int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
                                          int64_t chunk, const std::vector<at::Tensor>& grads) {
-  TORCH_CHECK(loss_kind == 0 || loss_kind == 1, "transformer_step: loss_kind must be 0 (softmax) or 1 (StableMax)");
+  TORCH_CHECK(valid_loss_kind(loss_kind), "transformer_step: loss_kind must be 0 (softmax) or 1 (StableMax), plus 2 for the SC intervention");
   TORCH_CHECK(chunk > 0 && rows.size(0) > 0, "transformer_step: empty batch or chunk");
   const auto dtype = values.scalar_type();
   for (const auto* t : {&values, &scores, &c, &w_o, &w_in, &w_out, &unembed})
