@@ -22,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from grokking.config import LoggerConfig
+from grokking.errors import choice
 from grokking.registry import Registry
 
 
 @dataclass(frozen=True)
 class TrackerEntry:
     """A logger option: ``build(cfg, resolved_config, out_dir)`` returns an object with ``log``,
-    ``finish`` and ``abort``; ``package``: a module it imports (checked before any compute)."""
+    ``finish`` and ``abort``; ``package``: a module it imports; ``check(cfg)`` raises a
+    :class:`grokking.errors.ConfigError` on a bad value (both before any compute)."""
 
     build: Callable[[LoggerConfig, dict[str, Any], Path], Any]
     package: str | None = None
+    check: Callable[[LoggerConfig], None] | None = None
 
 
 TRACKERS: Registry[TrackerEntry] = Registry("logger.name", TrackerEntry)
@@ -76,7 +79,10 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-@TRACKERS.register("wandb", package="wandb")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@TRACKERS.register("wandb", package="wandb", check=lambda cfg: choice("logger.mode", cfg.mode, WANDB_MODES))
 class WandbTracker:
     RUN_ID = "run_id"  # file in <out_dir>/wandb/ that lets a resumed run continue the same wandb run
 

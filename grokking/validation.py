@@ -24,7 +24,6 @@ from grokking.tracking import TRACKERS
 __all__ = ["ConfigError", "validate"]
 
 MODEL_DTYPES = ("float32", "float64")
-WANDB_MODES = ("offline", "online", "disabled")
 TEMPERATURE_RANGE = (1e-3, 1e3)  # beyond these, logits / T overflow or every logit rounds to 0
 INIT_SCALE_RANGE = (1e-4, 1e4)  # beyond these, the initial weights underflow or the logits overflow
 MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
@@ -61,9 +60,9 @@ def validate(cfg: TrainConfig) -> None:
     k = cfg.precision.backward_log2_scale
     require(0 <= k <= 64, "precision.backward_log2_scale", k, "an integer exponent in [0, 64]")
     tracker = TRACKERS[cfg.logger.name]
+    if tracker.check is not None:
+        tracker.check(cfg.logger)
     if tracker.package is not None:
-        if cfg.logger.name == "wandb":
-            choice("logger.mode", cfg.logger.mode, WANDB_MODES)
         try:
             __import__(tracker.package)
         except ImportError:

@@ -137,3 +137,12 @@ def test_disabled_mode_writes_no_wandb_files(run):
     summary, out = run([*TINY, "logger.mode=disabled"])
     assert summary["status"] == "completed"
     assert not list((out / "wandb").glob("*-run-*"))
+
+
+def test_a_bad_wandb_mode_is_one_line_with_the_choices():
+    from grokking.cli import compose
+    from grokking.train import to_config
+    from grokking.validation import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="^logger.mode=bogus is not valid; choose one of: offline, online, disabled$"):
+        validate(to_config(compose(["logger=wandb", "logger.mode=bogus"]))[0])
