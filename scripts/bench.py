@@ -57,6 +57,7 @@ class Setting:
     target: float | None  # the largest allowed ratio to the matmul floor
     seeds: list[int] = field(default_factory=lambda: [0])
     late_epochs: int = 0  # > 0: also timed from the state after this many epochs (scripts/late_states.py)
+    runs: tuple[str, ...] = ()  # committed runs (figure/run) whose configuration a late-state setting is
 
 
 SETTINGS = [
@@ -102,15 +103,23 @@ SETTINGS = [
 # C++ path where it applies and cached (scripts/late_states.py).
 FIG2_70 = ["experiment=fig2", "dataset.train_fraction=0.7"]
 LATE_SETTINGS = [
-    Setting("fig8 baseline: add 60% softmax f64 loss AdamW", ["experiment=fig8"], None, late_epochs=5000),
-    Setting("fig2 add 70% softmax f32", [*FIG2_70, "precision=float32"], None, late_epochs=3000),
-    Setting("fig2 add 70% softmax f16", [*FIG2_70, "precision=float16"], None, late_epochs=2000),
-    Setting("fig1b add 40% StableMax f64", ["experiment=fig1b"], None, late_epochs=2000),
+    Setting("fig8 baseline: add 60% softmax f64 loss AdamW", ["experiment=fig8"], None, 5000, runs=("fig8/baseline",)),
+    Setting(
+        "fig8 intervention: the baseline, correct-class gradients zeroed from epoch 6000",
+        ["experiment=fig8", "sc_intervention_epoch=6000"],
+        None,
+        late_epochs=7000,
+        runs=("fig8/intervention",),
+    ),
+    Setting("fig2 add 70% softmax f32", [*FIG2_70, "precision=float32"], None, 3000, runs=("fig2/frac0.7_float32",)),
+    Setting("fig2 add 70% softmax f16", [*FIG2_70, "precision=float16"], None, 2000, runs=("fig2/frac0.7_float16",)),
+    Setting("fig1b add 40% StableMax f64", ["experiment=fig1b"], None, 2000, runs=("fig1/b_stablemax",)),
     Setting(
         "fig4 sparse parity StableMax f64",
         ["experiment=fig4", "dataset=sparse_parity", "model.bias=true", "optimizer.eps=1e-18"],
         None,
         late_epochs=2000,
+        runs=("fig4/sparse_parity",),
     ),
 ]
 SEED_SWEEP = [SETTINGS[0], SETTINGS[1], SETTINGS[6]]  # Fig. 1b's MLP, the softmax MLP, the transformer
@@ -179,6 +188,8 @@ class Epoch:
         self.autograd_step = TrainStep(replace(cfg, cpu_kernel="torch"), self.model, self.data, self.optimizer)
         self.kernel = "native" if self.step.native is not None else "torch"
         self.n_train = len(self.data.train_y)
+        self.epoch = 0  # epochs trained so far (the SC intervention of Fig. 8 starts at an epoch)
+        self.intervene_from = cfg.sc_intervention_epoch
 
     @classmethod
     def composed(cls, overrides: list[str], seeds: list[int], device: str = "cpu") -> Epoch:
@@ -186,13 +197,15 @@ class Epoch:
         return cls(to_config(compose([f"device={device}", *overrides]))[0], seeds)
 
     def forward_backward(self) -> torch.Tensor:
-        return self.step()[2]
+        intervene = self.intervene_from is not None and self.epoch >= self.intervene_from
+        return self.step(intervene)[2]
 
     def __call__(self) -> None:
         loss = self.forward_backward()
         if not math.isfinite(loss.item()):  # as grokking.train checks it
             raise RuntimeError("diverged")
         self.optimizer.step()
+        self.epoch += 1
 
     def flops(self) -> int:
         with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: not_sparse_mm}) as counter:

@@ -6,8 +6,9 @@ For every run directory of a figure (``results/<figure>/<run>/``, verification c
 builds the run's model, data and optimizer from its saved config on the CPU, times
 ``--epochs`` training epochs after a few warm-up ones (what ``train()`` computes per epoch, with
 every seed of the run batched as the run did, without logging), and multiplies the median by the
-run's epochs. Runs are timed one at a time on all cores: the estimate is for running a figure's
-runs one after another. Early epochs are timed; late ones can cost more (docs/speed.md, "Late
+run's epochs. Runs are timed one at a time, on all cores or on ``--threads``: the estimate is for
+running a figure's runs one after another that way (with ``--threads 1``, CPU-minutes per run of
+``reproduce.py --jobs 2 --threads 1``). Early epochs are timed; late ones can cost more (docs/speed.md, "Late
 epochs"): for the runs that ``bench.py``'s late-state settings reproduce (Figs. 1b, 2, 4 and 8), the
 state after Softmax Collapse cached by ``scripts/late_states.py`` is timed too, where it is cached,
 and the run's epochs from that state on are counted at the late rate.
@@ -42,13 +43,7 @@ COLUMNS = [
     "matmul_gflops", "threads", "torch",
 ]  # fmt: skip
 # committed runs whose configuration a late-state setting of bench.py reproduces
-LATE_RUNS = {
-    "fig8/baseline": LATE_SETTINGS[0],
-    "fig2/frac0.7_float32": LATE_SETTINGS[1],
-    "fig2/frac0.7_float16": LATE_SETTINGS[2],
-    "fig1/b_stablemax": LATE_SETTINGS[3],
-    "fig4/sparse_parity": LATE_SETTINGS[4],
-}
+LATE_RUNS = {run: s for s in LATE_SETTINGS for run in s.runs}
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -104,7 +99,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--epochs", type=int, default=30, help="timed epochs per run (default 30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed epochs first (default 5)")
     parser.add_argument("--out", type=Path, default=None, help="CSV (default <results>/figure_times_cpu.csv)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads {args.threads}: choose 1 or more")
+        torch.set_num_threads(args.threads)
     runs = run_dirs(args.results)
     if not runs:
         parser.error(f"--results {args.results}: no run directories (figure folders holding summary.json)")

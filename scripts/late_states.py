@@ -41,6 +41,7 @@ def load_state(epoch, state: dict):
     """``epoch`` (a :class:`bench.Epoch`) with the model and optimizer state ``state``."""
     epoch.model.load_state_dict(state["model"])
     epoch.optimizer.load_state_dict(state["optimizer"])
+    epoch.epoch = state.get("epoch", epoch.epoch)
     return epoch
 
 
@@ -66,18 +67,21 @@ def late_state(overrides: list[str], epochs: int, seeds: list[int] | None = None
     if start:
         state = torch.load(folder / f"{start}.pt", weights_only=False)
         load_state(epoch, state)
+        epoch.epoch = start
     t0 = time.perf_counter()
     for e in range(start, epochs):
         epoch()
         if (e + 1) % EVERY == 0 or e + 1 == epochs:
-            state = {"model": epoch.model.state_dict(), "optimizer": epoch.optimizer.state_dict()}
+            state = {"model": epoch.model.state_dict(), "optimizer": epoch.optimizer.state_dict(), "epoch": e + 1}
             tmp = folder / f"{e + 1}.pt.tmp"
             torch.save(state, tmp)
             tmp.replace(folder / f"{e + 1}.pt")
             if verbose:
                 print(f"  {' '.join(overrides)}: epoch {e + 1}/{epochs} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return (
-        state if state is not None else {"model": epoch.model.state_dict(), "optimizer": epoch.optimizer.state_dict()}
+        state
+        if state is not None
+        else {"model": epoch.model.state_dict(), "optimizer": epoch.optimizer.state_dict(), "epoch": epochs}
     )
 
 

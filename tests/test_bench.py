@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from grokking.cli import compose
@@ -93,3 +94,22 @@ def test_figure_times_times_every_run_of_a_results_folder(tmp_path):
     assert [(r["figure"], r["run"], r["seeds"]) for r in rows] == [("fig2", "small", 1), ("table1", "two_seeds", 2)]
     written = list(csv.DictReader((tmp_path / "figure_times_cpu.csv").open()))
     assert [float(r["minutes"]) for r in written] == pytest.approx([r["ms_per_epoch"] * 600 / 60_000 for r in rows])
+
+
+def test_an_intervention_setting_intervenes_from_its_epoch(bench):
+    """Fig. 8's late-state setting times the intervened run: the correct-class gradients are zeroed
+    from its epoch on, in the timed epochs and in the training that produces the cached state."""
+    small = ["dataset.modulus=23", "model.width=32", "dataset.train_fraction=0.6", "precision=float64"]
+    plain = bench.Epoch.composed(small, [0])
+    intervened = bench.Epoch.composed([*small, "sc_intervention_epoch=1"], [0])
+
+    def grads(epoch):
+        epoch.forward_backward()
+        return [p.grad.clone() for p in epoch.model.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(grads(plain), grads(intervened)))  # epoch 0: not yet
+    intervened()
+    plain()
+    assert intervened.epoch == 1
+    assert not all(torch.allclose(a, b) for a, b in zip(grads(plain), grads(intervened)))
+    assert any("intervention" in s.name and s.runs == ("fig8/intervention",) for s in bench.LATE_SETTINGS)
