@@ -204,9 +204,7 @@ def value_at(figure: str, run: str, column: str, epoch: int, root: Root = RESULT
 HOLD = 2  # logged epochs in a row that must pass a threshold for an onset
 
 
-def onset(
-    epochs: list[int], values: list[float], threshold: float, hold: int = HOLD, ended: bool = True
-) -> int | None:
+def onset(epochs: list[int], values: list[float], threshold: float, hold: int = HOLD, ended: bool = True) -> int | None:
     """The onset rule used for every milestone of ours and of the official runs: the first logged
     epoch from which ``values >= threshold`` holds for ``hold`` logged epochs in a row (a crossing
     in the last logged epochs, with fewer rows left to confirm it, counts when the run ``ended``
