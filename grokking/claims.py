@@ -195,6 +195,8 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
         "mean for n ≥ 5, the min–max range and n. Verdicts: *holds* (mean within tolerance), *within",
         "seed spread* (the mean is not, but part of our replicates' range is), *deviates*, *missing*.",
         "Onsets are the first logged epoch of two in a row past the threshold (`grokking.results.onset`).",
+        "A run that stopped early (the official code keeps no checkpoints) answers the onsets it reached",
+        "and the values at epochs it passed; claims on its end stay missing.",
         "",
         head,
         rule,

@@ -186,6 +186,28 @@ sys.argv = ["grokking_experiments.py", *{flags!r}]
 runpy.run_path("grokking_experiments.py", run_name="__main__")
 """
 PARTIAL = "partial_metrics.csv"  # the official log so far, kept by the wrapper
+COLUMNS = ("train_loss", "test_loss", "train_acc", "test_acc", "sc_fraction", "zero_loss_fraction")
+
+
+def parse_until(text: str) -> tuple[str, float]:
+    """``COLUMN=VALUE`` of ``scripts/official.py --until``: stop a seed once ``COLUMN >= VALUE`` has
+    its onset (``grokking.results.onset``) in the official log. Raises ValueError with one line."""
+    column, sep, value = text.partition("=")
+    if not sep or column not in COLUMNS:
+        raise ValueError(f"--until {text}: expected COLUMN=VALUE with COLUMN one of {', '.join(COLUMNS)}")
+    try:
+        return column, float(value)
+    except ValueError:
+        raise ValueError(f"--until {text}: {value!r} is not a number") from None
+
+
+def onsets_reached(rows: pd.DataFrame, until: dict[str, float]) -> dict[str, int] | None:
+    """The onset epoch of every ``column >= value`` of ``until`` in the logged ``rows`` of a run
+    still going (two logged epochs in a row, the rule claims read), or None while one is missing."""
+    from grokking.results import onset
+
+    found = {c: onset(rows.epoch.tolist(), rows[c].tolist(), v, ended=False) for c, v in until.items()}
+    return None if None in found.values() else found
 
 
 def prepare_scratch(official_dir: Path, scratch: Path, flags: list[str], threads: int) -> Path:
@@ -247,20 +269,25 @@ def write_result(
 ) -> dict[str, Any]:
     """Gather the per-seed scratch runs into ``out_dir`` (metrics.csv, summary.json, config.yaml).
 
-    A seed that was stopped before the end (no ``run.json`` with return code 0) contributes the log
-    the wrapper kept up to its last logged epoch, and the run's status is ``interrupted``."""
-    frames, per_seed, wall, infos, finished = [], {}, 0.0, [], True
+    A seed that ended before its last epoch contributes the log the wrapper kept up to its last
+    logged epoch. The run's status is ``stopped`` when every such seed was stopped on purpose
+    (``--until``: its ``run.json`` says ``stopped``, and the summary says why), else
+    ``interrupted``; claims read either as the start of a trajectory (``grokking.results.logged``)."""
+    frames, per_seed, wall, infos, stopped, interrupted = [], {}, 0.0, [], {}, False
     for seed, scratch in run_dirs.items():
         logs = sorted((scratch / "loggs").glob("*/metrics.csv"))
         info_path = scratch / "run.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         if not logs or info.get("returncode") != 0:
-            finished = False
             logs = [scratch / PARTIAL]
             if not logs[0].is_file():
                 raise FileNotFoundError(f"{scratch}: the official run left no log (see its stdout.log)")
-            start = json.loads((scratch / "started.json").read_text())
-            info = {**start, "wall_time_s": logs[0].stat().st_mtime - start["started_unix"]}
+            if info.get("stopped"):
+                stopped[str(seed)] = info["stopped"]
+            else:
+                interrupted = True
+                start = json.loads((scratch / "started.json").read_text())
+                info = {**start, "wall_time_s": logs[0].stat().st_mtime - start["started_unix"]}
         rows = read_long_metrics(logs[0], run.log_frequency)
         rows.insert(1, "seed", seed)
         frames.append(rows)
@@ -269,8 +296,9 @@ def write_result(
         infos.append(info)
     out_dir.mkdir(parents=True, exist_ok=True)
     pd.concat(frames).to_csv(out_dir / "metrics.csv", index=False)
+    status = "interrupted" if interrupted else "stopped" if stopped else "completed"
     summary = {
-        "status": "completed" if finished else "interrupted",
+        "status": status,
         "code": "official",
         "official_commit": commit_of(official_dir),
         "figure": figure,
@@ -285,6 +313,8 @@ def write_result(
         "note": run.note,
         "per_seed": per_seed,
     }
+    if stopped:
+        summary["stopped"] = stopped  # per seed: the --until condition and where its onset was
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# official code {commit_of(official_dir)}: grokking_experiments.py flags per seed"]
     for seed, info in zip(run_dirs, infos, strict=True):

@@ -101,26 +101,43 @@ def run_dir(figure: str, run: str, root: Root) -> Path:
     return base / figure / run
 
 
-def _completed(path: Path) -> bool:
+def _status(path: Path) -> str | None:
     try:
-        return _read_summary(path / "summary.json")["status"] in ("completed", "diverged")
+        return _read_summary(path / "summary.json")["status"]
     except (MissingRun, KeyError):
-        return False
+        return None
+
+
+def _completed(path: Path) -> bool:
+    return _status(path) in ("completed", "diverged")
+
+
+def logged(figure: str, run: str, root: Replicate) -> tuple[pd.DataFrame, bool]:
+    """One replicate's metric rows as far as the run got, and whether it finished (``completed``
+    or ``diverged``). The rows of a run that stopped early are the start of its trajectory: they
+    answer what happens before its last logged epoch (an onset it reached, a value at an epoch it
+    passed), never what happens at its end."""
+    path = run_dir(figure, run, root)
+    if _status(path) is None:
+        raise MissingRun(f"{figure}/{run} has no summary.json")
+    df = _metrics(path / "metrics.csv")
+    if root.seed is not None:
+        df = df[df.seed == root.seed]
+        if df.empty:
+            raise MissingRun(f"{figure}/{run} has no rows of seed {root.seed}")
+    return df, _completed(path)
 
 
 def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
     """The run's metric rows (all seeds; filter on the ``seed`` column). With a results folder, the
     rows of every completed replicate are appended (column ``replicate``); with a
     :class:`Replicate` (what claims read), that replicate's rows only, and only once its run has
-    finished (``completed`` or ``diverged``): an interrupted run's last row is not its final value."""
+    finished (``completed`` or ``diverged``): an interrupted run's last row is not its final value
+    (:func:`logged` gives its rows so far)."""
     if isinstance(root, Replicate):
-        if not _completed(run_dir(figure, run, root)):  # a claim reads only runs that reached their end
+        df, finished = logged(figure, run, root)
+        if not finished:  # a claim on the end of a run reads only runs that reached their end
             raise MissingRun(f"{figure}/{run} did not finish (see its summary.json)")
-        df = _metrics(run_dir(figure, run, root) / "metrics.csv")
-        if root.seed is not None:
-            df = df[df.seed == root.seed]
-            if df.empty:
-                raise MissingRun(f"{figure}/{run} has no rows of seed {root.seed}")
         return df
     first = _metrics(Path(root) / figure / run / "metrics.csv")
     frames = [first]
@@ -172,8 +189,14 @@ def final_mean(figure: str, run: str, column: str, root: Root = RESULTS) -> floa
 
 
 def value_at(figure: str, run: str, column: str, epoch: int, root: Root = RESULTS) -> float:
-    """Mean over seeds of ``column`` at the last logged epoch <= ``epoch``."""
-    df = metrics(figure, run, root)
+    """Mean over seeds of ``column`` at the last logged epoch <= ``epoch``. A replicate that stopped
+    early answers once it has logged ``epoch`` or a later one."""
+    if isinstance(root, Replicate):
+        df, finished = logged(figure, run, root)
+        if not finished and df.epoch.max() < epoch:
+            raise MissingRun(f"{figure}/{run} stopped at epoch {df.epoch.max()}, before epoch {epoch}")
+    else:
+        df = metrics(figure, run, root)
     at = df[df.epoch <= epoch].epoch.max()
     return float(df[df.epoch == at][column].mean())
 
@@ -181,25 +204,37 @@ def value_at(figure: str, run: str, column: str, epoch: int, root: Root = RESULT
 HOLD = 2  # logged epochs in a row that must pass a threshold for an onset
 
 
-def onset(epochs: list[int], values: list[float], threshold: float, hold: int = HOLD) -> int | None:
+def onset(epochs: list[int], values: list[float], threshold: float, hold: int = HOLD, ended: bool = True) -> int | None:
     """The onset rule used for every milestone of ours and of the official runs: the first logged
     epoch from which ``values >= threshold`` holds for ``hold`` logged epochs in a row (a crossing
-    in the last logged epochs, with fewer rows left to confirm it, counts). A single noisy logged
-    epoch above the threshold is not an onset."""
+    in the last logged epochs, with fewer rows left to confirm it, counts when the run ``ended``
+    there, not when it stopped early). A single noisy logged epoch above the threshold is not an
+    onset."""
     run = 0
     for i, v in enumerate(values):
         run = run + 1 if v >= threshold else 0
-        if run == hold or (run and i == len(values) - 1):
+        if run == hold or (ended and run and i == len(values) - 1):
             return int(epochs[i - run + 1])
     return None
 
 
 def onsets(figure: str, run: str, column: str, threshold: float, root: Root = RESULTS) -> list[int | None]:
     """:func:`onset` of ``column`` per seed of the run (per replicate when ``root`` is a folder
-    with replicates: seeds of different replicates are told apart by ``replicate``)."""
-    df = metrics(figure, run, root)
+    with replicates: seeds of different replicates are told apart by ``replicate``). A replicate
+    that stopped early answers for the seeds whose onset it logged, and is missing otherwise: it
+    cannot tell "later" from "never"."""
+    if isinstance(root, Replicate):
+        df, finished = logged(figure, run, root)
+    else:
+        df, finished = metrics(figure, run, root), True
     keys = ["replicate", "seed"] if "replicate" in df else ["seed"]
-    return [onset(rows.epoch.tolist(), rows[column].tolist(), threshold) for _, rows in df.groupby(keys, sort=False)]
+    found = [
+        onset(rows.epoch.tolist(), rows[column].tolist(), threshold, ended=finished)
+        for _, rows in df.groupby(keys, sort=False)
+    ]
+    if not finished and None in found:
+        raise MissingRun(f"{figure}/{run} stopped at epoch {df.epoch.max()}, before {column} reached {threshold}")
+    return found
 
 
 def first_epoch(figure: str, run: str, column: str, threshold: float, root: Root = RESULTS) -> float | None:

@@ -4,6 +4,7 @@
     python scripts/official.py fig6 --jobs 2 --threads 1      # Fig. 6's runs, two at a time
     python scripts/official.py fig2 --only frac0.7_float32    # one run
     python scripts/official.py fig1 --official-dir ../shared/official/release-0cc9e8d
+    python scripts/official.py fig2 --only frac0.4_float64 --until sc_fraction=0.5  # stop at SC onset
 
 Each seed runs in its own scratch copy of the snapshot (``runs/official/<commit>/<figure>/<run>/
 seed<k>/``, ignored by git), through a wrapper that sets the thread count (the script asks for 5)
@@ -12,6 +13,11 @@ seed whose scratch run finished is not run again, so an interrupted batch resume
 official code has no checkpoints: an interrupted seed starts over). When every seed of a run has
 finished, its long-format log is converted into ``results/official/<commit>/<figure>/<run>/``
 (``metrics.csv`` in our columns, ``summary.json``, ``config.yaml`` with the flags).
+
+``--until COLUMN=VALUE`` (repeatable) stops each seed once every such onset is in its log (two
+logged epochs in a row, the rule the claims read): a run whose question is an onset, e.g. when SC
+passes 50 %, need not run to its last epoch. Its status is then ``stopped`` and the claims read it
+as the start of its trajectory: its onsets, never its end.
 """
 
 from __future__ import annotations
@@ -37,14 +43,59 @@ from grokking.official import (  # noqa: E402
     commit_of,
     flags_for,
     is_release,
+    onsets_reached,
+    parse_until,
     prepare_scratch,
+    read_long_metrics,
     write_result,
 )
 
+POLL_S = 10  # how often a seed with --until conditions has its log read
 
-def run_seed(official_dir: Path, scratch: Path, flags: list[str], threads: int, device: str) -> tuple[int, float]:
+
+def done(scratch: Path) -> bool:
+    """Whether the seed's scratch run finished, or was stopped once its --until onsets were in."""
     info_path = scratch / "run.json"
-    if info_path.is_file() and json.loads(info_path.read_text()).get("returncode") == 0:
+    if not info_path.is_file():
+        return False
+    info = json.loads(info_path.read_text())
+    return info.get("returncode") == 0 or bool(info.get("stopped"))
+
+
+def wait(process: subprocess.Popen, partial: Path, until: dict[str, float], log_frequency: int) -> dict | None:
+    """Wait for the official process; with ``until``, stop it once every onset is in its log and
+    return what was reached (None when it ended by itself)."""
+    while True:
+        try:
+            process.wait(timeout=POLL_S if until else None)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            rows = read_long_metrics(partial, log_frequency) if partial.is_file() else None
+        except (OSError, ValueError, KeyError):  # a log being replaced, or not a row yet
+            rows = None
+        found = onsets_reached(rows, until) if rows is not None and not rows.empty else None
+        if found is not None:
+            process.terminate()
+            process.wait()
+            return {
+                "until": {c: f">= {v}" for c, v in until.items()},
+                "onsets": found,
+                "last_logged_epoch": int(rows.epoch.max()),
+            }
+
+
+def run_seed(
+    official_dir: Path,
+    scratch: Path,
+    flags: list[str],
+    threads: int,
+    device: str,
+    until: dict[str, float] | None = None,
+    log_frequency: int = 1,
+) -> tuple[int, float]:
+    if done(scratch):
         return 0, 0.0
     wrapper = prepare_scratch(official_dir, scratch, flags, threads)
     import torch
@@ -57,13 +108,17 @@ def run_seed(official_dir: Path, scratch: Path, flags: list[str], threads: int, 
     env["PYTHONPATH"] = str(scratch)
     started = time.time()
     with open(scratch / "stdout.log", "w") as log:
-        code = subprocess.run(
+        process = subprocess.Popen(
             [sys.executable, wrapper.name], cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT
-        ).returncode
+        )
+        stopped = wait(process, scratch / PARTIAL, until or {}, log_frequency)
     wall = time.time() - started
+    code = process.returncode
     info = {**start, "returncode": code, "wall_time_s": wall, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
-    return code, wall
+    if stopped:
+        info["stopped"] = stopped
+    (scratch / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    return (0 if stopped else code), wall
 
 
 def main() -> None:
@@ -81,7 +136,18 @@ def main() -> None:
     parser.add_argument(
         "--collect", action="store_true", help="only convert what the scratch runs hold, stopped seeds included"
     )
+    parser.add_argument(
+        "--until",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="stop each seed once COLUMN >= VALUE has its onset (e.g. sc_fraction=0.5); repeat for several",
+    )
     args = parser.parse_args()
+    try:
+        until = dict(parse_until(u) for u in args.until)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
 
     if not (args.official_dir / "grokking_experiments.py").is_file():
         sys.exit(
@@ -141,6 +207,8 @@ def main() -> None:
                 flags_for(run, seed, release)[:-1] + [device],
                 args.threads,
                 device,
+                until,
+                run.log_frequency,
             ): (fig, name, seed)
             for fig, name, run, seed, scratch in jobs
         }
@@ -152,12 +220,9 @@ def main() -> None:
                 failed.append(f"{fig}/{name}/seed{seed}")
     for fig, name, run in runs:
         dirs = {seed: args.scratch / commit / fig / name / f"seed{seed}" for seed in seeds_of[fig, name]}
-        if all(
-            (d / "run.json").is_file() and json.loads((d / "run.json").read_text())["returncode"] == 0
-            for d in dirs.values()
-        ):
-            write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
-            print(f"wrote {args.out / commit / fig / name}")
+        if all(done(d) for d in dirs.values()):
+            s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
+            print(f"wrote {args.out / commit / fig / name} ({s['status']})")
     if failed:
         sys.exit(f"error: {len(failed)} official runs failed: {', '.join(failed)} (see their stdout.log)")
 

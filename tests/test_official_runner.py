@@ -129,3 +129,71 @@ def test_official_binary_input_crashes_in_both_snapshots(snapshot, tmp_path, mon
         loss(torch.zeros(8, 113), targets)
     for name in ("datasets", "utils", "binary_operations", "constants", "models", "orthograd", "logger"):
         sys.modules.pop(name, None)
+
+
+FAKE_SCRIPT = """
+import os, sys, time
+import pandas as pd
+import logger
+
+epochs = int(sys.argv[sys.argv.index("--num_epochs") + 1])
+log = logger.MetricsLogger()
+for p in range(epochs):
+    rows = [{"epoch": p, "input_type": s, "metric_name": m, "layer": None, "value": v}
+            for s in ("train", "test") for m, v in (("loss", 1.0), ("accuracy", 0.5))]
+    rows.append({"epoch": p, "input_type": "train", "metric_name": "softmax_collapse", "layer": None, "value": 0.1 * p})
+    rows.append({"epoch": p, "input_type": "train", "metric_name": "zero_terms", "layer": None, "value": 0.0})
+    rows.append({"epoch": p, "input_type": "general", "metric_name": "weights_l2", "layer": "w", "value": 1.0})
+    log.log_metrics(rows)
+    time.sleep(0.1)
+os.makedirs("loggs/key", exist_ok=True)
+log.metrics_df.to_csv("loggs/key/metrics.csv", index=False)
+"""
+FAKE_LOGGER = """
+import pandas as pd
+
+class MetricsLogger:
+    def __init__(self):
+        self.metrics_df = pd.DataFrame()
+
+    def log_metrics(self, rows):
+        self.metrics_df = pd.concat([self.metrics_df, pd.DataFrame(rows)], ignore_index=True)
+"""
+
+
+def test_until_stops_a_seed_at_its_onset_and_the_run_reads_as_stopped(tmp_path, monkeypatch):
+    """``scripts/official.py --until sc_fraction=0.5`` ends a seed once the onset is in its log (two
+    logged epochs in a row), keeps the log, and is not run again; the run's status is ``stopped``
+    and the claims read its onset, not its end. A fake snapshot stands in for the official script."""
+    from scripts import official as runner
+
+    snapshot = tmp_path / "fixed-720d244"
+    snapshot.mkdir()
+    (snapshot / "grokking_experiments.py").write_text(FAKE_SCRIPT)
+    (snapshot / "logger.py").write_text(FAKE_LOGGER)
+    monkeypatch.setattr(runner, "POLL_S", 0.2)
+    scratch = tmp_path / "seed42"
+    flags = ["--num_epochs", "300", "--seed", "42", "--device", "cpu"]
+    run = OFFICIAL_RUNS["fig2"]["frac0.4_float64"]  # logs every 50 epochs
+    code, wall = runner.run_seed(snapshot, scratch, flags, 1, "cpu", {"sc_fraction": 0.5}, run.log_frequency)
+    info = json.loads((scratch / "run.json").read_text())
+    assert code == 0 and runner.done(scratch) and wall < 25  # the full 300 positions would take 30 s
+    assert info["stopped"]["onsets"] == {"sc_fraction": 251}  # position 5 (0.5 >= 0.5), then 6: epoch 5 * 50 + 1
+    assert runner.run_seed(snapshot, scratch, flags, 1, "cpu", {"sc_fraction": 0.5}, 50) == (0, 0.0)  # not rerun
+    summary = write_result({42: scratch}, tmp_path / "out", "fig2", "frac0.4_float64", run, snapshot)
+    assert summary["status"] == "stopped" and summary["stopped"]["42"]["until"] == {"sc_fraction": ">= 0.5"}
+
+    from grokking.results import Replicate, onsets
+
+    (tmp_path / "res" / "fig2").mkdir(parents=True)
+    (tmp_path / "out").rename(tmp_path / "res" / "fig2" / "frac0.4_float64")
+    assert onsets("fig2", "frac0.4_float64", "sc_fraction", 0.5, Replicate(tmp_path / "res", seed=42)) == [251]
+
+
+def test_until_names_a_logged_column():
+    from grokking.official import parse_until
+
+    assert parse_until("sc_fraction=0.5") == ("sc_fraction", 0.5)
+    for bad in ("sc=0.5", "sc_fraction", "test_acc=high"):
+        with pytest.raises(ValueError, match="--until"):
+            parse_until(bad)

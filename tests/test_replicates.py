@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from grokking.claims import Claim, Distribution, bootstrap_ci, deviation_class, evaluate, report, summary_line, within
-from grokking.results import Replicate, metrics, onset, onsets, replicates
+from grokking.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
 from scripts.reproduce import replicate_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,9 @@ def test_onset_needs_two_logged_epochs_in_a_row():
     assert onset(epochs, [0.0, 0.6, 0.1, 0.6, 0.7], 0.5) == 30  # the lone spike at 10 is noise
     assert onset(epochs, [0.0, 0.1, 0.2, 0.3, 0.9], 0.5) == 40  # a crossing in the last row counts
     assert onset(epochs, [0.0, 0.1, 0.2, 0.3, 0.4], 0.5) is None
+    # ... unless the run stopped early there: the next row, had it come, might have fallen back
+    assert onset(epochs, [0.0, 0.1, 0.2, 0.3, 0.9], 0.5, ended=False) is None
+    assert onset(epochs, [0.0, 0.1, 0.2, 0.8, 0.9], 0.5, ended=False) == 30
 
 
 def test_replicate_folders_are_found_and_pooled(tmp_path):
@@ -149,3 +152,32 @@ def test_an_interrupted_run_answers_no_claim(tmp_path):
     path.write_text(json.dumps({**json.loads(path.read_text()), "status": "interrupted"}))
     assert evaluate(CLAIM, tmp_path).status == "missing"
     assert len(metrics("figX", "run", tmp_path)) == 2  # the plots still read it
+
+
+def interrupted(folder: Path) -> None:
+    path = folder / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "status": "interrupted"}))
+
+
+def test_a_run_that_stopped_early_answers_what_it_reached(tmp_path):
+    """The rows of a run stopped before its end are the start of its trajectory: an onset confirmed
+    in them, or a value at an epoch they passed, is the full run's; an onset they do not show, or a
+    value beyond them, is unknown (missing), never "never"."""
+    write_run(tmp_path / "figX" / "run", [0.0, 0.6, 0.7, 0.2], seeds=(42, 7), official=True)
+    interrupted(tmp_path / "figX" / "run")
+    seed = Replicate(tmp_path, seed=42)
+    assert onsets("figX", "run", "test_acc", 0.5, seed) == [10]
+    assert value_at("figX", "run", "test_acc", 20, seed) == 0.7
+    with pytest.raises(MissingRun, match="stopped at epoch 30, before test_acc reached 0.9"):
+        onsets("figX", "run", "test_acc", 0.9, seed)
+    with pytest.raises(MissingRun, match="stopped at epoch 30, before epoch 40"):
+        value_at("figX", "run", "test_acc", 40, seed)
+    with pytest.raises(MissingRun, match="did not finish"):
+        metrics("figX", "run", seed)  # the last row is not the final value
+    # the same rows of a finished run: a crossing in the last row counts, and "never" is an answer
+    write_run(tmp_path / "done" / "figX" / "run", [0.0, 0.1, 0.2, 0.9])
+    assert onsets("figX", "run", "test_acc", 0.5, Replicate(tmp_path / "done")) == [30]
+    assert onsets("figX", "run", "test_acc", 0.95, Replicate(tmp_path / "done")) == [None]
+    interrupted(tmp_path / "done" / "figX" / "run")
+    with pytest.raises(MissingRun):
+        onsets("figX", "run", "test_acc", 0.5, Replicate(tmp_path / "done"))

@@ -1,7 +1,9 @@
 """Measures on one run (or two runs of a figure), shared by claims of many figures.
 
-Accuracies come out in percent. Every measure reads only finished runs (``grokking.results.metrics``);
-those marked *completed only* also count a diverged run as missing.
+Accuracies come out in percent. A measure of a run's end reads only finished runs
+(``grokking.results.metrics``); those marked *completed only* also count a diverged run as missing.
+Onsets and values at an epoch are read from a run that stopped early too, once it got that far
+(``grokking.results.logged``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,9 @@ def pct_final(figure: str, run: str, column: str = "test_acc") -> Measure:
 
 @measure("pct_at")
 def pct_at(figure: str, run: str, epoch: int, column: str = "test_acc") -> Measure:
-    """Seed mean of ``column`` at the last logged epoch <= ``epoch``, in percent (completed only)."""
-
-    def measure(r: Root) -> float:
-        completed(figure, run, r)
-        return 100 * value_at(figure, run, column, epoch, r)
-
-    return measure
+    """Seed mean of ``column`` at the last logged epoch <= ``epoch``, in percent (a run that stopped
+    early answers once it has logged ``epoch``)."""
+    return lambda r: 100 * value_at(figure, run, column, epoch, r)
 
 
 @measure("max_pct")
@@ -60,13 +58,8 @@ def last_value(figure: str, run: str, column: str) -> Measure:
 @measure("first_test_50")
 def first_test_50(figure: str, run: str) -> Measure:
     """The first epoch with test accuracy >= 50 % (onset rule of ``grokking.results.onset``) of a
-    single-seed run (completed only)."""
-
-    def measure(r: Root) -> float | None:
-        completed(figure, run, r)
-        return onsets(figure, run, "test_acc", 0.5, r)[0]
-
-    return measure
+    single-seed run."""
+    return first_onset(figure, run, "test_acc", 0.5)
 
 
 @measure("first_onset")
