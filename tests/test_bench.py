@@ -113,3 +113,5 @@ def test_an_intervention_setting_intervenes_from_its_epoch(bench):
     assert intervened.epoch == 1
     assert not all(torch.allclose(a, b) for a, b in zip(grads(plain), grads(intervened)))
     assert any("intervention" in s.name and s.runs == ("fig8/intervention",) for s in bench.LATE_SETTINGS)
+    for s in bench.LATE_SETTINGS:  # each is timed from a trained state and stands for committed runs
+        assert s.late_epochs > 0 and s.seeds == [0] and s.runs, s.name
