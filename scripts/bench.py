@@ -362,7 +362,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
     after ``late_epochs`` epochs of training ("late", scripts/late_states.py), through the path
     ``cpu_kernel=auto`` picks and through autograd, all timed in alternating blocks of 10 epochs
     (the first of each block left out, as ``time_epochs`` does) so that every variant sees the same
-    machine conditions. The late state is also timed with the row bands off ("late, one band":
+    machine conditions. Both states are also timed with the row bands off ("early, one band", "late, one band":
     every row at the backward scale, the arithmetic before the bands, ``grokking.backward``)."""
     from late_states import late_state, load_state
 
@@ -374,6 +374,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
         if kernel == "torch" and variants[("auto", "early")].kernel == "torch":
             break  # auto took autograd already
         variants[(kernel, "early")] = early
+        variants[(kernel, "early, one band")] = Epoch.composed(overrides, s.seeds, device)
         variants[(kernel, "late")] = load_state(Epoch.composed(overrides, s.seeds, device), state)
         variants[(kernel, "late, one band")] = load_state(Epoch.composed(overrides, s.seeds, device), state)
     module = native_module("auto")
@@ -393,7 +394,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
         step.device = epoch.device
         return step
 
-    steps = {k: bands_off(e) if k[1] == "late, one band" else e for k, e in variants.items()}
+    steps = {k: bands_off(e) if k[1].endswith("one band") else e for k, e in variants.items()}
     for step in steps.values():
         time_epochs(step, warmup, 0)
     times: dict[tuple[str, str], list[float]] = {k: [] for k in steps}
@@ -410,7 +411,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
                 "kernel": epoch.kernel,
                 "seeds": len(s.seeds),
                 "n_train": epoch.n_train,
-                "state": "epoch 0" if phase == "early" else f"epoch {late_epochs}" + phase[4:],
+                "state": ("epoch 0" + phase[5:]) if phase.startswith("early") else f"epoch {late_epochs}" + phase[4:],
                 "ms_per_epoch": ms,
                 "ms_per_epoch_p90": 1000 * statistics.quantiles(times[(kernel, phase)], n=10)[-1],
                 "late_over_early": ms / early_ms,

@@ -31,10 +31,10 @@ def test_bench_smoke_writes_every_setting(bench, tmp_path, monkeypatch):
     rows = list(csv.DictReader(out.open()))
     assert [r["setting"] for r in rows[: len(bench.SETTINGS)]] == [s.name for s in bench.SETTINGS]
     late = [r for r in rows if r["state"]]
-    # each late-state setting: early, late and late with one band, through its path and autograd (the
-    # float16 loss takes autograd either way)
-    assert len(late) == 6 * len(bench.LATE_SETTINGS) - 3
-    assert {r["state"] for r in late} == {"epoch 0", "epoch 20", "epoch 20, one band"}
+    # each late-state setting: early and late, each also with one band, through its path and autograd
+    # (the float16 loss takes autograd either way)
+    assert len(late) == 8 * len(bench.LATE_SETTINGS) - 4
+    assert {r["state"] for r in late} == {"epoch 0", "epoch 0, one band", "epoch 20", "epoch 20, one band"}
     for r in late:
         assert float(r["late_over_early"]) > 0 and (r["state"] != "epoch 0" or float(r["late_over_early"]) == 1)
     assert len(rows) == len(bench.SETTINGS) + len(late) + 2
