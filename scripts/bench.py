@@ -103,7 +103,13 @@ SETTINGS = [
 # C++ path where it applies and cached (scripts/late_states.py).
 FIG2_70 = ["experiment=fig2", "dataset.train_fraction=0.7"]
 LATE_SETTINGS = [
-    Setting("fig8 baseline: add 60% softmax f64 loss AdamW", ["experiment=fig8"], None, 5000, runs=("fig8/baseline",)),
+    Setting(
+        "fig8 baseline: add 60% softmax f64 loss AdamW",
+        ["experiment=fig8"],
+        None,
+        late_epochs=5000,
+        runs=("fig8/baseline",),
+    ),
     Setting(
         "fig8 intervention: the baseline, correct-class gradients zeroed from epoch 6000",
         ["experiment=fig8", "sc_intervention_epoch=6000"],
@@ -111,9 +117,21 @@ LATE_SETTINGS = [
         late_epochs=7000,
         runs=("fig8/intervention",),
     ),
-    Setting("fig2 add 70% softmax f32", [*FIG2_70, "precision=float32"], None, 3000, runs=("fig2/frac0.7_float32",)),
-    Setting("fig2 add 70% softmax f16", [*FIG2_70, "precision=float16"], None, 2000, runs=("fig2/frac0.7_float16",)),
-    Setting("fig1b add 40% StableMax f64", ["experiment=fig1b"], None, 2000, runs=("fig1/b_stablemax",)),
+    Setting(
+        "fig2 add 70% softmax f32",
+        [*FIG2_70, "precision=float32"],
+        None,
+        late_epochs=3000,
+        runs=("fig2/frac0.7_float32",),
+    ),
+    Setting(
+        "fig2 add 70% softmax f16",
+        [*FIG2_70, "precision=float16"],
+        None,
+        late_epochs=2000,
+        runs=("fig2/frac0.7_float16",),
+    ),
+    Setting("fig1b add 40% StableMax f64", ["experiment=fig1b"], None, late_epochs=2000, runs=("fig1/b_stablemax",)),
     Setting(
         "fig4 sparse parity StableMax f64",
         ["experiment=fig4", "dataset=sparse_parity", "model.bias=true", "optimizer.eps=1e-18"],
@@ -344,7 +362,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
     after ``late_epochs`` epochs of training ("late", scripts/late_states.py), through the path
     ``cpu_kernel=auto`` picks and through autograd, all timed in alternating blocks of 10 epochs
     (the first of each block left out, as ``time_epochs`` does) so that every variant sees the same
-    machine conditions. The late state is also timed with the row bands off ("late, one band":
+    machine conditions. Both states are also timed with the row bands off ("early, one band", "late, one band":
     every row at the backward scale, the arithmetic before the bands, ``grokking.backward``)."""
     from late_states import late_state, load_state
 
@@ -356,6 +374,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
         if kernel == "torch" and variants[("auto", "early")].kernel == "torch":
             break  # auto took autograd already
         variants[(kernel, "early")] = early
+        variants[(kernel, "early, one band")] = Epoch.composed(overrides, s.seeds, device)
         variants[(kernel, "late")] = load_state(Epoch.composed(overrides, s.seeds, device), state)
         variants[(kernel, "late, one band")] = load_state(Epoch.composed(overrides, s.seeds, device), state)
     module = native_module("auto")
@@ -375,7 +394,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
         step.device = epoch.device
         return step
 
-    steps = {k: bands_off(e) if k[1] == "late, one band" else e for k, e in variants.items()}
+    steps = {k: bands_off(e) if k[1].endswith("one band") else e for k, e in variants.items()}
     for step in steps.values():
         time_epochs(step, warmup, 0)
     times: dict[tuple[str, str], list[float]] = {k: [] for k in steps}
@@ -392,7 +411,7 @@ def bench_late(s: Setting, extra: list[str], late_epochs: int, warmup: int, epoc
                 "kernel": epoch.kernel,
                 "seeds": len(s.seeds),
                 "n_train": epoch.n_train,
-                "state": "epoch 0" if phase == "early" else f"epoch {late_epochs}" + phase[4:],
+                "state": ("epoch 0" + phase[5:]) if phase.startswith("early") else f"epoch {late_epochs}" + phase[4:],
                 "ms_per_epoch": ms,
                 "ms_per_epoch_p90": 1000 * statistics.quantiles(times[(kernel, phase)], n=10)[-1],
                 "late_over_early": ms / early_ms,
@@ -534,7 +553,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_true",
         help="only the late-state settings: their rows replace the CSV's late-state rows (with --only: no CSV)",
     )
-    parser.add_argument("--no-late", action="store_true", help="leave the late-state settings out")
+    parser.add_argument(
+        "--no-late", action="store_true", help="leave the late-state settings out (their rows of the CSV stay)"
+    )
     parser.add_argument(
         "--only", default=None, metavar="TEXT", help="time only the settings whose name contains TEXT (no CSV written)"
     )
@@ -620,7 +641,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"4 seeds batched cost {ratio:.2f}× four single-seed runs")
     logged, plain = (next(r["ms_per_epoch"] for r in rows if r["setting"].startswith(p)) for p in TRAIN_ROWS)
     print(f"logging every 100 epochs adds {100 * (logged / plain - 1):.1f} % to a train() run")
-    write_csv(args.out or f"results/bench{suffix}.csv", rows, COLUMNS)
+    out = Path(args.out or f"results/bench{suffix}.csv")
+    kept = []
+    if args.no_late and out.is_file():  # the CSV's late-state rows stay (--late replaces only those)
+        kept = [r for r in csv.DictReader(out.open()) if r.get("state")]
+    write_csv(str(out), rows + kept, COLUMNS)
     return rows
 
 

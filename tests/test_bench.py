@@ -31,10 +31,10 @@ def test_bench_smoke_writes_every_setting(bench, tmp_path, monkeypatch):
     rows = list(csv.DictReader(out.open()))
     assert [r["setting"] for r in rows[: len(bench.SETTINGS)]] == [s.name for s in bench.SETTINGS]
     late = [r for r in rows if r["state"]]
-    # each late-state setting: early, late and late with one band, through its path and autograd (the
-    # float16 loss takes autograd either way)
-    assert len(late) == 6 * len(bench.LATE_SETTINGS) - 3
-    assert {r["state"] for r in late} == {"epoch 0", "epoch 20", "epoch 20, one band"}
+    # each late-state setting: early and late, each also with one band, through its path and autograd
+    # (the float16 loss takes autograd either way)
+    assert len(late) == 8 * len(bench.LATE_SETTINGS) - 4
+    assert {r["state"] for r in late} == {"epoch 0", "epoch 0, one band", "epoch 20", "epoch 20, one band"}
     for r in late:
         assert float(r["late_over_early"]) > 0 and (r["state"] != "epoch 0" or float(r["late_over_early"]) == 1)
     assert len(rows) == len(bench.SETTINGS) + len(late) + 2
@@ -113,3 +113,5 @@ def test_an_intervention_setting_intervenes_from_its_epoch(bench):
     assert intervened.epoch == 1
     assert not all(torch.allclose(a, b) for a, b in zip(grads(plain), grads(intervened)))
     assert any("intervention" in s.name and s.runs == ("fig8/intervention",) for s in bench.LATE_SETTINGS)
+    for s in bench.LATE_SETTINGS:  # each is timed from a trained state and stands for committed runs
+        assert s.late_epochs > 0 and s.seeds == [0] and s.runs, s.name
