@@ -25,13 +25,14 @@ from __future__ import annotations
 import inspect
 import random
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from grokking.measures import MEASURES
+from grokking.registry import Registry
 from grokking.results import Replicate, replicates
 
 MISSING = (FileNotFoundError, KeyError, IndexError)
@@ -294,7 +295,7 @@ def claim_from_row(row: object, where: str) -> Claim:
     return Claim(row["figure"], row["claim"], row["paper"], measure, holds, row["tolerance"], fmt)
 
 
-def build(registry: dict[str, Callable], kind: str, name: object, args: object, where: str) -> Callable:
+def build(registry: Mapping[str, Callable] | Registry, kind: str, name: object, args: object, where: str) -> Callable:
     """``registry[name]`` called with ``args`` (a list: positional; a mapping: by name)."""
     if not isinstance(name, str) or name not in registry:
         raise ClaimsTableError(f"{where}: unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")

@@ -141,3 +141,11 @@ def test_claims_script_says_error_and_the_row(tmp_path, monkeypatch):
         runpy.run_path(str(SCRIPTS / "claims.py"), run_name="__main__")
     assert str(exit.value.code).startswith("error: claims.yaml row 1: unknown measure 'nope'; choose one of: ")
     assert "pct_final" in str(exit.value.code) and not (tmp_path / "CLAIMS.md").exists()
+
+
+def test_a_measure_name_means_one_measure():
+    from grokking.measures import measure
+
+    with pytest.raises(ValueError, match="measure=pct_at is registered already"):
+        measure("pct_at")(lambda: None)
+    assert "pct_at" in MEASURES and MEASURES["pct_at"].__name__ == "pct_at"

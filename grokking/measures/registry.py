@@ -13,22 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from grokking.registry import Registry
 from grokking.results import Root, metrics, summary
 
 Measure = Callable[[Root], float | None]
-MEASURES: dict[str, Callable[..., Measure]] = {}
+MEASURES: Registry[Callable[..., Measure]] = Registry("measure", lambda build: build)
 
 
 def measure(name: str):
-    """Register the decorated function as the measure ``name``."""
-
-    def register(build: Callable[..., Measure]) -> Callable[..., Measure]:
-        if name in MEASURES:
-            raise ValueError(f"measure {name!r} is registered twice")
-        MEASURES[name] = build
-        return build
-
-    return register
+    """Register the decorated function as the measure ``name`` (a name taken twice is an error)."""
+    return MEASURES.register(name)
 
 
 def completed(figure: str, run: str, root: Root | Path) -> pd.DataFrame:
