@@ -115,8 +115,8 @@ OFFICIAL_RUNS: dict[str, dict[str, OfficialRun]] = {
             ("--lr", "0.001", "--train_fraction", "0.6", "--cross_entropy_dtype", "float64"), 20000, 50
         ),
     },
-    "fig9": {
-        f"frac{frac}_{prec}": OfficialRun(
+    "fig9": {  # the official script runs plain SGD here: our plain_sgd_* runs, not the normalized-SGD ones
+        f"plain_sgd_frac{frac}_{prec}": OfficialRun(
             ("--optimizer", "SGD", "--lr", "3.0" if frac == 0.4 else "4.0", "--train_fraction", str(frac))
             + ("--cross_entropy_dtype", prec, "--use_lr_scheduler"),
             10000,

@@ -108,12 +108,15 @@ RUNS: dict[str, dict[str, list[str]]] = {
         "intervention": ["experiment=fig8", "sc_intervention_epoch=6000"],
     },
     "fig9": {
-        f"frac{frac}_{prec}": [
+        f"{name}frac{frac}_{prec}": [
             "experiment=fig9",
             f"dataset.train_fraction={frac}",
             f"precision={prec}",
             f"optimizer.lr={3.0 if frac == 0.4 else 4.0}",
+            *plain,
         ]
+        # the paper's normalized SGD, and the plain SGD (momentum 0.2) that the authors' run script runs
+        for name, plain in (("", []), ("plain_sgd_", ["optimizer.normalize_grad=false", "optimizer.momentum=0.2"]))
         for frac in (0.4, 0.6, 0.7)
         for prec in ("float16", "float32", "float64")
     },
