@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, accuracy_curves, panels, save
+from grokking.plotting import COLORS, accuracy_curves, official_overlay, panels, save
 from grokking.results import exists, metrics, per_seed
 
 FRACTIONS = (0.4, 0.6, 0.7)
@@ -22,6 +22,7 @@ def main(results: Path, out_dir: Path) -> None:
 
 def draw(results: Path, out_dir: Path, prefix: str, name: str) -> None:
     fig, axes = panels(len(FRACTIONS))
+    official = False
     for ax, frac in zip(axes, FRACTIONS, strict=True):
         for prec in PRECISIONS:
             run = f"{prefix}frac{frac}_{prec}"
@@ -33,8 +34,11 @@ def draw(results: Path, out_dir: Path, prefix: str, name: str) -> None:
             for epoch in per_seed("fig9", run, "epoch_sc_50", results):
                 if epoch is not None:
                     ax.axvline(epoch, color=COLORS[prec], ls=":", lw=1.2)
+            official |= official_overlay(ax, "fig9", run, "test_acc", results)
         optimizer = "plain SGD, momentum 0.2" if prefix else "normalized SGD"
         ax.set(title=f"{frac:.0%} train, {optimizer}, lr {3 if frac == 0.4 else 4}", xlabel="epoch", xscale="log")
         ax.set(xlim=(50, 10_000), ylim=(-2, 102), ylabel="accuracy (%)")
+    if official:  # the official script's plain-SGD runs, test accuracy
+        axes[0].plot([], [], color="0.55", lw=0.6, label="official code (test)")
     axes[0].legend(title="loss dtype", loc="center left")
     save(fig, name, out_dir)
