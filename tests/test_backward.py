@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from grokking.backward import scaled_backward
+from grokking import backward
+from grokking.backward import row_shifts, scaled_backward
 from grokking.checkpoint import config_differences
 from grokking.cli import compose
 from grokking.config import DatasetConfig, ModelConfig
@@ -44,6 +45,34 @@ def test_scaled_backward_keeps_precision_that_subnormal_products_lose():
         scaled_backward((logits * upstream).sum(), logits, [w], k, torch.float32)
         errors[k] = ((w.grad.double() - exact).abs().max() / exact.abs().max()).item()
     assert errors[40] < 1e-6 and errors[0] > 10 * errors[40]
+
+
+def test_mixed_bands_keep_a_gradient_made_only_of_subnormal_logit_gradients():
+    """Two samples on disjoint features: one with ordinary logit gradients, one whose logit
+    gradients at the backward scale 2^40 are subnormal float32 (3, -5, 2 × 2^-141). Their rows get
+    different bands (2^40 and 2^200), so the backward runs once per band; the second feature's weight gradient comes
+    only from the subnormal values and is exact, (3, -5, 2) × 2^-121, as with one band."""
+    h = torch.zeros(2, 4)
+    h[0, 0], h[1, 1] = 1.0, 2.0**60
+    upstream = torch.zeros(2, 3, dtype=torch.float64)
+    upstream[0] = torch.tensor([0.25, -0.5, 0.25])
+    upstream[1] = torch.tensor([3.0, -5.0, 2.0], dtype=torch.float64) * 2.0**-181
+    at_scale = (upstream * 2.0**40).float()
+    assert 0 < at_scale[1].abs().max() < torch.finfo(torch.float32).tiny
+    assert row_shifts(at_scale, 40).tolist() == [40, 200]
+    grads = {}
+    for bands in (True, False):
+        backward.BANDS["on"] = bands
+        try:
+            w = torch.zeros(4, 3, requires_grad=True)
+            logits = h @ w
+            scaled_backward((logits.double() * upstream).sum(), logits, [w], 40, torch.float64)
+        finally:
+            backward.BANDS["on"] = True
+        grads[bands] = w.grad
+    expected = (h.double().T @ upstream).float()
+    assert torch.equal(grads[True], expected) and torch.equal(grads[False], expected)
+    assert torch.equal(grads[True][1], torch.tensor([3.0, -5.0, 2.0]) * 2.0**-121)
 
 
 def test_zero_gradient_stays_exactly_zero():
