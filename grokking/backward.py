@@ -33,10 +33,10 @@ def scaled_backward(
 
     After Softmax Collapse a sample's logit gradients can lie far below the scale's upstream
     gradient 2^log2_scale / N, and some in float32's subnormal range, where the backward matmuls
-    run up to 27× slower. With a float32 model, where the logits' gradient has no subnormal entry,
-    it is scaled up as a whole by 2^(40·j) when its largest entry lies 40·j or more binades below
-    2^log2_scale / N (:func:`band_shift`: a fully collapsed batch), one backward pass as before.
-    Where it has subnormal entries, each sample's row is scaled up by its band's 2^(40·q)
+    run up to 27× slower. With a float32 model the logits' gradient is scaled up as a whole by
+    2^(40·j) when its largest entry lies 40·j or more binades below 2^log2_scale / N
+    (:func:`band_shift`: a fully collapsed batch), one backward pass. With a float64 loss, where
+    it has subnormal entries (:func:`banded_backward`), each sample's row is scaled up by its band's 2^(40·q)
     (:func:`row_shifts`, the bands of the C++ step, ``docs/speed.md``), which makes every nonzero
     entry a normal float, and the model's backward runs once per band on that band's rows (mixed
     states: once per band present). The bands' parameter gradients are unscaled and added in
@@ -49,36 +49,68 @@ def scaled_backward(
         loss.backward()
         return
     scale = 2.0**log2_scale
-    if logits.dtype != torch.float32 or not BANDS["on"]:  # one scale for the whole batch
-        if loss_dtype == torch.float16:
-            logits.register_hook(lambda g: g * scale)
-            loss.backward()
-        else:
-            loss.backward(torch.full_like(loss, scale))
-        unscale_grads(params, log2_scale)
+    if logits.dtype == torch.float32 and loss_dtype == torch.float64 and BANDS["on"]:
+        banded_backward(loss, logits, params, log2_scale)
         return
+    shift = [0]
+
+    def band(g: torch.Tensor) -> torch.Tensor | None:
+        shift[0] = band_shift(g, log2_scale)
+        return g * 2.0 ** shift[0] if shift[0] else None
+
     if loss_dtype == torch.float16:
-        (grad,) = torch.autograd.grad(loss, logits, retain_graph=True)
-        grad = grad * scale
+        logits.register_hook(lambda g: g * scale)
+        if logits.dtype == torch.float32:
+            logits.register_hook(band)
+        loss.backward()
     else:
-        (grad,) = torch.autograd.grad(loss, logits, torch.full_like(loss, scale), retain_graph=True)
-    tiny = torch.finfo(grad.dtype).tiny
-    if not ((grad != 0) & (grad.abs() < tiny)).any():  # no subnormal entry: one band for the batch
-        shift = band_shift(grad, log2_scale)
-        logits.backward(grad * 2.0**shift if shift else grad)
-        if shift:
-            unscale_exactly(params, log2_scale + shift)
+        if logits.dtype == torch.float32:
+            logits.register_hook(band)
+        loss.backward(torch.full_like(loss, scale))
+    if shift[0]:
+        unscale_exactly(params, log2_scale + shift[0])
+    else:
+        unscale_grads(params, log2_scale)
+
+
+def banded_backward(loss: torch.Tensor, logits: torch.Tensor, params: list[torch.Tensor], log2_scale: int) -> None:
+    """:func:`scaled_backward` of a float64 loss on float32 logits, the case whose logits' gradient
+    can hold subnormal float32 entries (a float32 loss's cannot: its smallest nonzero probability
+    2^-149 times the upstream 2^log2_scale / N is a normal float; docs/speed.md). Without subnormal
+    entries the backward pass is one band, as for other losses. With them, it continues from the
+    rows of the first band of :func:`row_shifts`, and the other bands' rows are backpropagated
+    after it from the retained graph; the bands' sums are added in float64."""
+    seen: dict = {}
+
+    def hook(g: torch.Tensor) -> torch.Tensor | None:
+        if not ((g != 0) & (g.abs() < torch.finfo(g.dtype).tiny)).any():
+            seen["shift"] = band_shift(g, log2_scale)
+            return g * 2.0 ** seen["shift"] if seen["shift"] else None
+        shifts = row_shifts(g, log2_scale)
+        seen.update(grad=g, shifts=shifts, bands=[b for b in shifts.unique().tolist() if b])
+        return rows_at(g, shifts, seen["bands"][0])
+
+    logits.register_hook(hook)
+    loss.backward(torch.full_like(loss, 2.0**log2_scale), retain_graph=True)
+    if "bands" not in seen:
+        if seen.get("shift"):
+            unscale_exactly(params, log2_scale + seen["shift"])
         else:
             unscale_grads(params, log2_scale)
         return
-    shifts = row_shifts(grad, log2_scale)
-    bands = [b for b in shifts.unique().tolist() if b]  # 0: rows whose gradient is zero, which add nothing
+    grad, shifts, bands = seen["grad"], seen["shifts"], seen["bands"]
+    firsts = [p.grad for p in params]
+    for p in params:
+        p.grad = None
     totals: list[torch.Tensor | None] = [None] * len(params)
-    for band in bands:
-        rows = (shifts == band).unsqueeze(-1)
+    for k, band in enumerate(bands):
         for shift in (band, 0):  # a band whose scaled pass overflows float32: at the backward scale
-            band_grad = torch.where(rows, grad * 2.0**shift, torch.zeros_like(grad))
-            grads = torch.autograd.grad(logits, params, band_grad, retain_graph=True, allow_unused=True)
+            if k == 0 and shift == band:
+                grads = firsts  # the first band went through the backward pass above
+            else:
+                grads = torch.autograd.grad(
+                    logits, params, rows_at(grad, shifts, band, shift), retain_graph=True, allow_unused=True
+                )
             if all(g is None or torch.isfinite(g).all() for g in grads):
                 break
         for i, g in enumerate(grads):
@@ -87,8 +119,14 @@ def scaled_backward(
                 totals[i] = part if totals[i] is None else totals[i].add_(part)
     for p, total in zip(params, totals, strict=True):
         if total is not None:
-            total = total.to(p.dtype)
-            p.grad = total if p.grad is None else p.grad + total
+            p.grad = total.to(p.dtype)
+
+
+def rows_at(grad: torch.Tensor, shifts: torch.Tensor, band: int, shift: int | None = None) -> torch.Tensor:
+    """The rows of ``grad`` whose band is ``band``, scaled by 2^shift (default: the band's own), others zero."""
+    shift = band if shift is None else shift
+    scaled = (grad.double() * 2.0**shift).to(grad.dtype)  # exact; 2^shift itself may exceed float32's range
+    return torch.where((shifts == band).unsqueeze(-1), scaled, torch.zeros_like(grad))
 
 
 def row_shifts(grad: torch.Tensor, log2_scale: int) -> torch.Tensor:
