@@ -76,16 +76,18 @@ def scaled_backward(
 def banded_backward(loss: torch.Tensor, logits: torch.Tensor, params: list[torch.Tensor], log2_scale: int) -> None:
     """:func:`scaled_backward` of a float64 loss on float32 logits, the case whose logits' gradient
     can hold subnormal float32 entries (a float32 loss's cannot: its smallest nonzero probability
-    2^-149 times the upstream 2^log2_scale / N is a normal float; docs/speed.md). Without subnormal
-    entries the backward pass is one band, as for other losses. With them, it continues from the
+    2^-149 times the upstream 2^log2_scale / N is a normal float; docs/speed.md). Where the batch's
+    one band (:func:`band_shift`) leaves no entry subnormal, the backward pass is that one band, as
+    for other losses. Otherwise it continues from the
     rows of the first band of :func:`row_shifts`, and the other bands' rows are backpropagated
     after it from the retained graph; the bands' sums are added in float64."""
     seen: dict = {}
 
     def hook(g: torch.Tensor) -> torch.Tensor | None:
-        if not ((g != 0) & (g.abs() < torch.finfo(g.dtype).tiny)).any():
-            seen["shift"] = band_shift(g, log2_scale)
-            return g * 2.0 ** seen["shift"] if seen["shift"] else None
+        shift = band_shift(g, log2_scale)  # entries below 2^-126 - shift stay subnormal at 2^shift
+        if shift >= 24 or not ((g != 0) & (g.abs() < torch.finfo(g.dtype).tiny * 2.0**-shift)).any():
+            seen["shift"] = shift
+            return g * 2.0**shift if shift else None
         shifts = row_shifts(g, log2_scale)
         seen.update(grad=g, shifts=shifts, bands=[b for b in shifts.unique().tolist() if b])
         return rows_at(g, shifts, seen["bands"][0])
