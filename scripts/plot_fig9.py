@@ -38,7 +38,8 @@ def draw(results: Path, out_dir: Path, prefix: str, name: str) -> None:
         optimizer = "plain SGD, momentum 0.2" if prefix else "normalized SGD"
         ax.set(title=f"{frac:.0%} train, {optimizer}, lr {3 if frac == 0.4 else 4}", xlabel="epoch", xscale="log")
         ax.set(xlim=(50, 10_000), ylim=(-2, 102), ylabel="accuracy (%)")
+    legend = next((ax for ax in axes if ax.lines), axes[0])  # the first panel with runs
     if official:  # the official script's plain-SGD runs, test accuracy
-        axes[0].plot([], [], color="0.55", lw=0.6, label="official code (test)")
-    axes[0].legend(title="loss dtype", loc="center left")
+        legend.plot([], [], color="0.55", lw=0.6, label="official code (test)")
+    legend.legend(title="loss dtype", loc="center left")
     save(fig, name, out_dir)
