@@ -67,10 +67,7 @@ def scaled_backward(
         if logits.dtype == torch.float32:
             logits.register_hook(band)
         loss.backward(torch.full_like(loss, scale))
-    if shift[0]:
-        unscale_exactly(params, log2_scale + shift[0])
-    else:
-        unscale_grads(params, log2_scale)
+    unscale(params, log2_scale, shift[0])
 
 
 def banded_backward(loss: torch.Tensor, logits: torch.Tensor, params: list[torch.Tensor], log2_scale: int) -> None:
@@ -95,10 +92,7 @@ def banded_backward(loss: torch.Tensor, logits: torch.Tensor, params: list[torch
     logits.register_hook(hook)
     loss.backward(torch.full_like(loss, 2.0**log2_scale), retain_graph=True)
     if "bands" not in seen:
-        if seen.get("shift"):
-            unscale_exactly(params, log2_scale + seen["shift"])
-        else:
-            unscale_grads(params, log2_scale)
+        unscale(params, log2_scale, seen.get("shift", 0))
         return
     grad, shifts, bands = seen["grad"], seen["shifts"], seen["bands"]
     firsts = [p.grad for p in params]
@@ -153,6 +147,14 @@ def band_shift(grad: torch.Tensor, log2_scale: int) -> int:
         return 0
     below = log2_scale - math.log2(grad.shape[-2]) - math.floor(math.log2(largest))
     return BAND * int(below // BAND) if below >= BAND else 0
+
+
+def unscale(params: list[torch.Tensor], log2_scale: int, shift: int) -> None:
+    """Undo a backward pass at 2^log2_scale whose logits' gradient was scaled up by 2^shift more."""
+    if shift:
+        unscale_exactly(params, log2_scale + shift)
+    else:
+        unscale_grads(params, log2_scale)
 
 
 def unscale_exactly(params: list[torch.Tensor], log2_scale: int) -> None:
