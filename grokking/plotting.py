@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from grokking.results import exists  # noqa: E402
+
 FIGURES = Path(__file__).resolve().parent.parent / "results" / "figures"
 
 # one color per precision / method, used consistently across figures
@@ -100,6 +102,15 @@ def note_missing(ax, figure: str, runs: list[str]) -> None:
     """Mark on ``ax`` the runs of ``figure`` that have no results yet."""
     ax.text(0.5, 0.5, "not run: " + ", ".join(f"{figure}/{r}" for r in runs), ha="center", wrap=True,
             transform=ax.transAxes, fontsize=7, color="0.4")  # fmt: skip
+
+
+def present_runs(ax, figure: str, runs, results: Path) -> list[str]:
+    """The runs of ``figure`` (in order) that have results in ``results``; the others are noted on ``ax``."""
+    present = [run for run in runs if exists(figure, run, results)]
+    missing = [run for run in runs if run not in present]
+    if missing:
+        note_missing(ax, figure, missing)
+    return present
 
 
 def missing_figure(name: str, reason: str, out_dir: Path = FIGURES) -> list[Path]:

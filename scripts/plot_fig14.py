@@ -6,20 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, mean_band, note_missing, panels, save
-from grokking.results import exists, metrics
+from grokking.plotting import COLORS, mean_band, panels, present_runs, save
+from grokking.results import metrics
 
 RUNS = {"no_wd": ("no weight decay", COLORS["adamw"]), "wd": ("weight decay 1.0", COLORS["wd"])}
 
 
 def main(results: Path, out_dir: Path) -> None:
     fig, (acc, sc, norm) = panels(3)
-    missing = [run for run in RUNS if not exists("fig14", run, results)]
-    if missing:
-        note_missing(acc, "fig14", missing)
-    for run, (label, color) in RUNS.items():
-        if run in missing:
-            continue
+    for run in present_runs(acc, "fig14", RUNS, results):
+        label, color = RUNS[run]
         df = metrics("fig14", run, results)
         pct = df.assign(test_acc=100 * df.test_acc, sc_fraction=100 * df.sc_fraction)
         mean_band(acc, pct, "epoch", "test_acc", label, color)

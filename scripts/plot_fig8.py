@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import accuracy_curves, mean_band, note_missing, panels, save
-from grokking.results import exists, metrics
+from grokking.plotting import accuracy_curves, mean_band, panels, present_runs, save
+from grokking.results import metrics
 
 RUNS = {"baseline": ("baseline", "#1f77b4"), "intervention": ("intervention from 6000", "#d62728")}
 INTERVENTION_EPOCH = 6000
@@ -14,12 +14,8 @@ INTERVENTION_EPOCH = 6000
 
 def main(results: Path, out_dir: Path) -> None:
     fig, (acc, sc, norm) = panels(3)
-    missing = [run for run in RUNS if not exists("fig8", run, results)]
-    if missing:
-        note_missing(acc, "fig8", missing)
-    for run, (label, color) in RUNS.items():
-        if run in missing:
-            continue
+    for run in present_runs(acc, "fig8", RUNS, results):
+        label, color = RUNS[run]
         df = metrics("fig8", run, results)
         accuracy_curves(acc, df, label, color)
         mean_band(sc, df.assign(sc_fraction=100 * df.sc_fraction), "epoch", "sc_fraction", label, color)
