@@ -135,7 +135,11 @@ class ReluMatmul(torch.autograd.Function):
         a = torch.relu(h)
         ctx.save_for_backward(a, w)
         ctx.add_shape = None if add is None else add.shape
-        return torch.bmm(a, w) if add is None else torch.baddbmm(add, a, w)
+        cols, w_fwd = tiny_lines(w, 1)
+        out = torch.bmm(a, w_fwd) if add is None else torch.baddbmm(add, a, w_fwd)
+        if cols is not None:
+            apart(out, a, w, cols, add)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -143,11 +147,48 @@ class ReluMatmul(torch.autograd.Function):
         grad_w = torch.bmm(a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
         grad_h = grad_add = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.bmm(grad, w.transpose(1, 2))
+            rows, w_bwd = tiny_lines(w, 2)
+            grad_h = torch.bmm(grad, w_bwd.transpose(1, 2))
+            if rows is not None:
+                apart(grad_h, grad, w.transpose(1, 2), rows.transpose(1, 2))
             torch.ops.aten.threshold_backward.grad_input(grad_h, a, 0, grad_input=grad_h)  # 0 where h ≤ 0
         if ctx.add_shape is not None and ctx.needs_input_grad[2]:
             grad_add = grad.sum_to_size(ctx.add_shape)
         return grad_h, grad_w, grad_add
+
+
+def tiny_lines(w: torch.Tensor, dim: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The lines of a float32 weight ``w`` (R, in, out) made only of zeros and subnormals, with at
+    least one subnormal: its columns (``dim`` 1, the outputs of ``a @ w`` they feed) or rows (``dim``
+    2, the outputs of ``δ @ wᵀ``), as a mask broadcastable to ``w``, and ``w`` with them zeroed.
+    (None, w) where there are none, or for other dtypes.
+
+    A matmul whose outputs are subnormal runs up to ~50× slower on CPU (a microcode assist per
+    multiply-add). Weight decay makes such lines: the weights of a ReLU unit that is dead for the
+    whole batch get no gradient and shrink geometrically, into float32's subnormal range after a few
+    hundred epochs at a large decay. Their outputs are computed apart (:func:`apart`), the matmul on
+    the rest, as the C++ step does (``TinyLines`` in grokking/native/common.h)."""
+    if w.dtype != torch.float32 or w.device.type != "cpu":
+        return None, w
+    largest = w.detach().abs().amax(dim, keepdim=True)
+    lines = (largest > 0) & (largest < torch.finfo(w.dtype).tiny)
+    if not lines.any():
+        return None, w
+    return lines, w.masked_fill(lines, 0)
+
+
+def apart(
+    out: torch.Tensor, a: torch.Tensor, w: torch.Tensor, cols: torch.Tensor, add: torch.Tensor | None = None
+) -> None:
+    """Overwrite the columns ``cols`` (R, 1, out) of ``out = add + a @ w`` with their values computed
+    in float64 and rounded once: the matmul's own float32 arithmetic, less its subnormal roundings."""
+    for r in range(w.shape[0]):
+        j = cols[r, 0].nonzero().squeeze(1)
+        if len(j):
+            exact = a[r].double() @ w[r][:, j].double()
+            if add is not None:
+                exact += add.expand(out.shape)[r][:, j].double()
+            out[r][:, j] = exact.to(out.dtype)
 
 
 def relu_matmul(h: torch.Tensor, w: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:

@@ -230,6 +230,89 @@ void mask_(T* grad, const T* act, int64_t n) {
   for (int64_t i = 0; i < n; ++i) grad[i] = act[i] > T(0) ? grad[i] : T(0);
 }
 
+// Lines of a float32 weight (in, out) made only of zeros and subnormals, with at least one
+// subnormal: its columns (the outputs of the product a·W they feed) and its rows (the outputs of
+// δ·Wᵀ). A GEMM whose output is subnormal takes a microcode assist per multiply-add, up to ~50×
+// slower; such lines appear when weight decay shrinks the weights of dead ReLU units for hundreds
+// of epochs. Their outputs are computed apart, in double (TinyLines::column / ::row), and the GEMM
+// runs on a copy of the weight with them zeroed.
+struct TinyLines {
+  std::vector<int64_t> cols, rows;
+  at::Tensor without_cols, without_rows;  // the weight with those columns / rows zeroed (undefined: none)
+
+  template <typename S>
+  static TinyLines make(const at::Tensor& weight, bool want_rows) {
+    TinyLines t;
+    t.find<S>(weight, want_rows);
+    return t;
+  }
+
+  template <typename S>
+  void find(const at::Tensor& weight, bool want_rows) {
+    if constexpr (std::is_same_v<S, float>) {
+      const int64_t in = weight.size(0), out = weight.size(1);
+      const S* w = weight.data_ptr<S>();
+      std::vector<S> col_max(out, S(0)), row_max(in, S(0));
+      for (int64_t i = 0; i < in; ++i)
+        for (int64_t j = 0; j < out; ++j) {
+          const S m = std::abs(w[i * out + j]);
+          col_max[j] = std::max(col_max[j], m);
+          row_max[i] = std::max(row_max[i], m);
+        }
+      const S normal = std::numeric_limits<S>::min();
+      for (int64_t j = 0; j < out; ++j)
+        if (col_max[j] > S(0) && col_max[j] < normal) cols.push_back(j);
+      if (want_rows)
+        for (int64_t i = 0; i < in; ++i)
+          if (row_max[i] > S(0) && row_max[i] < normal) rows.push_back(i);
+      if (!cols.empty()) {
+        without_cols = weight.clone();
+        for (const int64_t j : cols) without_cols.select(1, j).zero_();
+      }
+      if (!rows.empty()) {
+        without_rows = weight.clone();
+        for (const int64_t i : rows) without_rows.select(0, i).zero_();
+      }
+    }
+  }
+
+  // Σ_i x[i] · y[i] in double, in eight interleaved partial sums (the products are exact in double).
+  template <typename S>
+  static double dot(const S* x, const double* y, int64_t n) {
+    double part[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int u = 0; u < 8; ++u) part[u] += static_cast<double>(x[i + u]) * y[i + u];
+    double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; i < n; ++i) sum += static_cast<double>(x[i]) * y[i];
+    return sum;
+  }
+
+  // o[r, j] = Σ_i a[r, i] · w[i, j] for the tiny columns j, in double, one rounding (o: rows × out).
+  template <typename S>
+  void columns(S* o, const S* a, const S* w, int64_t rows_n, int64_t in, int64_t out) const {
+    std::vector<double> col(in);
+    for (const int64_t j : cols) {
+      for (int64_t i = 0; i < in; ++i) col[i] = static_cast<double>(w[i * out + j]);
+      for (int64_t r = 0; r < rows_n; ++r) o[r * out + j] = static_cast<S>(dot(a + r * in, col.data(), in));
+    }
+  }
+
+  // d[r, i] = Σ_j δ[r, j] · w[i, j] for the tiny rows i where act[r, i] > 0 (elsewhere ReLU's mask
+  // zeroes it anyway), in double, one rounding (d: rows × in).
+  template <typename S>
+  void rows_of(S* d, const S* delta, const S* w, const S* act, int64_t rows_n, int64_t in, int64_t out) const {
+    std::vector<double> row(out);
+    for (const int64_t i : rows) {
+      for (int64_t j = 0; j < out; ++j) row[j] = static_cast<double>(w[i * out + j]);
+      for (int64_t r = 0; r < rows_n; ++r) {
+        if (!(act[r * in + i] > S(0))) continue;
+        d[r * in + i] = static_cast<S>(dot(delta + r * out, row.data(), out));
+      }
+    }
+  }
+};
+
 // out[j] += Σ_i x[i, j] over rows (bias gradient).
 template <typename T>
 void add_column_sums(T* out, const T* x, int64_t rows, int64_t cols) {

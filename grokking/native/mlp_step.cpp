@@ -45,6 +45,14 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
     if (has_bias) b[l] = biases[l].data_ptr<S>();
   }
   const int64_t d_in = weights[0].size(0);
+  // Weights' lines of zeros and subnormals (common.h, TinyLines): the GEMMs read copies without them.
+  std::vector<TinyLines> tiny;
+  std::vector<const S*> w_fwd(w), w_bwd(w);
+  for (int64_t l = 0; l < layers; ++l) {
+    tiny.emplace_back(TinyLines::template make<S>(weights[l], l > 0));
+    if (tiny[l].without_cols.defined()) w_fwd[l] = tiny[l].without_cols.template data_ptr<S>();
+    if (tiny[l].without_rows.defined()) w_bwd[l] = tiny[l].without_rows.template data_ptr<S>();
+  }
   const int64_t n_chunks = (n + chunk - 1) / chunk;
   const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_chunks));
 
@@ -105,13 +113,15 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
             for (int64_t j = 0; j < h0; ++j) o[j] = relu<S>(u[j] + vv[j]);
         }
       } else {
-        gemm<S>(false, false, rows, h0, d_in, x.data_ptr<S>() + r0 * d_in, d_in, w[0], h0, S(0), a0, h0);
+        gemm<S>(false, false, rows, h0, d_in, x.data_ptr<S>() + r0 * d_in, d_in, w_fwd[0], h0, S(0), a0, h0);
+        tiny[0].columns(a0, x.data_ptr<S>() + r0 * d_in, w[0], rows, d_in, h0);
         add_bias_relu_(a0, b[0], rows, h0);
       }
       for (int64_t l = 1; l < layers; ++l) {
         const int64_t in = width[l - 1], out_w = width[l];
         S* o = l + 1 < layers ? act[l].get() : z_all + r0 * c;
-        gemm<S>(false, false, rows, out_w, in, act[l - 1].get(), in, w[l], out_w, S(0), o, out_w);
+        gemm<S>(false, false, rows, out_w, in, act[l - 1].get(), in, w_fwd[l], out_w, S(0), o, out_w);
+        tiny[l].columns(o, act[l - 1].get(), w[l], rows, in, out_w);
         if (l + 1 < layers) {
           add_bias_relu_(o, b[l], rows, out_w);
         } else if (has_bias) {
@@ -193,7 +203,8 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
           const S* a_in = acts[l - 1] + s0 * in;
           gemm<S>(true, false, in, out_w, n_rows, a_in, in, upstream, out_w, S(1), gw[l], out_w);  // ∂W += aᵀ·δ
           if (has_bias) add_column_sums(gb[l], upstream, n_rows, out_w);
-          gemm<S>(false, true, n_rows, in, out_w, upstream, out_w, w[l], out_w, S(0), d_next.get(), in);  // δ·Wᵀ
+          gemm<S>(false, true, n_rows, in, out_w, upstream, out_w, w_bwd[l], out_w, S(0), d_next.get(), in);  // δ·Wᵀ
+          tiny[l].rows_of(d_next.get(), upstream, w[l], a_in, n_rows, in, out_w);
           mask_(d_next.get(), a_in, n_rows * in);
           std::swap(d, d_next);
           upstream = d.get();
