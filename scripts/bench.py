@@ -139,6 +139,13 @@ LATE_SETTINGS = [
         late_epochs=2000,
         runs=("fig4/sparse_parity",),
     ),
+    Setting(
+        "study: 2-layer MLP add 40% softmax f32, AdamW lr 1e-2 weight decay 10 (subnormal weights of dead units)",
+        ["experiment=study_baselines_mlp2", "optimizer.lr=0.01", "optimizer.weight_decay=10"],
+        None,
+        late_epochs=1000,
+        runs=("study_baselines/mlp2/adamw_lr0.01_wd10.0",),
+    ),
 ]
 SEED_SWEEP = [SETTINGS[0], SETTINGS[1], SETTINGS[6]]  # Fig. 1b's MLP, the softmax MLP, the transformer
 SMOKE = ["dataset.modulus=23", "model.width=32", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
