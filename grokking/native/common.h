@@ -241,15 +241,16 @@ struct TinyLines {
   at::Tensor without_cols, without_rows;  // the weight with those columns / rows zeroed (undefined: none)
 
   template <typename S>
-  static TinyLines make(const at::Tensor& weight, bool want_rows) {
+  static TinyLines make(const at::Tensor& weight, bool want_cols, bool want_rows) {
     TinyLines t;
-    t.find<S>(weight, want_rows);
+    t.find<S>(weight, want_cols, want_rows);
     return t;
   }
 
   template <typename S>
-  void find(const at::Tensor& weight, bool want_rows) {
+  void find(const at::Tensor& weight, bool want_cols, bool want_rows) {
     if constexpr (std::is_same_v<S, float>) {
+      if (!want_cols && !want_rows) return;
       const int64_t in = weight.size(0), out = weight.size(1);
       const S* w = weight.data_ptr<S>();
       std::vector<S> col_max(out, S(0)), row_max(in, S(0));
@@ -260,8 +261,9 @@ struct TinyLines {
           row_max[i] = std::max(row_max[i], m);
         }
       const S normal = std::numeric_limits<S>::min();
-      for (int64_t j = 0; j < out; ++j)
-        if (col_max[j] > S(0) && col_max[j] < normal) cols.push_back(j);
+      if (want_cols)
+        for (int64_t j = 0; j < out; ++j)
+          if (col_max[j] > S(0) && col_max[j] < normal) cols.push_back(j);
       if (want_rows)
         for (int64_t i = 0; i < in; ++i)
           if (row_max[i] > S(0) && row_max[i] < normal) rows.push_back(i);

@@ -49,7 +49,7 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   std::vector<TinyLines> tiny;
   std::vector<const S*> w_fwd(w), w_bwd(w);
   for (int64_t l = 0; l < layers; ++l) {
-    tiny.emplace_back(TinyLines::template make<S>(weights[l], l > 0));
+    tiny.emplace_back(TinyLines::template make<S>(weights[l], l > 0 || !tokens, l > 0));  // a token gather has no GEMM
     if (tiny[l].without_cols.defined()) w_fwd[l] = tiny[l].without_cols.template data_ptr<S>();
     if (tiny[l].without_rows.defined()) w_bwd[l] = tiny[l].without_rows.template data_ptr<S>();
   }
