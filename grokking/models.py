@@ -135,7 +135,9 @@ class ReluMatmul(torch.autograd.Function):
         a = torch.relu(h)
         ctx.save_for_backward(a, w)
         ctx.add_shape = None if add is None else add.shape
-        cols, w_fwd = tiny_lines(w, 1)
+        cols, rows = tiny_lines(w)
+        ctx.tiny_rows = rows
+        w_fwd = w if cols is None else w.masked_fill(cols, 0)
         out = torch.bmm(a, w_fwd) if add is None else torch.baddbmm(add, a, w_fwd)
         if cols is not None:
             apart(out, a, w, cols, add)
@@ -147,7 +149,8 @@ class ReluMatmul(torch.autograd.Function):
         grad_w = torch.bmm(a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
         grad_h = grad_add = None
         if ctx.needs_input_grad[0]:
-            rows, w_bwd = tiny_lines(w, 2)
+            rows = ctx.tiny_rows
+            w_bwd = w if rows is None else w.masked_fill(rows, 0)
             grad_h = torch.bmm(grad, w_bwd.transpose(1, 2))
             if rows is not None:
                 apart(grad_h, grad, w.transpose(1, 2), rows.transpose(1, 2))
@@ -157,11 +160,11 @@ class ReluMatmul(torch.autograd.Function):
         return grad_h, grad_w, grad_add
 
 
-def tiny_lines(w: torch.Tensor, dim: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+def tiny_lines(w: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The lines of a float32 weight ``w`` (R, in, out) made only of zeros and subnormals, with at
-    least one subnormal: its columns (``dim`` 1, the outputs of ``a @ w`` they feed) or rows (``dim``
-    2, the outputs of ``δ @ wᵀ``), as a mask broadcastable to ``w``, and ``w`` with them zeroed.
-    (None, w) where there are none, or for other dtypes.
+    least one subnormal: its columns (the outputs of ``a @ w`` they feed) and its rows (the outputs
+    of ``δ @ wᵀ``), each a mask broadcastable to ``w``, or None where there are none (always None
+    for other dtypes and devices). One pass over ``w``, in the forward; the backward reuses the rows.
 
     A matmul whose outputs are subnormal runs up to ~50× slower on CPU (a microcode assist per
     multiply-add). Weight decay makes such lines: the weights of a ReLU unit that is dead for the
@@ -169,12 +172,15 @@ def tiny_lines(w: torch.Tensor, dim: int) -> tuple[torch.Tensor | None, torch.Te
     hundred epochs at a large decay. Their outputs are computed apart (:func:`apart`), the matmul on
     the rest, as the C++ step does (``TinyLines`` in grokking/native/common.h)."""
     if w.dtype != torch.float32 or w.device.type != "cpu":
-        return None, w
-    largest = w.detach().abs().amax(dim, keepdim=True)
-    lines = (largest > 0) & (largest < torch.finfo(w.dtype).tiny)
-    if not lines.any():
-        return None, w
-    return lines, w.masked_fill(lines, 0)
+        return None, None
+    magnitude = w.detach().abs()
+
+    def lines(dim: int) -> torch.Tensor | None:
+        largest = magnitude.amax(dim, keepdim=True)
+        found = (largest > 0) & (largest < torch.finfo(w.dtype).tiny)
+        return found if found.any() else None
+
+    return lines(1), lines(2)
 
 
 def apart(
