@@ -78,3 +78,35 @@ def test_tiny_study_runs_reports_and_skips_or_resumes_on_a_rerun(tmp_path):
     assert "⊥AdamW" in (out / "table.md").read_text()
     assert (figures / "study_baselines_heatmap.png").stat().st_size > 0
     assert (figures / "study_baselines_best.png").stat().st_size > 0
+
+
+def load_study():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_baselines", ROOT / "scripts" / "study_baselines.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_default_grid_adds_adamw_beyond_the_largest_lr_on_the_mlps_only():
+    res = study("run", "--dry-run", "--archs", "mlp1,transformer")
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    edge = [line for line in lines if "optimizer.lr=0.1 " in line]
+    assert len(edge) == 1 and "study_baselines_mlp1" in edge[0] and "optimizer=adamw" in edge[0]
+    assert "optimizer.weight_decay=1,3,0.3 " in edge[0]  # not 10: lr × decay = 1 zeroes the weights
+    # an explicit grid runs exactly what it names
+    res = study("run", "--dry-run", "--archs", "mlp1", "--lrs", "0.05")
+    assert "optimizer.lr=0.1 " not in res.stdout
+
+
+def test_a_best_lr_at_the_end_of_the_lrs_run_is_marked_as_at_the_grid_edge():
+    s = load_study()
+    per_setting = pd.DataFrame(
+        {"arch": ["mlp1"] * 4, "method": ["adamw", "adamw", "adamw", "perpgrad"], "lr": [0.01, 0.02, 0.05, 0.02]}
+    )
+    row = lambda method, lr: pd.Series({"arch": "mlp1", "method": method, "lr": lr})  # noqa: E731
+    assert s.at_grid_edge(row("adamw", 0.05), per_setting) and s.at_grid_edge(row("adamw", 0.01), per_setting)
+    assert not s.at_grid_edge(row("adamw", 0.02), per_setting)
+    assert not s.at_grid_edge(row("perpgrad", 0.02), per_setting)  # a single lr run: no grid to be at the edge of
