@@ -7,8 +7,8 @@
 weight decay × lr, and ⊥AdamW and StableMax-CE AdamW (no decay) over the same lrs, each with
 ``--replicates`` seeds (the seed sets both the split and the init). Each run stops once test
 accuracy holds 99 % (the experiment's ``stop_when``) or at the budget. Jobs go in priority order:
-the middle of the lr range first, plain AdamW without decay last, then (on the MLPs) AdamW at lr 0.1,
-beyond the grid's largest lr, where AdamW's best setting lies (``EDGE``). A rerun skips completed runs and
+the middle of the lr range first, plain AdamW without decay last, then (on the MLPs) AdamW at lrs 0.1,
+0.2 and 0.5, beyond the grid's largest lr, where AdamW's best setting lay (``EDGE_LRS``). A rerun skips completed runs and
 resumes interrupted ones from their checkpoint. Run directories:
 ``<out>/<arch>/<method>_lr<lr>_wd<decay>_s<seed>/``.
 
@@ -46,10 +46,12 @@ LRS = {
     "transformer": (0.002, 0.005, 0.001),  # reduced grid
 }
 DECAYS = {"mlp2": (1, 3, 10, 0.3, 0.1, 0), "mlp1": (1, 3, 10, 0.3, 0.1, 0), "transformer": (1, 0.1, 0)}
-# Beyond the grid: AdamW's best MLP setting sat at the grid's largest lr (5e-2), so AdamW also runs
-# at lr 0.1 to see whether it gets faster still. Decay 10 is left out there: lr × decay = 1 would
-# zero the weights every step; decays 0 and 0.1 never reached 99 % at lr 5e-2.
-EDGE = {"mlp2": ("adamw", 0.1, (1, 3, 0.3)), "mlp1": ("adamw", 0.1, (1, 3, 0.3))}
+# Beyond the grid: AdamW's best MLP setting sat at the grid's largest lr (5e-2), so on the MLPs
+# AdamW also runs at larger lrs, to find where it stops getting faster. Only decays with
+# lr × decay < 1: at 1 the decoupled decay zeroes the weights every step, above it flips their sign.
+# Decays 0 and 0.1 never reached 99 % at lr 5e-2 and are not extended.
+EDGE_LRS = {"mlp2": (0.1, 0.2, 0.5), "mlp1": (0.1, 0.2, 0.5)}
+EDGE_DECAYS = (1, 3, 0.3)
 METHOD_OVERRIDES = {
     "adamw": ["optimizer=adamw"],
     "perpgrad": ["optimizer=perp_adamw"],
@@ -79,8 +81,9 @@ def jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 if wds:
                     out.append((arch, method, lr, wds))
         out += late
-        if not args.lrs and not args.decays and arch in EDGE and EDGE[arch][0] in args.methods.split(","):
-            out.append((arch, *EDGE[arch][:2], list(EDGE[arch][2])))
+        if not args.lrs and not args.decays and "adamw" in args.methods.split(","):
+            for lr in EDGE_LRS.get(arch, ()):
+                out.append((arch, "adamw", lr, [d for d in EDGE_DECAYS if lr * d < 1]))
     commands = []
     for arch, method, lr, wds in out:
         overrides = [
