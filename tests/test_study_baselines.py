@@ -111,3 +111,5 @@ def test_a_best_lr_at_the_end_of_the_lrs_run_is_marked_as_at_the_grid_edge():
     assert s.at_grid_edge(row("adamw", 0.05), per_setting) and s.at_grid_edge(row("adamw", 0.01), per_setting)
     assert not s.at_grid_edge(row("adamw", 0.02), per_setting)
     assert not s.at_grid_edge(row("perpgrad", 0.02), per_setting)  # a single lr run: no grid to be at the edge of
+    censored = pd.Series({"arch": "mlp1", "method": "adamw", "lr": 0.05, "share_99": 0.0})
+    assert not s.at_grid_edge(censored, per_setting)  # no seed generalized anywhere: no best to place
