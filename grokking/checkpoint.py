@@ -24,6 +24,7 @@ RESUMABLE_CHANGES = (
     "cuda_graph",
     "cpu_kernel",
     "overwrite",
+    "extend",
     "checkpoint_every",
     "logger",
     "stop_when",

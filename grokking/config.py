@@ -107,6 +107,7 @@ class TrainConfig:
     cuda_graph: bool = False  # CUDA only: replay the epochs that do not log as one captured CUDA graph
     cpu_kernel: str = "auto"  # auto | native | torch: CPU training steps and AdamW updates in C++ (grokking.native)
     overwrite: bool = False  # allow replacing a completed run in the same directory
+    extend: bool = False  # continue a completed run that trained its whole budget to a larger ``epochs``
 
 
 def register_configs() -> None:

@@ -212,9 +212,24 @@ def has_run(out_dir: Path) -> bool:
     return any((out_dir / name).exists() for name in (CHECKPOINT, METRICS, SUMMARY))
 
 
-def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+def not_extendable(summary: dict[str, Any], epochs: int) -> str | None:
+    """Why a finished run cannot be continued to ``epochs`` (``extend=true``), or None if it can: it
+    must have completed its whole budget, not stopped early on ``stop_when`` or diverged."""
+    if summary["status"] != "completed":
+        return f"holds a {summary['status']} run, which cannot be extended; pass overwrite=true to redo it"
+    if summary.get("stopped_early") is not None:
+        return f"holds a run that stopped early at epoch {summary['epoch']} on its stop_when rule; there is nothing to extend"
+    if epochs <= summary["epoch"]:
+        return f"has already trained {summary['epoch']} epochs; pass epochs > {summary['epoch']} to extend it"
+    return None
+
+
+def prepare_run_dir(
+    out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool, extend: bool = False
+) -> dict[str, Any] | None:
     """Refuse to clobber a finished run, return the checkpoint to resume from, if any. With
-    ``overwrite`` the old run is moved aside (see :class:`Replacement`)."""
+    ``overwrite`` the old run is moved aside (see :class:`Replacement`); with ``extend`` a run that
+    completed its whole budget resumes from its final checkpoint to the larger ``epochs``."""
     replacement = Replacement(out_dir)
     replacement.restore()  # a replacement that never got its first checkpoint (the process died)
     try:
@@ -224,9 +239,13 @@ def prepare_run_dir(out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool) ->
             raise ConfigError(f"{e}, or pass overwrite=true") from None
         summary = None
     ckpt_path = out_dir / CHECKPOINT
-    if summary is not None and summary["status"] in FINISHED and not overwrite:
+    extending = summary is not None and summary["status"] in FINISHED and extend and not overwrite
+    if extending and (why := not_extendable(summary, cfg_dict["epochs"])):
+        raise ConfigError(f"extend=true: {out_dir} {why}")
+    if summary is not None and summary["status"] in FINISHED and not overwrite and not extending:
         raise ConfigError(
-            f"{out_dir} already holds a {summary['status']} run; pass overwrite=true or choose another directory"
+            f"{out_dir} already holds a {summary['status']} run; pass overwrite=true, extend=true with more "
+            "epochs, or choose another directory"
         )
     if overwrite:
         if has_run(out_dir):
@@ -298,7 +317,7 @@ def train(
 def _train(
     cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path, record: Callable[[Path], None] | None
 ) -> dict[str, Any]:
-    ckpt = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite)
+    ckpt = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite, cfg.extend)
     replacement = Replacement(out_dir)
     try:
         return _train_accepted(cfg, cfg_dict, out_dir, record, ckpt, replacement)
@@ -340,6 +359,10 @@ def _train_accepted(
         load_optimizer_state(optimizer, ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
+        if start == ckpt["config"]["epochs"] < cfg.epochs and not logs_at(start - 1, cfg):
+            # extended: drop the row the old budget's last epoch logged only for being the last, so
+            # that the run logs the rows of one trained to the new budget in one go
+            rows = [r for r in rows if r["epoch"] != start - 1]
         stretches = [s for s in ckpt.get("stretches", []) if s["from_epoch"] < start]
         if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
             snapshots = [s for s in load_checkpoint(out_dir / SNAPSHOTS)["snapshots"] if s[0] < start]
@@ -524,6 +547,8 @@ def completed_with_same_config(out_dir: Path, cfg: DictConfig) -> bool:
         return False  # the run itself reports the damaged summary
     if summary is None or summary.get("status") != "completed" or not (out_dir / CONFIG).is_file():
         return False
+    if cfg.extend and not_extendable(summary, cfg.epochs) is None:
+        return False  # to be extended
     saved = OmegaConf.to_container(OmegaConf.load(out_dir / CONFIG), resolve=True)
     return not config_differences(saved, to_config(cfg)[1])
 
