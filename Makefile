@@ -88,4 +88,5 @@ official-%:  ## one figure's official runs, e.g. make official-fig2 (OFFICIAL_DI
 .PHONY: study-baselines
 study-baselines:  ## ⊥AdamW and StableMax vs a tuned AdamW weight decay, ≥ 5 seeds (resumable; docs/study_baselines.md)
 	$(PY) scripts/study_baselines.py run $(STUDY)
+	$(PY) scripts/study_baselines.py extend
 	$(PY) scripts/study_baselines.py report

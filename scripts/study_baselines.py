@@ -1,6 +1,7 @@
 """Is ⊥AdamW or StableMax faster than a tuned weight decay? Run the study and write its report.
 
     python scripts/study_baselines.py run      # the grid, as Hydra multiruns of train.py (skips completed runs)
+    python scripts/study_baselines.py extend   # more epochs for the censored seeds of the best settings
     python scripts/study_baselines.py report   # table, tidy CSV, heat maps and curves from the runs
 
 ``run`` trains, per architecture (``conf/experiment/study_baselines_<arch>.yaml``), AdamW over
@@ -58,6 +59,8 @@ METHOD_OVERRIDES = {
     "stablemax": ["optimizer=adamw", "loss=stablemax"],
 }
 THRESHOLDS = (0.95, 0.99)
+# ``extend``: the budget that the censored seeds of a best setting get (extend=true continues them)
+EXTENDED_BUDGET = {"mlp2": 10_000, "mlp1": 20_000, "transformer": 10_000}
 
 
 def floats(text: str) -> list[float]:
@@ -110,6 +113,40 @@ def run(args: argparse.Namespace) -> int:
         if res.returncode == 130:
             return 130
         failures += res.returncode != 0
+    return 1 if failures else 0
+
+
+def extend(args: argparse.Namespace) -> int:
+    """Give the censored seeds of each best setting the larger budget of ``EXTENDED_BUDGET`` (or
+    ``--epochs``): the same multirun as ``run`` with ``epochs=N extend=true``, which continues runs
+    that trained their whole budget and skips those that stopped on the 99 % rule. Only settings
+    where some seeds generalized and others did not: a method that generalized on no seed (StableMax
+    in float32 here) has no best setting to refine."""
+    table = collect(Path(args.out))
+    if table.empty:
+        print(f"error: {args.out} holds no finished runs (summary.json); run the grid first", file=sys.stderr)
+        return 2
+    best = best_settings(settings(table), args.min_replicates)
+    targets = best[(best["share_99"] > 0) & (best["share_99"] < 1)]
+    if args.archs:
+        targets = targets[targets["arch"].isin(args.archs.split(","))]
+    if targets.empty:
+        print("every best setting that generalized did so on all its seeds: nothing to extend")
+        return 0
+    failures = 0
+    for _, t in targets.iterrows():
+        epochs = args.epochs or EXTENDED_BUDGET[t["arch"]]
+        spec = argparse.Namespace(
+            archs=t["arch"],
+            methods=t["method"],
+            lrs=f"{t['lr']:g}",
+            decays=f"{t['weight_decay']:g}",
+            replicates=args.replicates,
+            out=args.out,
+            set=[f"epochs={epochs}", "extend=true", *args.set],
+            dry_run=args.dry_run,
+        )
+        failures += run(spec) != 0
     return 1 if failures else 0
 
 
@@ -378,13 +415,21 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", default="results/study_baselines/runs", help="run directories go to <out>/<arch>/")
     r.add_argument("--set", action="append", default=[], help="extra override for every run, e.g. --set epochs=50")
     r.add_argument("--dry-run", action="store_true", help="print the multiruns without running them")
+    e = sub.add_parser("extend", help="more epochs for the censored seeds of best settings (extend=true)")
+    e.add_argument("--archs", help="comma-separated (default: all)")
+    e.add_argument("--epochs", type=int, help="the new budget (default: EXTENDED_BUDGET of the architecture)")
+    e.add_argument("--replicates", type=int, default=5, help="seeds 0..N-1 (split and init)")
+    e.add_argument("--out", default="results/study_baselines/runs", help="the runs, <out>/<arch>/")
+    e.add_argument("--min-replicates", type=int, default=5, help="settings with fewer finished seeds are not ranked")
+    e.add_argument("--set", action="append", default=[], help="extra override for every run")
+    e.add_argument("--dry-run", action="store_true", help="print the multiruns without running them")
     p = sub.add_parser("report", help="write the table, CSVs and figures from the runs")
     p.add_argument("--runs", help="run directories (default: <out>/runs)")
     p.add_argument("--out", default="results/study_baselines")
     p.add_argument("--figures", default="results/figures")
     p.add_argument("--min-replicates", type=int, default=5, help="settings with fewer finished seeds are not ranked")
     args = parser.parse_args(argv)
-    return run(args) if args.command == "run" else report(args)
+    return {"run": run, "extend": extend, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

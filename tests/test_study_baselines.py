@@ -113,3 +113,39 @@ def test_a_best_lr_at_the_end_of_the_lrs_run_is_marked_as_at_the_grid_edge():
     assert not s.at_grid_edge(row("perpgrad", 0.02), per_setting)  # a single lr run: no grid to be at the edge of
     censored = pd.Series({"arch": "mlp1", "method": "adamw", "lr": 0.05, "share_99": 0.0})
     assert not s.at_grid_edge(censored, per_setting)  # no seed generalized anywhere: no best to place
+
+
+def fake_run(runs, method, lr, wd, seed, epoch_99, budget=3000):
+    """A finished study run's summary.json and config.yaml, as `collect` reads them."""
+    folder = runs / "mlp2" / f"{method}_lr{lr:g}_wd{float(wd)}_s{seed}"
+    folder.mkdir(parents=True)
+    cfg = {
+        "optimizer": {"orthogonal": method == "perpgrad", "lr": lr, "weight_decay": wd},
+        "loss": {"name": "stablemax" if method == "stablemax" else "cross_entropy"},
+        "model": {"name": "mlp", "depth": 2},
+        "dataset": {"seed": seed},
+    }
+    (folder / "config.yaml").write_text(json.dumps(cfg))  # JSON is YAML
+    summary = {
+        "status": "completed",
+        "epoch": budget if epoch_99 is None else epoch_99 + 20,
+        "epochs": budget,
+        "stopped_early": None if epoch_99 is None else {"epoch": epoch_99 + 20},
+        "wall_time_s": 1.0,
+        "per_seed": {str(seed): {"epoch_test_acc_95": epoch_99, "epoch_test_acc_99": epoch_99, "final": {"test_acc": 0.5}}},
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_extend_gives_more_epochs_only_to_best_settings_with_censored_seeds(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in range(5):
+        fake_run(runs, "perpgrad", 0.01, 0, seed, [100, 120, 140, None, None][seed])  # best ⊥AdamW: 3 of 5
+        fake_run(runs, "perpgrad", 0.02, 0, seed, None)
+        fake_run(runs, "adamw", 0.05, 3, seed, 150)  # best AdamW: all 5 generalized
+        fake_run(runs, "stablemax", 0.01, 0, seed, None)  # generalized on no seed
+    res = study("extend", "--dry-run", "--out", str(runs), "--epochs", "9000")
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1 and "optimizer=perp_adamw optimizer.lr=0.01 " in lines[0]
+    assert lines[0].endswith("epochs=9000 extend=true") and "seed=0,1,2,3,4" in lines[0]
