@@ -132,7 +132,9 @@ def fake_run(runs, method, lr, wd, seed, epoch_99, budget=3000):
         "epochs": budget,
         "stopped_early": None if epoch_99 is None else {"epoch": epoch_99 + 20},
         "wall_time_s": 1.0,
-        "per_seed": {str(seed): {"epoch_test_acc_95": epoch_99, "epoch_test_acc_99": epoch_99, "final": {"test_acc": 0.5}}},
+        "per_seed": {
+            str(seed): {"epoch_test_acc_95": epoch_99, "epoch_test_acc_99": epoch_99, "final": {"test_acc": 0.5}}
+        },
     }
     (folder / "summary.json").write_text(json.dumps(summary))
 
