@@ -70,6 +70,10 @@ bench-late:  ## only the late-state settings: early and late epochs (their rows 
 figure-times:  ## estimate the CPU time of every committed run, per figure (writes results/figure_times_cpu.csv)
 	$(PY) scripts/figure_times.py
 
+.PHONY: gpu-batch
+gpu-batch:  ## the long runs CPUs cannot afford, side by side on one GPU within a deadline (scripts/gpu_batch.py)
+	$(PY) scripts/gpu_batch.py
+
 .PHONY: bench-gpu
 bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched, eager and as CUDA graphs (results/bench*_cuda*.csv)
 	$(PY) scripts/bench.py --device cuda

@@ -1,0 +1,173 @@
+"""The long runs that CPUs cannot afford, all at once on one GPU, within a deadline.
+
+    python scripts/gpu_batch.py                  # start every part, stop them at the deadline
+    python scripts/gpu_batch.py --deadline 300   # seconds (default 540)
+    python scripts/gpu_batch.py --dry-run        # print the parts' commands
+    python scripts/gpu_batch.py --check          # each part lists what it would run (no GPU needed)
+
+The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
+the official code's 100k-epoch runs (Figs. 4 and 6a) and long StableMax/softmax runs (Figs. 1b/1c),
+replicates 1–2 of this repository's long runs (Figs. 1 and 4, with CUDA graphs), and the study's
+transformer grid (eight jobs at a time). At the deadline every part still running gets SIGINT: runs
+of this repository checkpoint and resume when the same command is run again (completed runs are
+skipped); the official code keeps no checkpoints, so its unfinished runs are lost and start over.
+Each part's output goes to ``logs/gpu_batch/<part>.log``. ``--copy-to DIR`` then copies every new or
+changed file under ``results/`` (as ``git status`` sees them) into DIR, with the same paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+# name -> (command, the flag that makes it only list what it would run)
+PARTS = {
+    "official_fig4": (
+        [
+            "scripts/official.py",
+            "fig4",
+            "--only",
+            "add_mod",
+            "mul_mod",
+            "sparse_parity",
+            "--device",
+            "cuda",
+            "--jobs",
+            "3",
+        ],
+        "--list",
+    ),  # fmt: skip
+    "official_fig6a": (
+        [
+            "scripts/official.py",
+            "fig6",
+            "--only",
+            "a_adamw",
+            "a_adamw_wd",
+            "a_perp_adamw",
+            "--device",
+            "cuda",
+            "--jobs",
+            "3",
+        ],
+        "--list",
+    ),  # fmt: skip
+    "official_fig1bc": (
+        ["scripts/official.py", "fig1", "--only", "b_stablemax", "c_softmax", "--device", "cuda", "--jobs", "2"],
+        "--list",
+    ),  # fmt: skip
+    "replicates_long": (
+        [
+            "scripts/reproduce.py",
+            "fig1",
+            "fig4",
+            "--replicates",
+            "3",
+            "--device",
+            "cuda",
+            "--cuda-graph",
+            "--jobs",
+            "8",
+        ],
+        "--list",
+    ),  # fmt: skip
+    "study_transformer": (
+        [
+            "scripts/study_baselines.py",
+            "run",
+            "--archs",
+            "transformer",
+            "--set",
+            "device=cuda",
+            "--set",
+            "launcher=local",
+            "--set",
+            "hydra.launcher.n_jobs=8",
+        ],
+        "--dry-run",
+    ),  # fmt: skip
+}
+
+
+def changed_results() -> list[Path]:
+    """Files under results/ that are new or changed, as git sees them (ignored files excluded)."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "results"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [ROOT / line[3:] for line in out.splitlines() if line[:2] != " D" and (ROOT / line[3:]).is_file()]
+
+
+def run_parts(names: list[str], deadline: float, logs: Path) -> dict[str, int]:
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for name in names:
+        command, _ = PARTS[name]
+        log = open(logs / f"{name}.log", "w")
+        procs[name] = subprocess.Popen([PY, *command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        print(f"started {name}: {' '.join(command)}", flush=True)
+    end = time.monotonic() + deadline
+    while any(p.poll() is None for p in procs.values()) and time.monotonic() < end:
+        time.sleep(2)
+    for name, p in procs.items():
+        if p.poll() is None:
+            print(f"deadline: interrupting {name}", flush=True)
+            p.send_signal(signal.SIGINT)
+    for p in procs.values():
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    return {name: p.returncode for name, p in procs.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deadline", type=float, default=540, help="seconds before unfinished parts are interrupted")
+    parser.add_argument("--only", nargs="+", choices=sorted(PARTS), help="run only these parts")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands")
+    parser.add_argument("--check", action="store_true", help="run each part with its listing flag (no training)")
+    parser.add_argument("--copy-to", type=Path, help="copy new or changed files under results/ here afterwards")
+    parser.add_argument("--logs", type=Path, default=ROOT / "logs" / "gpu_batch")
+    args = parser.parse_args(argv)
+    names = args.only or list(PARTS)
+    if args.dry_run:
+        for name in names:
+            print(f"{name}: python {' '.join(PARTS[name][0])}")
+        return 0
+    if args.check:
+        failed = 0
+        for name in names:
+            command, listing = PARTS[name]
+            res = subprocess.run([PY, *command, listing], cwd=ROOT, capture_output=True, text=True)
+            lines = (res.stdout + res.stderr).strip().splitlines()
+            print(
+                f"{name}: {'ok' if res.returncode == 0 else 'FAILED'} ({len(lines)} lines; {lines[-1] if lines else ''})"[
+                    :300
+                ]
+            )
+            failed += res.returncode != 0
+        return 1 if failed else 0
+    codes = run_parts(names, args.deadline, args.logs)
+    for name, code in codes.items():
+        print(f"{name}: exit code {code}")
+    if args.copy_to:
+        files = changed_results()
+        for f in files:
+            target = args.copy_to / f.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+        print(f"copied {len(files)} files under results/ to {args.copy_to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
