@@ -334,9 +334,16 @@ def _train_accepted(
     ckpt: dict[str, Any] | None,
     replacement: Replacement,
 ) -> dict[str, Any]:
-    (out_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg_dict))
-    if record is not None:
-        record(out_dir)
+    def describe_run() -> None:
+        (out_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg_dict))
+        if record is not None:
+            record(out_dir)
+
+    # an extension (extend=true) keeps the old run's config beside its summary until its own summary
+    # replaces it: until then the directory's result is still the old run
+    extending = ckpt is not None and ckpt["epoch"] == ckpt["config"]["epochs"] < cfg.epochs
+    if not extending:
+        describe_run()
 
     # data -> model -> optimizer
     device = resolve_device(cfg.device)
@@ -401,6 +408,8 @@ def _train_accepted(
 
     def finish(status: str, epoch: int, stopped_early: dict[str, Any] | None = None) -> dict[str, Any]:
         wall = elapsed_before + time.perf_counter() - t0
+        if extending:
+            describe_run()
         writer.sync()  # metrics.csv holds every row, also where it was deleted or cut during the run
         summary = {
             "status": status,

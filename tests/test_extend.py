@@ -31,6 +31,29 @@ def test_an_extended_run_logs_exactly_what_one_run_to_the_new_budget_logs(run, t
     assert "epochs: 30" in (out / "config.yaml").read_text()
 
 
+def test_while_a_run_is_extended_its_config_still_describes_its_summary(run, tmp_path, monkeypatch):
+    import grokking.train
+
+    out = tmp_path / "r"
+    run([*TINY, "epochs=15"], out)
+    seen = []
+    append = grokking.train.MetricsWriter.append
+
+    def spy(self, new_rows):
+        seen.append(
+            (
+                (out / "config.yaml").read_text().count("epochs: 15"),
+                json.loads((out / "summary.json").read_text())["epochs"],
+            )
+        )
+        return append(self, new_rows)
+
+    monkeypatch.setattr(grokking.train.MetricsWriter, "append", spy)
+    run([*TINY, "epochs=30", "extend=true"], out)
+    assert seen and set(seen) == {(1, 15)}  # the old budget in both while the extension runs
+    assert "epochs: 30" in (out / "config.yaml").read_text()  # and the new one in both once it finished
+
+
 def test_a_finished_run_is_not_continued_without_extend(run, tmp_path):
     out = tmp_path / "r"
     run([*TINY, "epochs=15"], out)
