@@ -89,8 +89,11 @@ def load_study():
     return module
 
 
-def test_the_default_grid_adds_adamw_beyond_the_largest_lr_on_the_mlps_only():
-    res = study("run", "--dry-run", "--archs", "mlp1,transformer")
+def test_the_default_grid_adds_adamw_beyond_the_largest_lr():
+    res = study("run", "--dry-run", "--archs", "transformer")
+    beyond = [line for line in res.stdout.splitlines() if "optimizer.lr=0.01 " in line]
+    assert len(beyond) == 1 and "optimizer=adamw" in beyond[0] and "optimizer.weight_decay=1 " in beyond[0]
+    res = study("run", "--dry-run", "--archs", "mlp1")
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.splitlines()
     edge = {lr: [line for line in lines if f"optimizer.lr={lr} " in line] for lr in ("0.1", "0.2")}
