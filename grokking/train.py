@@ -366,10 +366,6 @@ def _train_accepted(
         load_optimizer_state(optimizer, ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
-        if start == ckpt["config"]["epochs"] < cfg.epochs and not logs_at(start - 1, cfg):
-            # extended: drop the row the old budget's last epoch logged only for being the last, so
-            # that the run logs the rows of one trained to the new budget in one go
-            rows = [r for r in rows if r["epoch"] != start - 1]
         stretches = [s for s in ckpt.get("stretches", []) if s["from_epoch"] < start]
         if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
             snapshots = [s for s in load_checkpoint(out_dir / SNAPSHOTS)["snapshots"] if s[0] < start]

@@ -8,7 +8,9 @@
 The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
 the official code's 100k-epoch runs (Figs. 4 and 6a) and long StableMax/softmax runs (Figs. 1b/1c),
 replicates 1–2 of this repository's long runs (Figs. 1 and 4, with CUDA graphs), and the study's
-transformer grid (eight jobs at a time). At the deadline every part still running gets SIGINT: runs
+transformer grid (eight jobs at a time). Each part runs in its own process group; at the deadline
+every part still running gets SIGTERM, sent to the whole group (its training processes included,
+where SIGINT may be ignored, as in jobs started in the background): runs
 of this repository checkpoint and resume when the same command is run again (completed runs are
 skipped); the official code keeps no checkpoints, so its unfinished runs are lost and start over.
 Each part's output goes to ``logs/gpu_batch/<part>.log``. ``--copy-to DIR`` then copies every new or
@@ -18,6 +20,7 @@ changed file under ``results/`` (as ``git status`` sees them) into DIR, with the
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -112,7 +115,9 @@ def run_parts(names: list[str], deadline: float, logs: Path) -> dict[str, int]:
     for name in names:
         command, _ = PARTS[name]
         log = open(logs / f"{name}.log", "w")
-        procs[name] = subprocess.Popen([PY, *command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        procs[name] = subprocess.Popen(
+            [PY, *command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         print(f"started {name}: {' '.join(command)}", flush=True)
     end = time.monotonic() + deadline
     while any(p.poll() is None for p in procs.values()) and time.monotonic() < end:
@@ -120,12 +125,13 @@ def run_parts(names: list[str], deadline: float, logs: Path) -> dict[str, int]:
     for name, p in procs.items():
         if p.poll() is None:
             print(f"deadline: interrupting {name}", flush=True)
-            p.send_signal(signal.SIGINT)
+            os.killpg(p.pid, signal.SIGTERM)  # the part and every process it started
     for p in procs.values():
         try:
             p.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     return {name: p.returncode for name, p in procs.items()}
 
 

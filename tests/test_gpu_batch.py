@@ -42,17 +42,25 @@ def test_the_official_parts_list_their_runs():
     assert res.stdout.count(": ok (") == 3 and "--num_epochs 100000" in res.stdout
 
 
-def test_parts_still_running_at_the_deadline_are_interrupted(tmp_path, monkeypatch):
+SLEEPER = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # a run the part started
+def stop(*_):
+    child.wait(timeout=20)  # the group's SIGTERM reached it too
+    print("checkpointed", flush=True)
+    sys.exit(130)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_parts_still_running_at_the_deadline_get_sigterm_with_every_process_they_started(tmp_path, monkeypatch):
     batch = load()
-    sleeper = [
-        "-c",
-        "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('checkpointed')\n    raise SystemExit(130)",
-    ]
-    monkeypatch.setattr(batch, "PARTS", {"slow": (sleeper, ""), "quick": (["-c", "print('done')"], "")})
+    monkeypatch.setattr(batch, "PARTS", {"slow": (["-c", SLEEPER], ""), "quick": (["-c", "print('done')"], "")})
     start = time.monotonic()
-    codes = batch.run_parts(["slow", "quick"], deadline=3, logs=tmp_path)
-    assert time.monotonic() - start < 30
+    codes = batch.run_parts(["slow", "quick"], deadline=10, logs=tmp_path)
+    assert time.monotonic() - start < 60
     assert codes == {"slow": 130, "quick": 0}
-    assert (tmp_path / "slow.log").read_text().strip() == "checkpointed" and "done" in (
-        tmp_path / "quick.log"
-    ).read_text()
+    assert (tmp_path / "slow.log").read_text().split() == ["ready", "checkpointed"]
+    assert "done" in (tmp_path / "quick.log").read_text()
