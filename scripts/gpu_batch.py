@@ -33,70 +33,18 @@ PY = sys.executable
 
 # name -> (command, the flag that makes it only list what it would run)
 PARTS = {
-    "official_fig4": (
-        [
-            "scripts/official.py",
-            "fig4",
-            "--only",
-            "add_mod",
-            "mul_mod",
-            "sparse_parity",
-            "--device",
-            "cuda",
-            "--jobs",
-            "3",
-        ],
-        "--list",
-    ),  # fmt: skip
+    "official_fig4": ("scripts/official.py fig4 --only add_mod mul_mod sparse_parity --device cuda --jobs 3", "--list"),
     "official_fig6a": (
-        [
-            "scripts/official.py",
-            "fig6",
-            "--only",
-            "a_adamw",
-            "a_adamw_wd",
-            "a_perp_adamw",
-            "--device",
-            "cuda",
-            "--jobs",
-            "3",
-        ],
+        "scripts/official.py fig6 --only a_adamw a_adamw_wd a_perp_adamw --device cuda --jobs 3",
         "--list",
-    ),  # fmt: skip
-    "official_fig1bc": (
-        ["scripts/official.py", "fig1", "--only", "b_stablemax", "c_softmax", "--device", "cuda", "--jobs", "2"],
-        "--list",
-    ),  # fmt: skip
-    "replicates_long": (
-        [
-            "scripts/reproduce.py",
-            "fig1",
-            "fig4",
-            "--replicates",
-            "3",
-            "--device",
-            "cuda",
-            "--cuda-graph",
-            "--jobs",
-            "8",
-        ],
-        "--list",
-    ),  # fmt: skip
+    ),
+    "official_fig1bc": ("scripts/official.py fig1 --only b_stablemax c_softmax --device cuda --jobs 2", "--list"),
+    "replicates_long": ("scripts/reproduce.py fig1 fig4 --replicates 3 --device cuda --cuda-graph --jobs 8", "--list"),
     "study_transformer": (
-        [
-            "scripts/study_baselines.py",
-            "run",
-            "--archs",
-            "transformer",
-            "--set",
-            "device=cuda",
-            "--set",
-            "launcher=local",
-            "--set",
-            "hydra.launcher.n_jobs=8",
-        ],
+        "scripts/study_baselines.py run --archs transformer --set device=cuda --set launcher=local "
+        "--set hydra.launcher.n_jobs=8",
         "--dry-run",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -113,7 +61,7 @@ def run_parts(names: list[str], deadline: float, logs: Path) -> dict[str, int]:
     logs.mkdir(parents=True, exist_ok=True)
     procs = {}
     for name in names:
-        command, _ = PARTS[name]
+        command = PARTS[name][0].split()
         log = open(logs / f"{name}.log", "w")
         procs[name] = subprocess.Popen(
             [PY, *command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -147,13 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(PARTS)
     if args.dry_run:
         for name in names:
-            print(f"{name}: python {' '.join(PARTS[name][0])}")
+            print(f"{name}: python {PARTS[name][0]}")
         return 0
     if args.check:
         failed = 0
         for name in names:
             command, listing = PARTS[name]
-            res = subprocess.run([PY, *command, listing], cwd=ROOT, capture_output=True, text=True)
+            res = subprocess.run([PY, *command.split(), listing], cwd=ROOT, capture_output=True, text=True)
             lines = (res.stdout + res.stderr).strip().splitlines()
             print(
                 f"{name}: {'ok' if res.returncode == 0 else 'FAILED'} ({len(lines)} lines; {lines[-1] if lines else ''})"[

@@ -57,10 +57,14 @@ time.sleep(120)
 
 def test_parts_still_running_at_the_deadline_get_sigterm_with_every_process_they_started(tmp_path, monkeypatch):
     batch = load()
-    monkeypatch.setattr(batch, "PARTS", {"slow": (["-c", SLEEPER], ""), "quick": (["-c", "print('done')"], "")})
+    (tmp_path / "slow.py").write_text(SLEEPER)
+    (tmp_path / "quick.py").write_text("print('done')")
+    monkeypatch.setattr(
+        batch, "PARTS", {"slow": (str(tmp_path / "slow.py"), ""), "quick": (str(tmp_path / "quick.py"), "")}
+    )
     start = time.monotonic()
-    codes = batch.run_parts(["slow", "quick"], deadline=10, logs=tmp_path)
+    codes = batch.run_parts(["slow", "quick"], deadline=10, logs=tmp_path / "logs")
     assert time.monotonic() - start < 60
     assert codes == {"slow": 130, "quick": 0}
-    assert (tmp_path / "slow.log").read_text().split() == ["ready", "checkpointed"]
-    assert "done" in (tmp_path / "quick.log").read_text()
+    assert (tmp_path / "logs" / "slow.log").read_text().split() == ["ready", "checkpointed"]
+    assert "done" in (tmp_path / "logs" / "quick.log").read_text()
