@@ -289,8 +289,15 @@ def settings_markdown(per_setting: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curves(best: pd.DataFrame, table: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
-    """Test accuracy over epochs of every run of each best setting (from the runs' metrics.csv)."""
+CURVE_KEYS = ["arch", "method", "lr", "weight_decay", "seed"]
+
+
+def curves(
+    best: pd.DataFrame, table: pd.DataFrame, runs_dir: Path, previous: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Test accuracy over epochs of every run of each best setting, from the runs' metrics.csv. Git
+    keeps no metrics.csv of the study, so a run without one keeps its rows of ``previous`` (the
+    committed curves.csv), if it has any there."""
     frames = []
     for _, b in best.iterrows():
         sel = table[
@@ -302,6 +309,10 @@ def curves(best: pd.DataFrame, table: pd.DataFrame, runs_dir: Path) -> pd.DataFr
         for _, r in sel.iterrows():
             path = runs_dir / r["run"] / "metrics.csv"
             if not path.is_file():
+                if previous is not None and not previous.empty:
+                    key = (b["arch"], b["method"], b["lr"], b["weight_decay"], r["seed"])
+                    kept = previous[(previous[CURVE_KEYS] == pd.Series(key, index=CURVE_KEYS)).all(axis=1)]
+                    frames.append(kept)
                 continue
             m = pd.read_csv(path, usecols=["epoch", "seed", "test_acc"])
             m = m[m["seed"] == r["seed"]]
@@ -397,7 +408,8 @@ def report(args: argparse.Namespace) -> int:
     best.to_csv(out / "table.csv", index=False)
     markdown = table_markdown(best, per_setting)
     (out / "table.md").write_text(markdown)
-    curve_table = curves(best, table, runs_dir)
+    previous = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
+    curve_table = curves(best, table, runs_dir, previous)
     curve_table.to_csv(out / "curves.csv", index=False)
     plot_heatmaps(per_setting, figures / "study_baselines_heatmap.png")
     plot_best(curve_table, best, figures / "study_baselines_best.png")

@@ -79,6 +79,15 @@ def test_tiny_study_runs_reports_and_skips_or_resumes_on_a_rerun(tmp_path):
     assert (figures / "study_baselines_heatmap.png").stat().st_size > 0
     assert (figures / "study_baselines_best.png").stat().st_size > 0
 
+    # git keeps no metrics.csv of the study: a report without them keeps the committed curves
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(curves) > 0
+    for m in runs.glob("mlp2/*/metrics.csv"):
+        m.unlink()
+    res = study("report", "--runs", str(runs), "--out", str(out), "--figures", str(figures), "--min-replicates", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "curves.csv"), curves)
+
 
 def load_study():
     import importlib.util
