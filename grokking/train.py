@@ -226,10 +226,11 @@ def not_extendable(summary: dict[str, Any], epochs: int) -> str | None:
 
 def prepare_run_dir(
     out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool, extend: bool = False
-) -> dict[str, Any] | None:
-    """Refuse to clobber a finished run, return the checkpoint to resume from, if any. With
-    ``overwrite`` the old run is moved aside (see :class:`Replacement`); with ``extend`` a run that
-    completed its whole budget resumes from its final checkpoint to the larger ``epochs``."""
+) -> tuple[dict[str, Any] | None, bool]:
+    """Refuse to clobber a finished run; return the checkpoint to resume from, if any, and whether
+    the resumption extends a finished run. With ``overwrite`` the old run is moved aside (see
+    :class:`Replacement`); with ``extend`` a run that completed its whole budget resumes from its
+    final checkpoint to the larger ``epochs``."""
     replacement = Replacement(out_dir)
     replacement.restore()  # a replacement that never got its first checkpoint (the process died)
     try:
@@ -250,9 +251,9 @@ def prepare_run_dir(
     if overwrite:
         if has_run(out_dir):
             replacement.move_aside()
-        return None
+        return None, False
     if not ckpt_path.is_file():
-        return None
+        return None, False
     try:
         ckpt = load_checkpoint(ckpt_path)
     except RunFileError as e:
@@ -270,7 +271,7 @@ def prepare_run_dir(
             f"epochs={cfg_dict['epochs']} is fewer than the {ckpt['epoch']} epochs {out_dir} has already trained; "
             f"pass epochs>={ckpt['epoch']} to resume it, overwrite=true, or choose another directory"
         )
-    return ckpt
+    return ckpt, extending
 
 
 def logs_at(epoch: int, cfg: TrainConfig) -> bool:
@@ -317,10 +318,10 @@ def train(
 def _train(
     cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path, record: Callable[[Path], None] | None
 ) -> dict[str, Any]:
-    ckpt = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite, cfg.extend)
+    ckpt, extending = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite, cfg.extend)
     replacement = Replacement(out_dir)
     try:
-        return _train_accepted(cfg, cfg_dict, out_dir, record, ckpt, replacement)
+        return _train_accepted(cfg, cfg_dict, out_dir, record, ckpt, extending, replacement)
     except BaseException:
         replacement.restore()  # the new run failed before its first checkpoint: the old one comes back
         raise
@@ -332,6 +333,7 @@ def _train_accepted(
     out_dir: Path,
     record: Callable[[Path], None] | None,
     ckpt: dict[str, Any] | None,
+    extending: bool,
     replacement: Replacement,
 ) -> dict[str, Any]:
     def describe_run() -> None:
@@ -341,7 +343,6 @@ def _train_accepted(
 
     # an extension (extend=true) keeps the old run's config beside its summary until its own summary
     # replaces it: until then the directory's result is still the old run
-    extending = ckpt is not None and ckpt["epoch"] == ckpt["config"]["epochs"] < cfg.epochs
     if not extending:
         describe_run()
 
