@@ -423,28 +423,33 @@ def report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train the grid (skips completed runs, resumes interrupted ones)")
+    training = argparse.ArgumentParser(add_help=False)  # the options `run` and `extend` share
+    training.add_argument("--replicates", type=int, default=5, help="seeds 0..N-1 (split and init)")
+    training.add_argument("--out", default="results/study_baselines/runs", help="run directories go to <out>/<arch>/")
+    training.add_argument(
+        "--set", action="append", default=[], help="extra override for every run, e.g. --set epochs=50"
+    )
+    training.add_argument("--dry-run", action="store_true", help="print the multiruns without running them")
+    ranking = argparse.ArgumentParser(add_help=False)  # the option `extend` and `report` share
+    ranking.add_argument(
+        "--min-replicates", type=int, default=5, help="settings with fewer finished seeds are not ranked"
+    )
+    r = sub.add_parser(
+        "run", parents=[training], help="train the grid (skips completed runs, resumes interrupted ones)"
+    )
     r.add_argument("--archs", default=",".join(ARCHS), help="comma-separated: mlp2, mlp1, transformer")
     r.add_argument("--methods", default=",".join(METHODS), help="comma-separated: perpgrad, stablemax, adamw")
     r.add_argument("--lrs", help="comma-separated learning rates (default: the architecture's grid)")
     r.add_argument("--decays", help="comma-separated AdamW weight decays (default: the architecture's grid)")
-    r.add_argument("--replicates", type=int, default=5, help="seeds 0..N-1 (split and init)")
-    r.add_argument("--out", default="results/study_baselines/runs", help="run directories go to <out>/<arch>/")
-    r.add_argument("--set", action="append", default=[], help="extra override for every run, e.g. --set epochs=50")
-    r.add_argument("--dry-run", action="store_true", help="print the multiruns without running them")
-    e = sub.add_parser("extend", help="more epochs for the censored seeds of best settings (extend=true)")
+    e = sub.add_parser(
+        "extend", parents=[training, ranking], help="more epochs for the censored seeds of best settings (extend=true)"
+    )
     e.add_argument("--archs", help="comma-separated (default: all)")
     e.add_argument("--epochs", type=int, help="the new budget (default: EXTENDED_BUDGET of the architecture)")
-    e.add_argument("--replicates", type=int, default=5, help="seeds 0..N-1 (split and init)")
-    e.add_argument("--out", default="results/study_baselines/runs", help="the runs, <out>/<arch>/")
-    e.add_argument("--min-replicates", type=int, default=5, help="settings with fewer finished seeds are not ranked")
-    e.add_argument("--set", action="append", default=[], help="extra override for every run")
-    e.add_argument("--dry-run", action="store_true", help="print the multiruns without running them")
-    p = sub.add_parser("report", help="write the table, CSVs and figures from the runs")
+    p = sub.add_parser("report", parents=[ranking], help="write the table, CSVs and figures from the runs")
     p.add_argument("--runs", help="run directories (default: <out>/runs)")
     p.add_argument("--out", default="results/study_baselines")
     p.add_argument("--figures", default="results/figures")
-    p.add_argument("--min-replicates", type=int, default=5, help="settings with fewer finished seeds are not ranked")
     args = parser.parse_args(argv)
     return {"run": run, "extend": extend, "report": report}[args.command](args)
 
