@@ -8,8 +8,9 @@
 weight decay × lr, and ⊥AdamW and StableMax-CE AdamW (no decay) over the same lrs, each with
 ``--replicates`` seeds (the seed sets both the split and the init). Each run stops once test
 accuracy holds 99 % (the experiment's ``stop_when``) or at the budget. Jobs go in priority order:
-the middle of the lr range first, plain AdamW without decay last, then AdamW beyond the grid's largest lr,
-where its best setting lay (``EDGE``). A rerun skips completed runs and
+the middle of the lr range first, plain AdamW without decay last, then the lrs beyond the grid's end
+where a method's best setting lay (``EDGE``: AdamW past the largest, ⊥AdamW on the transformer
+past the smallest). A rerun skips completed runs and
 resumes interrupted ones from their checkpoint. Run directories:
 ``<out>/<arch>/<method>_lr<lr>_wd<decay>_s<seed>/``.
 
@@ -47,15 +48,16 @@ LRS = {
     "transformer": (0.002, 0.005, 0.001),  # reduced grid
 }
 DECAYS = {"mlp2": (1, 3, 10, 0.3, 0.1, 0), "mlp1": (1, 3, 10, 0.3, 0.1, 0), "transformer": (1, 0.1, 0)}
-# Beyond the grid: where AdamW's best setting sat at a grid's largest lr, AdamW also runs at larger
-# lrs, up to one lr past its fastest setting (1 layer: 0.1 was faster than 5e-2, 0.2 slower;
-# 2 layers: 0.1 slower; transformer: 1e-2 faster than 5e-3, 2e-2 slower), with the decays that
-# generalized there.
+# Beyond the grid: where a method's best setting sat at the end of a grid's lrs, it also runs past
+# that end, up to one lr past its fastest setting, with the decays that generalized there. AdamW
+# (MLP, 1 layer: 0.1 was faster than 5e-2, 0.2 slower; 2 layers: 0.1 slower; transformer: 1e-2
+# faster than 5e-3, 2e-2 slower) and ⊥AdamW on the transformer (best at the smallest lr, 1e-3).
 # Only decays with lr × decay < 1: at 1 the decoupled decay zeroes the weights every step.
 EDGE = {
-    "mlp2": ((0.1,), (1, 3, 0.3)),
-    "mlp1": ((0.1, 0.2), (1, 3, 0.3)),
-    "transformer": ((0.01, 0.02), (1,)),
+    ("mlp2", "adamw"): ((0.1,), (1, 3, 0.3)),
+    ("mlp1", "adamw"): ((0.1, 0.2), (1, 3, 0.3)),
+    ("transformer", "adamw"): ((0.01, 0.02), (1,)),
+    ("transformer", "perpgrad"): ((0.0005,), (0,)),
 }
 METHOD_OVERRIDES = {
     "adamw": ["optimizer=adamw"],
@@ -88,10 +90,11 @@ def jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 if wds:
                     out.append((arch, method, lr, wds))
         out += late
-        if not args.lrs and not args.decays and "adamw" in args.methods.split(","):
-            lrs_beyond, decays_beyond = EDGE.get(arch, ((), ()))
-            for lr in lrs_beyond:
-                out.append((arch, "adamw", lr, [d for d in decays_beyond if lr * d < 1]))
+        if not args.lrs and not args.decays:
+            for method in args.methods.split(","):
+                lrs_beyond, decays_beyond = EDGE.get((arch, method), ((), ()))
+                for lr in lrs_beyond:
+                    out.append((arch, method, lr, [d for d in decays_beyond if lr * d < 1]))
     commands = []
     for arch, method, lr, wds in out:
         overrides = [
