@@ -134,6 +134,28 @@ def test_a_best_lr_at_the_end_of_the_lrs_run_is_marked_as_at_the_grid_edge():
     assert not s.at_grid_edge(censored, per_setting)  # no seed generalized anywhere: no best to place
 
 
+def test_the_best_setting_generalizes_most_then_fastest_then_gets_furthest():
+    s = load_study()
+    table = pd.DataFrame(
+        {
+            "arch": ["mlp2"] * 8,
+            "method": ["adamw"] * 4 + ["stablemax"] * 4,
+            "lr": [0.001, 0.001, 0.002, 0.002] * 2,
+            "weight_decay": [1.0] * 4 + [0.0] * 4,
+            "seed": [0, 1] * 4,
+            "budget": [3000] * 8,
+            # adamw: lr 0.001 generalizes on both seeds (slowly), lr 0.002 on one (fast): both-seeds wins
+            "epoch_test_acc_95": [900, 800, 100, None, None, None, None, None],
+            "epoch_test_acc_99": [1000, 900, 120, None, None, None, None, None],
+            # stablemax never generalizes: the lr whose seeds got furthest is its best, not the smallest lr
+            "best_test_acc": [1.0, 1.0, 1.0, 0.4, 0.01, 0.02, 0.05, 0.07],
+        }
+    )
+    best = s.best_settings(s.settings(table), min_replicates=2).set_index("method")
+    assert best.loc["adamw", "lr"] == 0.001
+    assert best.loc["stablemax", "lr"] == 0.002 and best.loc["stablemax", "share_99"] == 0
+
+
 def fake_run(runs, method, lr, wd, seed, epoch_99, budget=3000):
     """A finished study run's summary.json and config.yaml, as `collect` reads them."""
     folder = runs / "mlp2" / f"{method}_lr{lr:g}_wd{float(wd)}_s{seed}"
