@@ -132,6 +132,16 @@ OFFICIAL_RUNS: dict[str, dict[str, OfficialRun]] = {
 _RELEASE_DTYPE_FLAGS = {"--cross_entropy_dtype": "--softmax_precision", "--train_dtype": "--train_precision"}
 
 
+def seeds_for(run: OfficialRun, n: int = 0) -> tuple[int, ...]:
+    """The first ``n`` seeds of a run (all its seeds when ``n`` is 0). Past the run's own seeds the
+    list continues 0, 1, 2, ... (skipping those it has), so a single-seed run (42) grows into the
+    five-seed order ``SEEDS5`` and its finished seeds are kept."""
+    if not n:
+        return run.seeds
+    extra = (s for s in range(n + len(run.seeds)) if s not in run.seeds)
+    return (*run.seeds, *extra)[:n]
+
+
 def commit_of(official_dir: Path) -> str:
     """The snapshot's short commit, read from its folder name (``fixed-720d244`` -> ``720d244``)."""
     return Path(official_dir).resolve().name.rsplit("-", 1)[-1]

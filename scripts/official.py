@@ -47,6 +47,7 @@ from grokking.official import (  # noqa: E402
     parse_until,
     prepare_scratch,
     read_long_metrics,
+    seeds_for,
     write_result,
 )
 
@@ -129,7 +130,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at a time (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    parser.add_argument("--seeds", type=int, default=0, help="run only the first N seeds of each run (default all)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        help="the first N seeds of each run (default: its own); past them 0, 1, 2, ... (42 then 0-3 for five)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "official", help="results folder")
     parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "official", help="scratch folder")
     parser.add_argument("--list", action="store_true", help="print the runs and their flags, and exit")
@@ -176,7 +182,9 @@ def main() -> None:
         if run.crashes:
             print(f"{fig}/{name}: skipped, {run.note}")
     runs = [(fig, name, run) for fig, name, run in runs if not run.crashes]
-    seeds_of = {(f, n): r.seeds[: args.seeds or None] for f, n, r in runs}
+    if args.seeds < 0:
+        sys.exit(f"error: --seeds {args.seeds} is negative; give a count N >= 1 (or 0 for each run's own seeds)")
+    seeds_of = {(f, n): seeds_for(r, args.seeds) for f, n, r in runs}
     if args.list:
         for fig, name, run in runs:
             print(f"{fig}/{name} seeds {list(seeds_of[fig, name])}: {' '.join(flags_for(run, 0, release)[:-4])}")

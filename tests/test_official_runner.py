@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from grokking.official import OFFICIAL_RUNS, flags_for, read_long_metrics, write_result
+from grokking.official import OFFICIAL_RUNS, SEEDS5, flags_for, read_long_metrics, seeds_for, write_result
 from scripts.reproduce import RUNS
 
 
@@ -197,3 +197,10 @@ def test_until_names_a_logged_column():
     for bad in ("sc=0.5", "sc_fraction", "test_acc=high"):
         with pytest.raises(ValueError, match="--until"):
             parse_until(bad)
+
+
+def test_seeds_beyond_a_runs_own_continue_in_the_five_seed_order():
+    single, five = OFFICIAL_RUNS["fig2"]["frac0.6_float32"], OFFICIAL_RUNS["fig6"]["b_adamw"]
+    assert seeds_for(single) == (42,) and seeds_for(single, 1) == (42,)
+    assert seeds_for(single, 3) == (42, 0, 1) and seeds_for(single, 5) == SEEDS5
+    assert seeds_for(five, 2) == (42, 0) and seeds_for(five, 6) == (*SEEDS5, 4)
