@@ -51,7 +51,10 @@ Two kinds of test:
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -483,3 +486,19 @@ def test_official_loss_keeps_the_correct_class_gradient_on_some_collapsed_rows()
     assert torch.equal(ours == 0, flag)
     assert not (official == 0)[~flag].any()  # the official zero rows are SC rows...
     assert 0.6 < (official == 0).sum() / flag.sum() < 0.95  # ...but not all of them
+
+
+def test_same_start_script_trains_both_codes_from_identical_weights():
+    """``scripts/official_same_start.py``: a few steps, both sides print the same loss and norm."""
+    need(FIXED)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "official_same_start.py"
+    res = subprocess.run(
+        [sys.executable, str(script), "--steps", "4", "--every", "2"], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [line.split() for line in res.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    assert [r[0] for r in rows] == ["2", "4"]
+    for r in rows:  # official SC, loss, |w| against ours: equal to the printed digits this early
+        assert r[1:4] == r[4:7], r
+    bad = subprocess.run([sys.executable, str(script), "--steps", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --steps 0")
