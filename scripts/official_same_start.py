@@ -76,22 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     validate(cfg)
     data = build_dataset(cfg.dataset).to(torch.device("cpu"), torch.float32)
 
-    snap = oc.load(SNAPSHOT)
-    official_args = oc.official_args(snap, flags)
-    pairs = oc.official_dataset(SNAPSHOT, official_args.binary_operation, official_args.modulo)
-    x, y = pairs.data[data.train_idx].float(), pairs.targets[data.train_idx].long()
-    torch.manual_seed(official_args.seed)
-    model = snap.utils.get_model(official_args)
-    optimizer = snap.utils.get_optimizer(model, official_args)
-    model.float()
+    official = oc.official_run(SNAPSHOT, flags, data.train_idx)
     if args.official_loss == "ours":
-        loss_fn = lambda z, t: softmax_cross_entropy(z, t, dtype).mean()  # noqa: E731
-    else:
-        loss_fn = oc.official_loss(snap, official_args)
+        official.loss_fn = lambda z, t: softmax_cross_entropy(z, t, dtype).mean()
 
     ours = build_model(cfg.model, data, [cfg.seed]).to(torch.device("cpu"), torch.float32)
     with torch.no_grad():
-        for w, w0 in zip(ours.weights, model.layers, strict=True):
+        for w, w0 in zip(ours.weights, official.model.layers, strict=True):
             w[0].copy_(w0.weight.T)
     our_optimizer = build_optimizer(cfg.optimizer, list(ours.parameters()), native_module(cfg.cpu_kernel))
     step = TrainStep(cfg, ours, data, our_optimizer)
@@ -101,17 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = time.time()
     for s in range(1, args.steps + 1):
-        model.train()
-        optimizer.zero_grad()
-        out = model(x)
-        loss = loss_fn(out, y)
-        loss.backward()
-        optimizer.step()
+        out, loss = official.step()
         logits, per_sample, _ = step()
         our_optimizer.step()
         if s % args.every == 0:
             print(
-                f"{s:5d}  {sc_fraction(out, dtype):.3f} {loss.item():.3e} {norm(layer.weight for layer in model.layers):7.2f}"
+                f"{s:5d}  {sc_fraction(out, dtype):.3f} {loss.item():.3e} {norm(layer.weight for layer in official.model.layers):7.2f}"
                 f"   {sc_fraction(logits[0], dtype):.3f} {per_sample.mean().item():.3e} {norm(w[0] for w in ours.weights):7.2f}"
                 f"   {time.time() - start:.0f} s",
                 flush=True,

@@ -146,10 +146,30 @@ def official_loss(snap: SimpleNamespace, args) -> Callable[[torch.Tensor, torch.
     ]
 
 
-def official_trajectory(name: str, flags: list[str], train_idx: torch.Tensor, steps: int) -> Trajectory:
-    """``steps`` full-batch steps of the snapshot's model, loss and optimizer as its script builds
-    them from ``flags``, on the training pairs ``train_idx`` (indices into all p² pairs), always in
-    that row order (the script reshuffles the rows every step)."""
+@dataclass
+class OfficialRun:
+    """The snapshot's model, optimizer and loss as its script builds them, and the training rows."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One full-batch step; the logits and the loss it took."""
+        self.model.train()
+        self.optimizer.zero_grad()
+        output = self.model(self.x)
+        loss = self.loss_fn(output, self.y)
+        loss.backward()
+        self.optimizer.step()
+        return output, loss
+
+
+def official_run(name: str, flags: list[str], train_idx: torch.Tensor) -> OfficialRun:
+    """The snapshot's model, loss and optimizer as its script builds them from ``flags``, on the
+    training pairs ``train_idx`` (indices into all p² pairs), in that row order."""
     snap = load(name)
     args = official_args(snap, flags)
     if hasattr(args, "train_dtype"):
@@ -164,22 +184,23 @@ def official_trajectory(name: str, flags: list[str], train_idx: torch.Tensor, st
     model = snap.utils.get_model(args)
     optimizer = snap.utils.get_optimizer(model, args)
     model.to(dtype)  # after the optimizer, as the script does (in place: the optimizer keeps its parameters)
-    loss_fn = official_loss(snap, args)
-    init = [layer.weight.detach().clone() for layer in model.layers]
-    base = getattr(optimizer, "base_optimizer", optimizer)
+    return OfficialRun(model, optimizer, official_loss(snap, args), x, y)
+
+
+def official_trajectory(name: str, flags: list[str], train_idx: torch.Tensor, steps: int) -> Trajectory:
+    """``steps`` full-batch steps of :func:`official_run`, always in the row order ``train_idx``
+    (the script reshuffles the rows every step)."""
+    run = official_run(name, flags, train_idx)
+    init = [layer.weight.detach().clone() for layer in run.model.layers]
+    base = getattr(run.optimizer, "base_optimizer", run.optimizer)
     traj = Trajectory([], [], init, hyperparameters(base.param_groups[0]))
     for _ in range(steps):
-        model.train()
-        optimizer.zero_grad()
-        output = model(x)
-        loss = loss_fn(output, y)
-        loss.backward()
-        optimizer.step()
+        output, loss = run.step()
         traj.loss.append(loss.item())
-        traj.correct.append(int((output.argmax(1) == y).sum()))
+        traj.correct.append(int((output.argmax(1) == run.y).sum()))
     if steps:
-        traj.grads = [layer.weight.grad.clone() for layer in model.layers]
-    traj.weights = [layer.weight.detach().clone() for layer in model.layers]
+        traj.grads = [layer.weight.grad.clone() for layer in run.model.layers]
+    traj.weights = [layer.weight.detach().clone() for layer in run.model.layers]
     return traj
 
 
