@@ -30,6 +30,7 @@ import official_code as oc  # noqa: E402
 from grokking.cli import compose  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
 from grokking.fused import softmax_cross_entropy  # noqa: E402
+from grokking.metrics import softmax_collapse_fraction  # noqa: E402
 from grokking.models import build_model  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.step import TrainStep, native_module  # noqa: E402
@@ -38,11 +39,6 @@ from grokking.validation import validate  # noqa: E402
 
 SNAPSHOT = "fixed-720d244"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def sc_fraction(z: torch.Tensor, dtype: torch.dtype) -> float:
-    z = z.detach().to(dtype)
-    return float((torch.exp(z - z.amax(-1, keepdim=True)).sum(-1) == 1).to(torch.float64).mean())
 
 
 def norm(weights) -> float:
@@ -97,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         our_optimizer.step()
         if s % args.every == 0:
             print(
-                f"{s:5d}  {sc_fraction(out, dtype):.3f} {loss.item():.3e} {norm(layer.weight for layer in official.model.layers):7.2f}"
-                f"   {sc_fraction(logits[0], dtype):.3f} {per_sample.mean().item():.3e} {norm(w[0] for w in ours.weights):7.2f}"
+                f"{s:5d}  {float(softmax_collapse_fraction(out, dtype)):.3f} {loss.item():.3e} {norm(layer.weight for layer in official.model.layers):7.2f}"
+                f"   {float(softmax_collapse_fraction(logits[0], dtype)):.3f} {per_sample.mean().item():.3e} {norm(w[0] for w in ours.weights):7.2f}"
                 f"   {time.time() - start:.0f} s",
                 flush=True,
             )
