@@ -147,7 +147,7 @@ def official_loss(snap: SimpleNamespace, args) -> Callable[[torch.Tensor, torch.
 
 
 @dataclass
-class OfficialRun:
+class OfficialTraining:
     """The snapshot's model, optimizer and loss as its script builds them, and the training rows."""
 
     model: torch.nn.Module
@@ -167,7 +167,7 @@ class OfficialRun:
         return output, loss
 
 
-def official_run(name: str, flags: list[str], train_idx: torch.Tensor) -> OfficialRun:
+def official_run(name: str, flags: list[str], train_idx: torch.Tensor) -> OfficialTraining:
     """The snapshot's model, loss and optimizer as its script builds them from ``flags``, on the
     training pairs ``train_idx`` (indices into all p² pairs), in that row order."""
     snap = load(name)
@@ -184,7 +184,7 @@ def official_run(name: str, flags: list[str], train_idx: torch.Tensor) -> Offici
     model = snap.utils.get_model(args)
     optimizer = snap.utils.get_optimizer(model, args)
     model.to(dtype)  # after the optimizer, as the script does (in place: the optimizer keeps its parameters)
-    return OfficialRun(model, optimizer, official_loss(snap, args), x, y)
+    return OfficialTraining(model, optimizer, official_loss(snap, args), x, y)
 
 
 def official_trajectory(name: str, flags: list[str], train_idx: torch.Tensor, steps: int) -> Trajectory:
