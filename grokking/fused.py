@@ -6,7 +6,8 @@ records for the readable definitions. Training uses these; :mod:`grokking.losses
 (tests compare the two).
 
 Both keep the property the paper is about: when Σ_k exp(z_k - max z) rounds to 1 (Softmax
-Collapse), the per-sample loss is exactly 0 and so is the gradient through the correct class.
+Collapse), the per-sample loss is exactly 0 and so is the gradient through the correct class; the
+sum is taken in :func:`grokking.losses.exp_total`'s order (the largest term last).
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ def scatter_sub_(grad: torch.Tensor, y: torch.Tensor, value: torch.Tensor) -> to
 
 
 class SoftmaxCE(torch.autograd.Function):
-    """SCE = log Σ_k exp(z_k - max z) - (z_y - max z); ∂/∂z = exp(z - max z) / Σ - onehot(y)."""
+    """SCE = log Σ_k exp(z_k - max z) - (z_y - max z); ∂/∂z = exp(z - max z) / Σ - onehot(y).
+    Σ as :func:`grokking.losses.exp_total` sums it."""
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         in_dtype = z.dtype
         z = z.to(dtype)
-        m = z.amax(-1, keepdim=True)
+        m, top = z.max(-1, keepdim=True)
         shifted_y = pick(z, y) - m.squeeze(-1)
         e = (z - m).exp_()
-        total = e.sum(-1)
+        largest = e.gather(-1, top)  # exp_total's order, in place: the others first, then the largest
+        total = (e.scatter_(-1, top, 0).sum(-1, keepdim=True) + largest).squeeze(-1)
+        e.scatter_(-1, top, largest)
         ctx.save_for_backward(e, total, y)
         ctx.in_dtype = in_dtype
         return torch.log(total) - shifted_y

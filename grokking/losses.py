@@ -37,6 +37,21 @@ def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return z.gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1)
 
 
+def exp_total(e: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """Σ_k e_k along the last dim, e = exp(z - max z), with the largest term (index ``top``, shape
+    ``(..., 1)``; it is exp(0) = 1) added last, to the sum of the others.
+
+    Near Softmax Collapse every other term is below the rounding step of 1: added to a partial sum
+    that already holds the 1, each would round away on its own, while their sum need not. Summed
+    first, they round to 1 only where the exact sum does. torch's ``sum`` and its CPU ``log_softmax``
+    kernel add the terms in vector lanes, and the terms in the lane of the 1 are lost: they round to
+    1 on more rows (docs/official.md, "Where our arithmetic differs"). Differentiable; ``e`` is not
+    modified.
+    """
+    largest = e.gather(-1, top)
+    return (e.scatter(-1, top, 0).sum(-1, keepdim=True) + largest).squeeze(-1)
+
+
 @LOSSES.register("softmax", smoothing=True)
 def softmax_cross_entropy(
     z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, label_smoothing: float = 0.0
@@ -44,15 +59,16 @@ def softmax_cross_entropy(
     """SCE = log Σ_k exp(z_k - max z) - (z_y - max z), every operation in ``dtype``.
 
     The loss is exactly 0 when, and only when, Σ_k exp(z_k - max z) rounds to 1 with z_y the
-    largest logit (Softmax Collapse); so is the gradient through the correct-class logit. The shift
-    is subtracted from z_y before the log-sum is added, in the order of torch's ``log_softmax``:
-    adding the log-sum to max z first would round a small log-sum away against a large max z and
-    give rows outside the collapse a zero loss. With label smoothing ε the target is
-    (1 - ε)·onehot(y) + ε·uniform.
+    largest logit (Softmax Collapse); so is the gradient through the correct-class logit. The sum is
+    :func:`exp_total`'s (the small terms first, the largest last), so it rounds to 1 only where the
+    exact sum does. The shift is subtracted from z_y before the log-sum is added, in the order of
+    torch's ``log_softmax``: adding the log-sum to max z first would round a small log-sum away
+    against a large max z and give rows outside the collapse a zero loss. With label smoothing ε the
+    target is (1 - ε)·onehot(y) + ε·uniform.
     """
     z = z.to(dtype)
-    m = z.detach().amax(-1, keepdim=True)
-    log_total = torch.log(torch.exp(z - m).sum(-1))
+    m, top = z.detach().max(-1, keepdim=True)
+    log_total = torch.log(exp_total(torch.exp(z - m), top))
     loss = log_total - (pick(z, y) - m.squeeze(-1))
     if label_smoothing:
         smooth = log_total - (z.mean(-1) - m.squeeze(-1))

@@ -1,4 +1,5 @@
 import torch
+from collapse import exactly_collapsed
 
 from grokking.losses import (
     build_loss,
@@ -32,21 +33,39 @@ def test_softmax_ce_matches_torch_in_float64():
     torch.testing.assert_close(softmax_cross_entropy(z, y, torch.float64), ref)
 
 
-def test_softmax_ce_is_zero_exactly_on_the_collapsed_rows():
-    """Gaps across the collapse boundary, with a large max z (100 + gap): the loss is 0 only where
-    Σ exp(z - max z) rounds to 1. Adding log Σ to max z before subtracting z_y would round a small
-    log Σ away against max z, giving a zero loss from gap 19 in float32 while collapse comes at 22."""
+def collapse_rows() -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaps 5-60 across the collapse boundary with a large max z (100 + gap), the wrong-class logits
+    equal; then 2000 rows whose 112 wrong-class logits lie 14-30 below z_y and are all distinct."""
+    gaps = torch.arange(5.0, 60.0)
+    equal = torch.full((len(gaps), 113), 100.0, dtype=torch.float64)
+    equal[:, 3] += gaps
+    gen = torch.Generator().manual_seed(0)
+    spread = -torch.empty(2000, 1, dtype=torch.float64).uniform_(14, 22, generator=gen)
+    spread = spread - torch.empty(2000, 113, dtype=torch.float64).uniform_(0, 8, generator=gen)
+    spread[:, 3] = 0
+    return torch.cat([equal, spread]), torch.full((len(gaps) + 2000,), 3)
+
+
+def test_softmax_ce_is_zero_exactly_where_the_exact_sum_rounds_to_1():
+    """The loss is 0 only where Σ exp(z - max z), summed exactly, rounds to 1: the small terms are
+    added first (losses.exp_total). Those rows are SC rows by the SC flag's rule too (torch.sum), but
+    that sum rounds to 1 on more rows, from gap 21 in float32 here where the exact sum needs 22.
+    Adding log Σ to max z before subtracting z_y would round a small log Σ away against max z, giving
+    a zero loss from gap 19 in float32."""
     from grokking.fused import softmax_cross_entropy as fused_softmax_cross_entropy
     from grokking.metrics import softmax_collapse
 
-    gaps = torch.arange(5.0, 60.0)
-    z = torch.full((len(gaps), 113), 100.0, dtype=torch.float64)
-    z[:, 3] += gaps
-    y = torch.full((len(gaps),), 3)
+    z, y = collapse_rows()
     for dtype in (torch.float16, torch.float32, torch.float64):
-        collapsed = softmax_collapse(z, dtype)
+        collapsed = exactly_collapsed(z, dtype)
+        assert collapsed.any() and not collapsed.all(), dtype
+        assert not (collapsed & ~softmax_collapse(z, dtype)).any(), dtype
         for fn in (softmax_cross_entropy, fused_softmax_cross_entropy):
             assert torch.equal(fn(z, y, dtype) == 0, collapsed), (fn, dtype)
+    exact, flag = exactly_collapsed(z, torch.float32), softmax_collapse(z, torch.float32)
+    gaps = torch.arange(5, 60)
+    assert (gaps[exact[:55]][0], gaps[flag[:55]][0]) == (22, 21)
+    assert (flag & ~exact)[55:].float().mean() > 0.05  # distinct logits: many rows only the flag marks
 
 
 def test_stablemax_ce_is_minus_log_stablemax():

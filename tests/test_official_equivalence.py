@@ -58,6 +58,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from collapse import exactly_collapsed
 from official_code import (
     load,
     loss_and_correct_grad,
@@ -332,17 +333,17 @@ def test_softmax_collapse_boundary_matches_official(variant, dtype):
     """Softmax CE across the collapse boundary (collapse at gap 13 in float16, 22 in float32, 42 in
     float64 for equal wrong-class logits; 11, 20, 40 spread).
 
-    Agree: the SC flag (Σ_k exp(z_k - max z) == 1 in the loss dtype), row by row, ours and both
-    snapshots' loggers; and loss and correct-class gradient to ``SWEEP_TOL`` float roundings.
-    Ours: the loss and the correct-class gradient are exactly 0 on exactly the rows the SC flag
-    marks (where the correct class is the largest), on the autograd path.
+    Agree: the SC flag (Σ_k exp(z_k - max z) == 1 in the loss dtype, summed by ``torch.sum``), row by
+    row, ours and both snapshots' loggers; and loss and correct-class gradient to ``SWEEP_TOL`` float
+    roundings. Ours, on every path: the loss and the correct-class gradient are exactly 0 on exactly
+    the rows where the exact sum rounds to 1 (and the correct class is the largest).
 
-    Differ: (1) the official loss sums Σ exp inside torch's ``log_softmax`` kernel, in vector lanes,
-    in another order than the ``torch.sum`` of its own SC flag and of ours; at float32 with equal
-    wrong-class logits its loss and gradient are exactly 0 from gap 21, one gap before its own SC
-    flag and ours (22). Our C++ kernel sums in lanes too and collapses where the official loss
-    does, so on that path a row at the boundary can have a zero loss and no SC flag.
-    (2) release-0cc9e8d returns its float64 loss rounded to float32."""
+    Differ: the three sums round differently near the boundary. Ours adds the small terms first and
+    the largest, 1, last (losses.exp_total), so it rounds to 1 only where the exact sum does. The SC
+    flag's ``torch.sum`` and the official loss's ``log_softmax`` kernel add in vector lanes, so the
+    small terms in the lane of the 1 are lost one by one. With equal wrong-class logits at float32
+    the official loss and gradient are exactly 0 from gap 21, one gap before the exact sum rounds to
+    1 and before the SC flag (22). (2) release-0cc9e8d returns its float64 loss rounded to float32."""
     need(FIXED)
     eps = torch.finfo(dtype).eps
     z, y = sweep_logits(variant, dtype)
@@ -350,21 +351,21 @@ def test_softmax_collapse_boundary_matches_official(variant, dtype):
     for name in FOUND:
         assert torch.equal(official_sc_flags(name, z, dtype), flag), name
     y_is_max = z.argmax(-1) == y
+    collapsed = exactly_collapsed(z, dtype) & y_is_max
     official_loss, official_grad = loss_and_correct_grad(official_softmax_ce(FIXED), z, y, dtype)
     for path, (loss, grad) in ours_by_path("softmax", z, y, dtype).items():
-        # the C++ kernel sums Σ exp in vector lanes, as torch's log_softmax kernel does: its zero rows
-        # are the official loss's (difference (1)); autograd sums as the SC flag does
-        collapsed = official_loss == 0 if path == "native" else flag & y_is_max
         assert torch.equal(loss == 0, collapsed), path
         assert torch.equal(grad == 0, collapsed), path
         scale = official_loss.double().abs().clamp_min(1)
         assert ((loss.double() - official_loss.double()).abs() / scale).max() <= SWEEP_TOL * eps, path
         assert (grad.double() - official_grad.double()).abs().max() <= SWEEP_TOL * eps, path
+    assert not (collapsed & ~flag).any()
+    assert not (collapsed & (official_loss != 0)).any()
     official_zero = first_gap(official_loss == 0)
     if dtype == torch.float32 and variant in ("equal", "shifted"):
-        assert official_zero == first_gap(flag) - 1 == 21  # difference (1)
+        assert official_zero == first_gap(collapsed) - 1 == 21  # lanes
     else:
-        assert official_zero == first_gap(flag & y_is_max)
+        assert official_zero == first_gap(collapsed)
     assert torch.equal(official_grad == 0, official_loss == 0)
     if RELEASE in FOUND:
         release_loss, release_grad = loss_and_correct_grad(official_softmax_ce(RELEASE), z, y, dtype)
@@ -466,13 +467,15 @@ def test_orthogonal_gradient_matches_official_until_its_norm_fails(dtype):
         assert rel(ours(gk), exact if exact is not None else ours(g) * 2.0**-k) <= 8 * eps, k
 
 
-def test_official_loss_keeps_the_correct_class_gradient_on_some_collapsed_rows():
+def test_loss_keeps_the_correct_class_gradient_on_rows_only_lane_sums_collapse():
     """Rows near collapse with many distinct wrong-class logits (as in training, unlike the sweep's
-    equal or evenly spread ones), float32: ours zeroes the correct-class gradient on exactly the rows
-    the SC flag marks; the official loss (torch's ``log_softmax``) on a strict subset of them, about
-    four fifths. That is where the two codes part in Fig. 2 (60 %, float32): trained from identical
-    weights, the official model follows ours when it trains with our loss
-    (``scripts/official_same_start.py --official-loss ours``)."""
+    equal or evenly spread ones), float32. The SC flag's ``torch.sum`` rounds Σ exp to 1 on about half
+    of them; the official loss (``log_softmax``, also in vector lanes) zeroes the correct-class
+    gradient on a strict subset of those, about four fifths; ours (losses.exp_total) only where the
+    exact sum rounds to 1, a strict subset of the official rows, about two thirds of the flag's.
+    Before ours summed as ``torch.sum`` does, it zeroed the gradient on every flagged row, and Fig. 2
+    (60 %, float32) parted from the official code: trained from identical weights, the official model
+    followed ours when trained with that loss (``scripts/official_same_start.py``)."""
     need(FIXED)
     gen = torch.Generator().manual_seed(0)
     n, classes = 4000, 113
@@ -481,11 +484,14 @@ def test_official_loss_keeps_the_correct_class_gradient_on_some_collapsed_rows()
     z[:, 0] = 0
     y = torch.zeros(n, dtype=torch.long)
     flag = metrics.softmax_collapse(z, torch.float32)
-    _, ours = loss_and_correct_grad(fused.FUSED["softmax"], z, y, torch.float32)
+    exact = exactly_collapsed(z, torch.float32)
     _, official = loss_and_correct_grad(official_softmax_ce(FIXED), z, y, torch.float32)
-    assert torch.equal(ours == 0, flag)
-    assert not (official == 0)[~flag].any()  # the official zero rows are SC rows...
-    assert 0.6 < (official == 0).sum() / flag.sum() < 0.95  # ...but not all of them
+    for path, (_, ours) in ours_by_path("softmax", z, y, torch.float32).items():
+        assert torch.equal(ours == 0, exact), path
+    official = official == 0
+    assert not (exact & ~official).any() and not (official & ~flag).any()  # exact ⊂ official ⊂ flag
+    assert 0.6 < official.sum() / flag.sum() < 0.95
+    assert 0.5 < exact.sum() / flag.sum() < official.sum() / flag.sum()
 
 
 def test_same_start_script_trains_both_codes_from_identical_weights():

@@ -377,16 +377,23 @@ struct ExactGrad {
 
 // Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
 // loss = log(total) - (z_y - m), gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
-// `e` holds `padded` entries.
+// The total adds the largest term (e = 1) last, to the sum of the others, as
+// grokking.losses.exp_total does: near collapse the others, each below the rounding step of 1, are
+// not lost one by one against it. `e` holds `padded` entries.
 template <typename S, typename A, typename Out>
 A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, Out out) {
   using Vec = at::vec::Vectorized<A>;
   for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
   for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
   const A m = padded_max(e, padded);
+  int64_t top = 0;  // the first largest entry (a NaN row has none: its total is NaN either way)
+  while (top < c - 1 && !(e[top] == m)) ++top;
   const Vec vm(m);
   for (int64_t k = 0; k < padded; k += Vec::size()) (Vec::loadu(e + k) - vm).exp().store(e + k);  // pads: 0
-  const A total = padded_sum(e, padded);
+  const A largest = e[top];
+  e[top] = 0;
+  const A total = padded_sum(e, padded) + largest;
+  e[top] = largest;
   const A per = g / total;
   for (int64_t k = 0; k < c; ++k) out.product(k, e[k], per);
   out.value(y, static_cast<A>(e[y] * per - g));
