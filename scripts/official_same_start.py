@@ -6,8 +6,8 @@ full batch, and print both SC fractions, losses and weight norms every few steps
     python scripts/official_same_start.py --fraction 0.7 --dtype float64 --steps 7000
 
 The setting is a Fig. 2 run: softmax CE in ``--dtype``, AdamW lr 5e-4, ``--fraction`` of the pairs.
-The official side is built as ``tests/official_code.py`` builds it for the same-computation tests
-(its model, loss and optimizer, imported unmodified from the snapshot); ours as the trainer builds
+The official side is built by :func:`grokking.official_snapshot.official_run`, as for the
+same-computation tests (its model, loss and optimizer, imported unmodified from the snapshot); ours as the trainer builds
 it (``cpu_kernel=torch`` unless ``--kernel`` says otherwise). ``--official-loss ours`` swaps the
 official loss for ours (``grokking.fused``), so a divergence can be traced to the loss or away from it.
 SC is counted on both sides by one rule: rows whose Σ exp(z - max z) is exactly 1 in ``--dtype``.
@@ -23,21 +23,19 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import official_code as oc  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from grokking.cli import compose  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
 from grokking.fused import softmax_cross_entropy  # noqa: E402
 from grokking.metrics import softmax_collapse_fraction  # noqa: E402
 from grokking.models import build_model  # noqa: E402
+from grokking.official_snapshot import FIXED, official_run, snapshot_dirs  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.step import TrainStep, native_module  # noqa: E402
 from grokking.train import to_config  # noqa: E402
 from grokking.validation import validate  # noqa: E402
 
-SNAPSHOT = "fixed-720d244"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -59,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.every < 1:
         print(f"error: --steps {args.steps} and --every {args.every} must be ≥ 1", file=sys.stderr)
         return 2
-    found, why = oc.snapshot_dirs()
-    if SNAPSHOT not in found:
-        print(f"error: {why or f'{SNAPSHOT} is not among the snapshots found'}", file=sys.stderr)
+    found, why = snapshot_dirs()
+    if FIXED not in found:
+        print(f"error: {why or f'{FIXED} is not among the snapshots found'}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     dtype = DTYPES[args.dtype]
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     validate(cfg)
     data = build_dataset(cfg.dataset).to(torch.device("cpu"), torch.float32)
 
-    official = oc.official_run(SNAPSHOT, flags, data.train_idx)
+    official = official_run(FIXED, flags, data.train_idx)
     if args.official_loss == "ours":
         official.loss_fn = lambda z, t: softmax_cross_entropy(z, t, dtype).mean()
 

@@ -60,11 +60,11 @@ import pytest
 import torch
 from collapse import exactly_collapsed
 from official_code import (
+    FIXED,
+    RELEASE,
     load,
     loss_and_correct_grad,
     native_loss_and_correct_grad,
-    official_args,
-    official_dataset,
     official_sc_flags,
     official_softmax_ce,
     official_stablemax_ce,
@@ -77,12 +77,12 @@ import grokking.native as native
 from grokking import fused, losses, metrics
 from grokking.cli import compose
 from grokking.data import build_dataset
+from grokking.official_snapshot import official_args, official_dataset
 from grokking.optim import orthogonal_component
 from grokking.train import to_config
 
 FOUND, WHY = snapshot_dirs()
 pytestmark = pytest.mark.skipif(not FOUND, reason=WHY)
-FIXED, RELEASE = "fixed-720d244", "release-0cc9e8d"
 
 
 def native_available() -> bool:
