@@ -26,8 +26,8 @@ def correct_counts(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def softmax_collapse(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Boolean mask of the rows in Softmax Collapse in ``dtype``: Σ_k exp(z_k - max z) == 1, summed
     by ``torch.sum`` as the official code's logger sums it. The loss sums the same terms more
-    accurately (:func:`grokking.losses.exp_total`) and is exactly 0 on a subset of these rows, all of
-    them when the wrong-class logits are equal (``zero_loss_fraction`` counts that subset)."""
+    accurately (:func:`grokking.losses.exp_total`) and is exactly 0 on a subset of these rows, nearly
+    all of them when the wrong-class logits are equal (``zero_loss_fraction`` counts that subset)."""
     z = logits.detach().to(dtype)
     return torch.exp(z - z.amax(-1, keepdim=True)).sum(-1) == 1
 
@@ -35,9 +35,9 @@ def softmax_collapse(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def softmax_collapse_fraction(logits: torch.Tensor, dtype: torch.dtype | str) -> torch.Tensor:
     """Share of the rows of ``logits`` (classes last) in Softmax Collapse in ``dtype`` (a torch dtype
     or its name, e.g. ``torch.bfloat16`` or ``"float16"``), as a 0-dim float64 tensor: the rows whose
-    softmax in that dtype is exactly one-hot by the rule of :func:`softmax_collapse`: the official
-    code's, under which the cross-entropy and its gradient through the correct class vanish.
-    Training logs it per replica (``sc_fraction_<dtype>``)."""
+    softmax in that dtype is exactly one-hot by the rule of :func:`softmax_collapse`, the official
+    code logger's; the cross-entropy and its gradient through the correct class vanish on a subset of
+    them. Training logs it per replica (``sc_fraction_<dtype>``)."""
     dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     return softmax_collapse(logits, dtype).double().mean()
 
