@@ -25,8 +25,9 @@ from types import SimpleNamespace
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SEARCHED = (REPO_ROOT.parent / "shared" / "official", REPO_ROOT.parent.parent / "shared" / "official")
+from grokking.official import DEFAULT_DIR, ROOT
+
+SEARCHED = (DEFAULT_DIR.parent, ROOT.parent.parent / "shared" / "official")  # beside the checkout, or one up
 RELEASE, FIXED = "release-0cc9e8d", "fixed-720d244"
 SNAPSHOTS = (RELEASE, FIXED)
 MODULES = ("constants", "binary_operations", "datasets", "models", "orthograd", "utils", "logger")

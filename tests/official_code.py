@@ -19,7 +19,6 @@ from grokking.models import build_model
 from grokking.official_snapshot import (  # noqa: F401 (re-exported for the tests)
     FIXED,
     RELEASE,
-    OfficialTraining,
     load,
     official_run,
     snapshot_dirs,
