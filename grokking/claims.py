@@ -49,6 +49,7 @@ class Claim:
     holds: Callable[[float], bool]  # whether a value agrees within the tolerance
     tolerance: str  # the tolerance, in words (e.g. "within ±10 points")
     fmt: str = "{:.3g}"  # how to print our value
+    key: str = ""  # a short name other tables cite the claim by (grokking/headline.yaml)
 
 
 def bootstrap_ci(values: Sequence[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -101,6 +102,19 @@ class Distribution:
         if self.never:
             parts.append(f"{self.never} never")
         return f"{mean} ({'; '.join(parts)}; n={self.n})"
+
+    def short(self, fmt: str) -> str:
+        """The mean with its min–max range and n, for a table cell: ``26.2 % (24.1–30.5 %, n=3)``
+        (the unit after ``fmt``'s field is written once per range)."""
+        if not self.values:
+            return f"never (n={self.n})"
+        mean = fmt.format(self.mean)
+        if self.n == 1:
+            return mean
+        number, unit = fmt[: fmt.rindex("}") + 1], fmt[fmt.rindex("}") + 1 :]
+        lo, hi = (number.format(v) for v in (min(self.values), max(self.values)))
+        never = f", {self.never} never" if self.never else ""
+        return f"{mean} ({lo}–{hi}{unit}, n={self.n}{never})"
 
 
 @dataclass(frozen=True)
@@ -241,9 +255,9 @@ def in_range(lo: float, hi: float) -> Callable[[float], bool]:
 CHECKS = {f.__name__: f for f in (at_least, at_most, within, between, in_range)}
 
 TABLE = Path(__file__).resolve().parent / "claims.yaml"
-FIELDS = ("figure", "claim", "paper", "measure", "args", "check", "tolerance", "fmt")
-OPTIONAL = ("args", "fmt")
-TEXT = ("figure", "claim", "paper", "tolerance", "fmt")
+FIELDS = ("figure", "claim", "paper", "measure", "args", "check", "tolerance", "fmt", "key")
+OPTIONAL = ("args", "fmt", "key")
+TEXT = ("figure", "claim", "paper", "tolerance", "fmt", "key")
 
 
 class ClaimsTableError(ValueError):
@@ -262,7 +276,14 @@ def load_claims(path: Path | None = None) -> list[Claim]:
         raise ClaimsTableError(f"{path.name}: not valid YAML{where} ({getattr(e, 'problem', e)})") from None
     if not isinstance(rows, list):
         raise ClaimsTableError(f"{path.name}: expected a list of rows, one per claim")
-    return [claim_from_row(row, f"{path.name} row {i}") for i, row in enumerate(rows, 1)]
+    claims = [claim_from_row(row, f"{path.name} row {i}") for i, row in enumerate(rows, 1)]
+    seen: dict[str, int] = {}
+    for i, c in enumerate(claims, 1):
+        if c.key and c.key in seen:
+            raise ClaimsTableError(f"{path.name} row {i}: key {c.key!r} is already row {seen[c.key]}'s")
+        if c.key:
+            seen[c.key] = i
+    return claims
 
 
 def claim_from_row(row: object, where: str) -> Claim:
@@ -292,7 +313,7 @@ def claim_from_row(row: object, where: str) -> Claim:
     if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
         raise ClaimsTableError(f"{where}: check {name!r} takes numbers, not {bounds!r}")
     holds = build(CHECKS, "check", name, bounds, where)
-    return Claim(row["figure"], row["claim"], row["paper"], measure, holds, row["tolerance"], fmt)
+    return Claim(row["figure"], row["claim"], row["paper"], measure, holds, row["tolerance"], fmt, row.get("key", ""))
 
 
 def build(registry: Mapping[str, Callable] | Registry, kind: str, name: object, args: object, where: str) -> Callable:

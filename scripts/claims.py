@@ -7,6 +7,10 @@ claim; ``grokking.claims.load_claims`` reads them), their measures are in ``grok
 With official-code runs under ``results/official/<commit>/`` (``scripts/official.py``), the same
 claims are measured on them and every deviation of ours is classed (paper only / ours only / not
 checkable).
+
+Run on the committed ``results/`` (the default, and ``make figures``), it also rewrites the README's
+headline table (``grokking/headline.yaml``, between the README's headline markers) from the same
+verdicts; with ``--results`` or another output it leaves the README alone.
 """
 
 from __future__ import annotations
@@ -19,17 +23,24 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
+from grokking.headline import load_rows, replace_block, table  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
+
+README = HERE.parent / "README.md"
 
 OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
 
 
 def main(results: Path = RESULTS, out: Path | None = None, official_commit: str = OFFICIAL_COMMIT) -> str:
     claims = load_claims()
+    rows = load_rows()
     verdicts = [evaluate(c, results) for c in claims]
     official_root = results / "official" / official_commit
     official = [evaluate(c, official_root) for c in claims] if official_root.is_dir() else None
+    headline = table(rows, verdicts, official)
     (out or results / "CLAIMS.md").write_text(report(verdicts, official, official_commit))
+    if Path(results).resolve() == RESULTS.resolve() and out is None:
+        README.write_text(replace_block(README.read_text(encoding="utf-8"), headline), encoding="utf-8")
     line = summary_line(verdicts, official)
     print(line)
     return line

@@ -1,0 +1,72 @@
+"""The README's headline table is written from the claims and the committed runs: its cells, its
+errors, where it goes in the README, and that the committed README shows what the runs give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grokking.claims import Claim, ClaimsTableError, Distribution, Verdict, at_least, evaluate, load_claims
+from grokking.headline import END, START, Row, load_rows, replace_block, table
+from grokking.results import RESULTS
+from scripts.claims import OFFICIAL_COMMIT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def verdict(key: str, values: tuple[float, ...], fmt: str = "{:.1f} %") -> Verdict:
+    claim = Claim("Fig. X", key, "≈ 50 %", lambda r: None, at_least(0), "", fmt, key)
+    return Verdict(claim, Distribution(values) if values else None, "holds" if values else "missing")
+
+
+def test_a_cell_is_the_mean_with_its_range_and_n_and_the_unit_once():
+    assert Distribution((26.2,)).short("{:.1f} %") == "26.2 %"
+    assert Distribution((24.1, 30.5, 24.0)).short("{:.1f} %") == "26.2 % (24.0–30.5 %, n=3)"
+    assert Distribution((2.0, 4.0)).short("×{:.1f}") == "×3.0 (×2.0–×4.0, n=2)"
+    assert Distribution((100.0,), never=1).short("{:.0f}") == "100 (100–100, n=2, 1 never)"
+    assert Distribution((), never=2).short("{:.0f}") == "never (n=2)"
+
+
+def test_the_table_fills_each_template_by_claim_key_ours_and_official():
+    rows = [Row("2", "fp16 / fp32", "≈ 15 / 30", "{a} / {b} (official {official.a})")]
+    ours = [verdict("a", (24.1, 30.5)), verdict("b", ())]
+    official = [verdict("a", (29.4,)), verdict("b", ())]
+    text = table(rows, ours, official).splitlines()
+    assert text[0] == "| figure | setting | paper | ours |"
+    assert text[2] == "| 2 | fp16 / fp32 | ≈ 15 / 30 | 27.3 % (24.1–30.5 %, n=2) / — (official 29.4 %) |"
+
+
+def test_an_unknown_key_fails_with_one_line_naming_the_row_and_the_keys():
+    with pytest.raises(ClaimsTableError) as err:
+        table([Row("2", "", "", "{a} / {c}")], [verdict("a", (1.0,)), verdict("b", (2.0,))])
+    assert str(err.value) == "headline.yaml row 1: unknown claim key 'c'; keys: a, b"
+    with pytest.raises(ClaimsTableError, match="needs the official code's verdicts"):
+        table([Row("2", "", "", "{official.a}")], [verdict("a", (1.0,))])
+
+
+def test_every_key_the_table_cites_is_a_claim_and_no_claim_key_repeats(tmp_path):
+    keys = {c.key for c in load_claims() if c.key}
+    cited = {k.removeprefix("official.") for row in load_rows() for k in row.keys()}
+    assert cited and cited <= keys
+    table_ = tmp_path / "claims.yaml"
+    row = "- {key: a, figure: F, claim: c, paper: p, measure: pct_final, args: [f, r], check: {at_least: 1}, tolerance: t}\n"
+    table_.write_text(row * 2)
+    with pytest.raises(ClaimsTableError, match="claims.yaml row 2: key 'a' is already row 1's"):
+        load_claims(table_)
+
+
+def test_the_block_replaces_only_what_lies_between_the_markers():
+    text = f"intro\n{START}\nold table\n{END}\noutro\n"
+    assert replace_block(text, "new") == f"intro\n{START}\nnew\n{END}\noutro\n"
+    with pytest.raises(ClaimsTableError, match="expected one"):
+        replace_block("no markers here", "new")
+
+
+def test_the_committed_readme_shows_what_the_committed_runs_give():
+    """Fails when a run or claim changed and `make figures` was not run to rewrite the README."""
+    claims = load_claims()
+    ours = [evaluate(c, RESULTS) for c in claims]
+    official = [evaluate(c, RESULTS / "official" / OFFICIAL_COMMIT) for c in claims]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert replace_block(readme, table(load_rows(), ours, official)) == readme
