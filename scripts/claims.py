@@ -37,9 +37,9 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
     verdicts = [evaluate(c, results) for c in claims]
     official_root = results / "official" / official_commit
     official = [evaluate(c, official_root) for c in claims] if official_root.is_dir() else None
-    headline = table(rows, verdicts, official)
     (out or results / "CLAIMS.md").write_text(report(verdicts, official, official_commit))
     if Path(results).resolve() == RESULTS.resolve() and out is None:
+        headline = table(rows, verdicts, official)
         README.write_text(replace_block(README.read_text(encoding="utf-8"), headline), encoding="utf-8")
     line = summary_line(verdicts, official)
     print(line)
