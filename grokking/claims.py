@@ -89,32 +89,28 @@ class Distribution:
         lo, hi = min(self.values), max(self.values)
         return any(holds(lo + (hi - lo) * i / (points - 1)) for i in range(points))
 
-    def text(self, fmt: str) -> str:
+    def text(self, fmt: str, short: bool = False) -> str:
+        """The mean, and with several replicates in parentheses the 95 % bootstrap interval (n ≥ 5),
+        the min–max range, the replicates that never reached the milestone, and n. ``short`` (a
+        table cell) keeps the range and n and writes the unit after ``fmt``'s field once:
+        ``26.2 % (24.1–30.5 %, n=3)``."""
         if not self.values:
             return f"never (n={self.n})"
         mean = fmt.format(self.mean)
         if self.n == 1:
             return mean
-        lo, hi = (fmt.format(v) for v in (min(self.values), max(self.values)))
-        parts = [f"range {lo} – {hi}"]
+        lo, hi = min(self.values), max(self.values)
+        never = f"{self.never} never" if self.never else ""
+        if short:
+            number, unit = fmt[: fmt.rindex("}") + 1], fmt[fmt.rindex("}") + 1 :]
+            tail = f", {never}" if never else ""
+            return f"{mean} ({number.format(lo)}–{number.format(hi)}{unit}, n={self.n}{tail})"
+        parts = [f"range {fmt.format(lo)} – {fmt.format(hi)}"]
         if self.ci:
             parts.insert(0, "95 % CI " + " – ".join(fmt.format(v) for v in self.ci))
-        if self.never:
-            parts.append(f"{self.never} never")
+        if never:
+            parts.append(never)
         return f"{mean} ({'; '.join(parts)}; n={self.n})"
-
-    def short(self, fmt: str) -> str:
-        """The mean with its min–max range and n, for a table cell: ``26.2 % (24.1–30.5 %, n=3)``
-        (the unit after ``fmt``'s field is written once per range)."""
-        if not self.values:
-            return f"never (n={self.n})"
-        mean = fmt.format(self.mean)
-        if self.n == 1:
-            return mean
-        number, unit = fmt[: fmt.rindex("}") + 1], fmt[fmt.rindex("}") + 1 :]
-        lo, hi = (number.format(v) for v in (min(self.values), max(self.values)))
-        never = f", {self.never} never" if self.never else ""
-        return f"{mean} ({lo}–{hi}{unit}, n={self.n}{never})"
 
 
 @dataclass(frozen=True)
@@ -279,7 +275,7 @@ def load_claims(path: Path | None = None) -> list[Claim]:
     claims = [claim_from_row(row, f"{path.name} row {i}") for i, row in enumerate(rows, 1)]
     seen: dict[str, int] = {}
     for i, c in enumerate(claims, 1):
-        if c.key and c.key in seen:
+        if c.key in seen:
             raise ClaimsTableError(f"{path.name} row {i}: key {c.key!r} is already row {seen[c.key]}'s")
         if c.key:
             seen[c.key] = i

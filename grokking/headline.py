@@ -69,7 +69,7 @@ class _Cells(string.Formatter):
 
 def cell(verdict: Verdict) -> str:
     """A verdict's value for a table cell: the mean, with the min–max range and n over replicates."""
-    return "—" if verdict.dist is None else verdict.dist.short(verdict.claim.fmt)
+    return "—" if verdict.dist is None else verdict.dist.text(verdict.claim.fmt, short=True)
 
 
 def table(rows: Sequence[Row], verdicts: Sequence[Verdict], official: Sequence[Verdict] | None = None) -> str:

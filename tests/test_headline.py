@@ -21,11 +21,11 @@ def verdict(key: str, values: tuple[float, ...], fmt: str = "{:.1f} %") -> Verdi
 
 
 def test_a_cell_is_the_mean_with_its_range_and_n_and_the_unit_once():
-    assert Distribution((26.2,)).short("{:.1f} %") == "26.2 %"
-    assert Distribution((24.1, 30.5, 24.0)).short("{:.1f} %") == "26.2 % (24.0–30.5 %, n=3)"
-    assert Distribution((2.0, 4.0)).short("×{:.1f}") == "×3.0 (×2.0–×4.0, n=2)"
-    assert Distribution((100.0,), never=1).short("{:.0f}") == "100 (100–100, n=2, 1 never)"
-    assert Distribution((), never=2).short("{:.0f}") == "never (n=2)"
+    assert Distribution((26.2,)).text(short=True, fmt="{:.1f} %") == "26.2 %"
+    assert Distribution((24.1, 30.5, 24.0)).text(short=True, fmt="{:.1f} %") == "26.2 % (24.0–30.5 %, n=3)"
+    assert Distribution((2.0, 4.0)).text(short=True, fmt="×{:.1f}") == "×3.0 (×2.0–×4.0, n=2)"
+    assert Distribution((100.0,), never=1).text(short=True, fmt="{:.0f}") == "100 (100–100, n=2, 1 never)"
+    assert Distribution((), never=2).text(short=True, fmt="{:.0f}") == "never (n=2)"
 
 
 def test_the_table_fills_each_template_by_claim_key_ours_and_official():
