@@ -86,10 +86,11 @@ def table(rows: Sequence[Row], verdicts: Sequence[Verdict], official: Sequence[V
     return "\n".join(lines)
 
 
-def replace_block(text: str, block: str, name: str = "README.md") -> str:
-    """``text`` with what lies between the headline markers replaced by ``block``."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ClaimsTableError(f"{name}: expected one {START!r} line and one {END!r} line after it")
-    head, rest = text.split(START)
-    _, tail = rest.split(END)
-    return f"{head}{START}\n{block}\n{END}{tail}"
+def replace_block(text: str, block: str, name: str = "README.md", start: str = START, end: str = END) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` (default: the headline's)
+    replaced by ``block``."""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ClaimsTableError(f"{name}: expected one {start!r} line and one {end!r} line after it")
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    return f"{head}{start}\n{block}\n{end}{tail}"

@@ -108,7 +108,8 @@ def _status(path: Path) -> str | None:
         return None
 
 
-def _completed(path: Path) -> bool:
+def completed(path: Path) -> bool:
+    """Whether the run in folder ``path`` reached its end (``completed`` or ``diverged``)."""
     return _status(path) in ("completed", "diverged")
 
 
@@ -125,7 +126,7 @@ def logged(figure: str, run: str, root: Replicate) -> tuple[pd.DataFrame, bool]:
         df = df[df.seed == root.seed]
         if df.empty:
             raise MissingRun(f"{figure}/{run} has no rows of seed {root.seed}")
-    return df, _completed(path)
+    return df, completed(path)
 
 
 def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
@@ -143,7 +144,7 @@ def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
     frames = [first]
     for k in replicate_indices(Path(root))[1:]:
         path = run_dir(figure, run, Replicate(Path(root), k))
-        if _completed(path) and (path / "metrics.csv").is_file():
+        if completed(path) and (path / "metrics.csv").is_file():
             try:
                 frames.append(_metrics(path / "metrics.csv").assign(replicate=k))
             except MissingRun:

@@ -10,7 +10,8 @@ checkable).
 
 Run on the committed ``results/`` (the default, and ``make figures``), it also rewrites the README's
 headline table (``grokking/headline.yaml``, between the README's headline markers) from the same
-verdicts; with ``--results`` or another output it leaves the README alone.
+verdicts, and the replicate status table of ``docs/replicates.md`` (``grokking/replicate_status.py``);
+with ``--results`` or another output it leaves both alone.
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ sys.path.insert(0, str(HERE.parent))
 
 from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
 from grokking.headline import load_rows, replace_block, table  # noqa: E402
+from grokking.replicate_status import END as STATUS_END  # noqa: E402
+from grokking.replicate_status import START as STATUS_START  # noqa: E402
+from grokking.replicate_status import table as status_table  # noqa: E402
+from grokking.replicate_status import totals  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
+from scripts.reproduce import replicated_runs  # noqa: E402
 
 README = HERE.parent / "README.md"
+STATUS = HERE.parent / "docs" / "replicates.md"
 
 OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
 
@@ -41,9 +48,17 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
     if Path(results).resolve() == RESULTS.resolve() and out is None:
         headline = table(rows, verdicts, official)
         README.write_text(replace_block(README.read_text(encoding="utf-8"), headline), encoding="utf-8")
+        STATUS.write_text(replicate_block(STATUS.read_text(encoding="utf-8"), results), encoding="utf-8")
     line = summary_line(verdicts, official)
     print(line)
     return line
+
+
+def replicate_block(text: str, results: Path = RESULTS) -> str:
+    """``text`` (docs/replicates.md) with its status table rewritten from the runs under ``results``."""
+    runs = replicated_runs()
+    block = f"{totals(runs, results)}\n\n{status_table(runs, results)}"
+    return replace_block(text, block, STATUS.name, STATUS_START, STATUS_END)
 
 
 if __name__ == "__main__":

@@ -182,6 +182,17 @@ def replicate_overrides(overrides: list[str], k: int) -> list[str]:
     return [*[o for o in overrides if not o.startswith(("seeds=", "seed="))], f"dataset.seed={k}", *init]
 
 
+def replicated(overrides: list[str]) -> bool:
+    """Whether a run gets replicates: not one that only varies another run's init seed."""
+    return not any(o.startswith(("seed=", "seeds=")) for o in overrides)
+
+
+def replicated_runs() -> dict[str, list[str]]:
+    """The runs that get replicates, by figure (figures with none left out)."""
+    runs = {fig: [name for name, ov in named.items() if replicated(ov)] for fig, named in RUNS.items()}
+    return {fig: names for fig, names in runs.items() if names}
+
+
 def replicate_root(out: Path, k: int) -> Path:
     return out if k == 0 else out / "replicates" / str(k)
 
@@ -298,7 +309,7 @@ def main() -> None:
         (fig, name, [*replicate_overrides(ov, k), *extra], replicate_root(args.out, k))
         for k in range(args.replicates)
         for fig, name, ov in todo
-        if k == 0 or not any(o.startswith(("seed=", "seeds=")) for o in ov)  # init-seed variants: not replicated
+        if k == 0 or replicated(ov)
     ]
     if args.list:
         for fig, name, overrides, out in jobs:

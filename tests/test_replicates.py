@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 from grokking.claims import Claim, Distribution, bootstrap_ci, deviation_class, evaluate, report, summary_line, within
+from grokking.replicate_status import table, totals
 from grokking.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
-from scripts.reproduce import replicate_overrides
+from scripts.claims import STATUS, replicate_block
+from scripts.reproduce import replicate_overrides, replicated_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,3 +183,39 @@ def test_a_run_that_stopped_early_answers_what_it_reached(tmp_path):
     interrupted(tmp_path / "done" / "figX" / "run")
     with pytest.raises(MissingRun):
         onsets("figX", "run", "test_acc", 0.5, Replicate(tmp_path / "done"))
+
+
+def test_the_status_table_counts_finished_replicates_against_their_target(tmp_path):
+    for k in (0, 1, 2):  # three finished replicates of a short run
+        write_run((tmp_path / "replicates" / str(k) if k else tmp_path) / "figX" / "short", [0.1, 0.9])
+    write_run(tmp_path / "figX" / "long", [0.1, 0.9])
+    write_run(tmp_path / "replicates" / "1" / "figX" / "long", [0.1, 0.2])
+    interrupted(tmp_path / "replicates" / "1" / "figX" / "long")  # not finished: does not count
+    path = tmp_path / "figX" / "long" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "epochs": 100_000}))  # long: target 3
+    runs = {"figX": ["short", "long", "never_run"]}
+    assert table(runs, tmp_path).splitlines()[2:] == [
+        "| figX | `short` | 3 (open) | 5 |",
+        "| figX | `long` | 1 (open) | 3 |",
+        "| figX | `never_run` | 0 (open) | 5 |",
+    ]
+    assert (
+        totals(runs, tmp_path) == "0 of 3 runs have their target number of replicates; 9 replicates are still to run."
+    )
+    for k in (3, 4):
+        write_run(tmp_path / "replicates" / str(k) / "figX" / "short", [0.1, 0.9])
+    assert table(runs, tmp_path).splitlines()[2] == "| figX | `short` | 5 | 5 |"
+
+
+def test_runs_that_only_vary_the_init_seed_get_no_replicates():
+    runs = replicated_runs()
+    assert "b_stablemax" in runs["fig1"] and "b_stablemax_seed1" not in runs["fig1"]
+    assert "fig12" not in runs and "fig2_bf16" not in runs  # every run there sets its seeds
+
+
+def test_the_committed_status_table_shows_the_committed_replicates():
+    """Fails when a replicate was committed and `make figures` was not run to rewrite the table."""
+    text = STATUS.read_text(encoding="utf-8")
+    fresh = replicate_block(text)
+    stale = [line for line in fresh.splitlines() if line not in text.splitlines()]
+    assert not stale, f"docs/replicates.md's status table is stale; `make figures` rewrites it. Now: {stale}"
