@@ -45,8 +45,12 @@ def load_rows(path: Path | None = None) -> list[Row]:
         raise ClaimsTableError(f"{path.name}: expected a list of rows, one per line of the table")
     out = []
     for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or sorted(row) != sorted(FIELDS):
-            raise ClaimsTableError(f"{path.name} row {i}: expected the fields {', '.join(FIELDS)}")
+        if not isinstance(row, dict):
+            raise ClaimsTableError(f"{path.name} row {i}: expected a mapping with the fields {', '.join(FIELDS)}")
+        if missing := [k for k in FIELDS if k not in row]:
+            raise ClaimsTableError(f"{path.name} row {i}: missing field {missing[0]!r}; fields: {', '.join(FIELDS)}")
+        if extra := [k for k in row if k not in FIELDS]:
+            raise ClaimsTableError(f"{path.name} row {i}: unknown field {extra[0]!r}; fields: {', '.join(FIELDS)}")
         if not all(isinstance(row[k], str) for k in FIELDS):
             raise ClaimsTableError(f"{path.name} row {i}: every field must be text (quote it)")
         out.append(Row(*(" ".join(row[k].split()) for k in FIELDS)))

@@ -58,6 +58,23 @@ def test_every_key_the_table_cites_is_a_claim_and_no_claim_key_repeats(tmp_path)
         load_claims(table_)
 
 
+def test_a_bad_row_fails_with_one_line_naming_the_row_and_the_field(tmp_path):
+    rows = tmp_path / "headline.yaml"
+    for text, message in [
+        (
+            "- {figure: '2', setting: s, paper: p}\n",
+            "headline.yaml row 1: missing field 'ours'; fields: figure, setting, paper, ours",
+        ),
+        ("- {figure: '2', setting: s, paper: p, ours: o, note: n}\n", "row 1: unknown field 'note'"),
+        ("- {figure: 2, setting: s, paper: p, ours: o}\n", "row 1: every field must be text"),
+        ("- just text\n", "row 1: expected a mapping"),
+        ("figure: '2'\n", "expected a list of rows"),
+    ]:
+        rows.write_text(text)
+        with pytest.raises(ClaimsTableError, match=message):
+            load_rows(rows)
+
+
 def test_the_block_replaces_only_what_lies_between_the_markers():
     text = f"intro\n{START}\nold table\n{END}\noutro\n"
     assert replace_block(text, "new") == f"intro\n{START}\nnew\n{END}\noutro\n"
