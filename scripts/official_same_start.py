@@ -4,8 +4,11 @@ full batch, and print both SC fractions, losses and weight norms every few steps
     python scripts/official_same_start.py --steps 3300                # Fig. 2, 60 %, float32 loss
     python scripts/official_same_start.py --steps 3300 --official-loss ours   # its model and AdamW, our loss
     python scripts/official_same_start.py --fraction 0.7 --dtype float64 --steps 7000
+    python scripts/official_same_start.py --fraction 0.4 --dtype float16 --eps 1e-30 --steps 4500 --log2-scale 0
 
-The setting is a Fig. 2 run: softmax CE in ``--dtype``, AdamW lr 5e-4, ``--fraction`` of the pairs.
+The setting is a Fig. 2 run: softmax CE in ``--dtype``, AdamW lr 5e-4 (``--eps``: Adam's epsilon, 1e-30
+in the 40 % runs, else both codes' default 1e-25), ``--fraction`` of the pairs. ``--log2-scale`` sets our
+``precision.backward_log2_scale`` (0: a plain backward pass, as the official code's).
 The official side is built by :func:`grokking.official_snapshot.official_run`, as for the
 same-computation tests (its model, loss and optimizer, imported unmodified from the snapshot); ours as the trainer builds
 it (``cpu_kernel=torch`` unless ``--kernel`` says otherwise). ``--official-loss ours`` swaps the
@@ -27,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from grokking.cli import compose  # noqa: E402
 from grokking.data import build_dataset  # noqa: E402
+from grokking.errors import ConfigError  # noqa: E402
 from grokking.fused import softmax_cross_entropy  # noqa: E402
 from grokking.metrics import softmax_collapse_fraction  # noqa: E402
 from grokking.models import build_model  # noqa: E402
@@ -36,7 +40,7 @@ from grokking.step import TrainStep, native_module  # noqa: E402
 from grokking.train import to_config  # noqa: E402
 from grokking.validation import validate  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
 
 
 def norm(weights) -> float:
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.6, help="train fraction (default 0.6)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="loss dtype (default float32)")
     parser.add_argument("--kernel", choices=["torch", "native", "auto"], default="torch", help="our cpu_kernel")
+    parser.add_argument("--eps", type=float, default=1e-25, help="Adam's epsilon on both sides (default 1e-25)")
+    parser.add_argument("--log2-scale", type=int, default=40, help="our precision.backward_log2_scale (default 40)")
     parser.add_argument(
         "--official-loss", choices=["official", "ours"], default="official", help="the loss the official side trains"
     )
@@ -64,10 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     dtype = DTYPES[args.dtype]
     overrides = ["loss=softmax", f"precision={args.dtype}", "optimizer=adamw", "optimizer.lr=0.0005"]
-    overrides.append(f"dataset.train_fraction={args.fraction}")
+    overrides += [f"dataset.train_fraction={args.fraction}", f"optimizer.eps={args.eps}"]
+    overrides.append(f"precision.backward_log2_scale={args.log2_scale}")
     flags = ["--lr", "0.0005", "--train_fraction", str(args.fraction), "--cross_entropy_dtype", args.dtype]
+    flags += ["--adam_epsilon", repr(args.eps)]
     cfg, _ = to_config(compose(["device=cpu", f"cpu_kernel={args.kernel}", *overrides]))
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     data = build_dataset(cfg.dataset).to(torch.device("cpu"), torch.float32)
 
     official = official_run(FIXED, flags, data.train_idx)
@@ -82,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     step = TrainStep(cfg, ours, data, our_optimizer)
 
     print(
-        f"step  official: SC  loss  |w|   ours: SC  loss  |w|   (loss {args.dtype}, official loss: {args.official_loss})"
+        f"step  official: SC  loss  |w|   ours: SC  loss  |w|   (loss {args.dtype}, eps {args.eps:g}, "
+        f"our backward scale 2^{args.log2_scale}, official loss: {args.official_loss})"
     )
     start = time.time()
     for s in range(1, args.steps + 1):

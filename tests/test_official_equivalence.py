@@ -506,5 +506,18 @@ def test_same_start_script_trains_both_codes_from_identical_weights():
     assert [r[0] for r in rows] == ["2", "4"]
     for r in rows:  # official SC, loss, |w| against ours: equal to the printed digits this early
         assert r[1:4] == r[4:7], r
+    half = subprocess.run(  # Fig. 2's 40 % setting: float16 loss, eps 1e-30, our plain backward pass
+        [sys.executable, str(script), *("--steps", "2", "--every", "2", "--fraction", "0.4", "--dtype", "float16")]
+        + ["--eps", "1e-30", "--log2-scale", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert half.returncode == 0, half.stderr[-2000:]
+    assert "eps 1e-30, our backward scale 2^0" in half.stdout
+    row = half.stdout.splitlines()[-1].split()
+    assert row[0] == "2" and row[1:4] == row[4:7], row
     bad = subprocess.run([sys.executable, str(script), "--steps", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --steps 0")
+    bad = subprocess.run([sys.executable, str(script), "--log2-scale", "99"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: precision.backward_log2_scale=99 is not valid")
