@@ -37,7 +37,7 @@ from grokking.models import build_model  # noqa: E402
 from grokking.official_snapshot import FIXED, official_run, snapshot_dirs  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.step import TrainStep, native_module  # noqa: E402
-from grokking.train import to_config  # noqa: E402
+from grokking.train import git_commit, to_config  # noqa: E402
 from grokking.validation import validate  # noqa: E402
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     our_optimizer = build_optimizer(cfg.optimizer, list(ours.parameters()), native_module(cfg.cpu_kernel))
     step = TrainStep(cfg, ours, data, our_optimizer)
 
+    print(f"# this repository at {git_commit() or 'an unknown commit'}, torch {torch.__version__}, CPU, one thread")
     print(
         f"step  official: SC  loss  |w|   ours: SC  loss  |w|   (loss {args.dtype}, eps {args.eps:g}, "
         f"our backward scale 2^{args.log2_scale}, official loss: {args.official_loss})"
