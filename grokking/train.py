@@ -371,9 +371,11 @@ def _train_accepted(
         if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
             snapshots = [s for s in load_checkpoint(out_dir / SNAPSHOTS)["snapshots"] if s[0] < start]
         print(f"resuming {out_dir} from epoch {start}", file=sys.stderr)
-    # how each stretch of epochs was trained: a resumed run may change device or cpu_kernel
+    # how each stretch of epochs was trained: a resumed run may change device, cpu_kernel or code;
+    # the commit is read as the stretch starts (the summary's top-level git_commit when it is written)
     this_stretch = {
         "from_epoch": start,
+        "git_commit": git_commit(),
         "device": str(device),
         "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choices
         "optimizer_step": optimizer_kind(optimizer),

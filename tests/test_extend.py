@@ -31,6 +31,8 @@ def test_an_extended_run_logs_exactly_what_one_run_to_the_new_budget_logs(run, t
     pd.testing.assert_frame_equal(rows[rows.epoch != 14].reset_index(drop=True), pd.read_csv(once_dir / "metrics.csv"))
     assert extended["per_seed"]["0"]["final"] == once["per_seed"]["0"]["final"]
     assert [s["from_epoch"] for s in extended["stretches"]] == [0, 15]
+    # each stretch records the commit that trained it, read as it started (here: this checkout's)
+    assert [s["git_commit"] for s in extended["stretches"]] == [extended["git_commit"]] * 2
     assert "epochs: 30" in (out / "config.yaml").read_text()
 
 
