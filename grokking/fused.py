@@ -26,22 +26,13 @@ def scatter_sub_(grad: torch.Tensor, y: torch.Tensor, value: torch.Tensor) -> to
 
 class SoftmaxCE(torch.autograd.Function):
     """SCE = log Σ_k exp(z_k - max z) - (z_y - max z); ∂/∂z = exp(z - max z) / Σ - onehot(y).
-    Σ as :func:`grokking.losses.exp_total` sums it.
-
-    In float16 and bfloat16 the loss is torch's ``log_softmax`` in that dtype, as in
-    :func:`grokking.losses.softmax_cross_entropy`, and the backward pass is the one torch's
-    autograd gives it: from the log-probabilities, g·exp(log p) - g·onehot(y) computed in float32 and
-    rounded to the dtype once (the official code's gradient, bit for bit)."""
+    Σ as :func:`grokking.losses.exp_total` sums it. float32 and float64 only: in float16 and
+    bfloat16 :func:`softmax_cross_entropy` is the spec itself (torch's ``log_softmax``)."""
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         in_dtype = z.dtype
         z = z.to(dtype)
-        ctx.in_dtype, ctx.reduced = in_dtype, dtype in REDUCED
-        if ctx.reduced:
-            log_p = torch.log_softmax(z, -1)
-            ctx.save_for_backward(log_p, y)
-            return -pick(log_p, y)
         m, top = z.max(-1, keepdim=True)
         shifted_y = pick(z, y) - m.squeeze(-1)
         e = (z - m).exp_()
@@ -49,15 +40,11 @@ class SoftmaxCE(torch.autograd.Function):
         total = (e.scatter_(-1, top, 0).sum(-1, keepdim=True) + largest).squeeze(-1)
         e.scatter_(-1, top, largest)
         ctx.save_for_backward(e, total, y)
+        ctx.in_dtype = in_dtype
         return torch.log(total) - shifted_y
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        if ctx.reduced:
-            log_p, y = ctx.saved_tensors
-            g = grad_out.float()
-            grad = scatter_sub_(log_p.float().exp_().mul_(g.unsqueeze(-1)), y, g)
-            return grad.to(log_p.dtype).to(ctx.in_dtype), None, None
         e, total, y = ctx.saved_tensors
         grad = e.mul_((grad_out / total).unsqueeze(-1))  # e is not needed again: reuse its memory
         return scatter_sub_(grad, y, grad_out).to(ctx.in_dtype), None, None
@@ -93,6 +80,8 @@ class StableMaxCE(torch.autograd.Function):
 
 
 def softmax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if dtype in REDUCED:  # torch's log_softmax and its autograd: the official code's gradient, bit for bit
+        return LOSSES["softmax"].fn(z, y, dtype)
     return SoftmaxCE.apply(z, y, dtype)
 
 

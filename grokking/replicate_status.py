@@ -10,11 +10,10 @@ left out; ``scripts/claims.py`` passes the rest of ``scripts/reproduce.py``'s ru
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from grokking.results import Replicate, completed, replicate_indices, run_dir
+from grokking.results import MissingRun, Replicate, completed, replicate_indices, run_dir, summary
 
 START = "<!-- replicates: written by `make figures` from results/; do not edit -->"
 END = "<!-- /replicates -->"
@@ -29,33 +28,34 @@ def finished(figure: str, run: str, results: Path) -> int:
 def target(figure: str, run: str, results: Path) -> int:
     """The replicates a run should have: 3 for runs of 80k epochs or more, else 5."""
     try:
-        epochs = int(json.loads((run_dir(figure, run, results) / "summary.json").read_text())["epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
+        epochs = int(summary(figure, run, results)["epochs"])
+    except (MissingRun, KeyError, TypeError, ValueError):
         return TARGET
     return LONG_TARGET if epochs >= LONG_EPOCHS else TARGET
 
 
-def table(runs: Mapping[str, Sequence[str]], results: Path) -> str:
-    """One Markdown row per figure and replicate count: the runs with that many finished replicates,
-    and their target; a figure's rows run from the most replicated down."""
-    lines = ["| figure | runs | replicates | target |", "| --- | --- | --- | --- |"]
-    for figure, names in runs.items():
-        groups: dict[tuple[int, int], list[str]] = {}
-        for name in names:
-            groups.setdefault((finished(figure, name, results), target(figure, name, results)), []).append(name)
-        for (n, goal), members in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
-            mark = "" if n >= goal else " (open)"
-            lines.append(f"| {figure} | {', '.join(f'`{m}`' for m in members)} | {n}{mark} | {goal} |")
+def counts(runs: Mapping[str, Sequence[str]], results: Path) -> list[tuple[str, str, int, int]]:
+    """(figure, run, finished replicates, target) of every run, in the order of ``runs``."""
+    return [(fig, name, finished(fig, name, results), target(fig, name, results)) for fig in runs for name in runs[fig]]
+
+
+def block(runs: Mapping[str, Sequence[str]], results: Path) -> str:
+    """The status block: a line of totals, then one Markdown row per figure and replicate count (the
+    runs with that many finished replicates, and their target; most replicated first)."""
+    rows = counts(runs, results)
+    done = sum(n >= goal for _, _, n, goal in rows)
+    missing = sum(max(0, goal - n) for _, _, n, goal in rows)
+    lines = [
+        f"{done} of {len(rows)} runs have their target number of replicates; {missing} replicates are still to run.",
+        "",
+        "| figure | runs | replicates | target |",
+        "| --- | --- | --- | --- |",
+    ]
+    groups: dict[tuple[str, int, int], list[str]] = {}
+    for fig, name, n, goal in rows:
+        groups.setdefault((fig, n, goal), []).append(name)
+    order = {fig: i for i, fig in enumerate(runs)}
+    for (fig, n, goal), members in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], -kv[0][1], kv[0][2])):
+        mark = "" if n >= goal else " (open)"
+        lines.append(f"| {fig} | {', '.join(f'`{m}`' for m in members)} | {n}{mark} | {goal} |")
     return "\n".join(lines)
-
-
-def totals(runs: Mapping[str, Sequence[str]], results: Path) -> str:
-    """One line: how many runs have reached their target, and how many replicates are missing."""
-    done = missing = count = 0
-    for figure, names in runs.items():
-        for name in names:
-            n, goal = finished(figure, name, results), target(figure, name, results)
-            count += 1
-            done += n >= goal
-            missing += max(0, goal - n)
-    return f"{done} of {count} runs have their target number of replicates; {missing} replicates are still to run."

@@ -23,12 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from grokking import replicate_status  # noqa: E402
 from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
 from grokking.headline import load_rows, replace_block, table  # noqa: E402
-from grokking.replicate_status import END as STATUS_END  # noqa: E402
-from grokking.replicate_status import START as STATUS_START  # noqa: E402
-from grokking.replicate_status import table as status_table  # noqa: E402
-from grokking.replicate_status import totals  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
 from scripts.reproduce import replicated_runs  # noqa: E402
 
@@ -56,9 +53,8 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
 
 def replicate_block(text: str, results: Path = RESULTS) -> str:
     """``text`` (docs/replicates.md) with its status table rewritten from the runs under ``results``."""
-    runs = replicated_runs()
-    block = f"{totals(runs, results)}\n\n{status_table(runs, results)}"
-    return replace_block(text, block, STATUS.name, STATUS_START, STATUS_END)
+    block = replicate_status.block(replicated_runs(), results)
+    return replace_block(text, block, STATUS.name, replicate_status.START, replicate_status.END)
 
 
 if __name__ == "__main__":

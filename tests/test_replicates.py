@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from grokking.claims import Claim, Distribution, bootstrap_ci, deviation_class, evaluate, report, summary_line, within
-from grokking.replicate_status import table, totals
+from grokking.replicate_status import block
 from grokking.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
 from scripts.claims import STATUS, replicate_block
 from scripts.reproduce import replicate_overrides, replicated_runs
@@ -194,17 +194,18 @@ def test_the_status_table_counts_finished_replicates_against_their_target(tmp_pa
     path = tmp_path / "figX" / "long" / "summary.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "epochs": 100_000}))  # long: target 3
     runs = {"figX": ["short", "long", "never_run"]}
-    assert table(runs, tmp_path).splitlines()[2:] == [
+    assert block(runs, tmp_path).splitlines() == [
+        "0 of 3 runs have their target number of replicates; 9 replicates are still to run.",
+        "",
+        "| figure | runs | replicates | target |",
+        "| --- | --- | --- | --- |",
         "| figX | `short` | 3 (open) | 5 |",
         "| figX | `long` | 1 (open) | 3 |",
         "| figX | `never_run` | 0 (open) | 5 |",
     ]
-    assert (
-        totals(runs, tmp_path) == "0 of 3 runs have their target number of replicates; 9 replicates are still to run."
-    )
     for k in (3, 4):
         write_run(tmp_path / "replicates" / str(k) / "figX" / "short", [0.1, 0.9])
-    assert table(runs, tmp_path).splitlines()[2] == "| figX | `short` | 5 | 5 |"
+    assert block(runs, tmp_path).splitlines()[4] == "| figX | `short` | 5 | 5 |"
 
 
 def test_runs_that_only_vary_the_init_seed_get_no_replicates():
