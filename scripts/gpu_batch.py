@@ -6,7 +6,8 @@
     python scripts/gpu_batch.py --check          # each part lists what it would run (no GPU needed)
 
 The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
-the official code's 100k-epoch runs (Figs. 4 and 6a) and long StableMax/softmax runs (Figs. 1b/1c),
+the official code's 100k-epoch runs (Figs. 4 and 6a), long StableMax/softmax runs (Figs. 1b/1c) and
+the two float32 runs of Fig. 2 (0.4–0.5 s an epoch on one CPU core, no checkpoints),
 replicates 1–2 of this repository's long runs (Figs. 1 and 4, with CUDA graphs), and the study's
 transformer grid (eight jobs at a time). Each part runs in its own process group; at the deadline
 every part still running gets SIGTERM, sent to the whole group (its training processes included,
@@ -39,6 +40,10 @@ PARTS = {
         "--list",
     ),
     "official_fig1bc": ("scripts/official.py fig1 --only b_stablemax c_softmax --device cuda --jobs 2", "--list"),
+    "official_fig2_fp32": (
+        "scripts/official.py fig2 --only frac0.4_float32 frac0.7_float32 --device cuda --jobs 2",
+        "--list",
+    ),
     "replicates_long": ("scripts/reproduce.py fig1 fig4 --replicates 3 --device cuda --cuda-graph --jobs 8", "--list"),
     "study_transformer": (
         "scripts/study_baselines.py run --archs transformer --set device=cuda --set launcher=local "

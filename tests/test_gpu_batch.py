@@ -32,14 +32,15 @@ def test_this_repositorys_parts_list_their_runs_without_a_gpu():
     dry = subprocess.run(
         [sys.executable, "scripts/gpu_batch.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True
     )
-    assert all("cuda" in line for line in dry.stdout.splitlines()) and len(dry.stdout.splitlines()) == 5
+    assert all("cuda" in line for line in dry.stdout.splitlines()) and len(dry.stdout.splitlines()) == 6
 
 
 def test_the_official_parts_list_their_runs():
     official_dir()  # skipped where the snapshot is absent
-    res = check("official_fig4", "official_fig6a", "official_fig1bc")
+    res = check("official_fig4", "official_fig6a", "official_fig1bc", "official_fig2_fp32")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count(": ok (") == 3 and "--num_epochs 100000" in res.stdout
+    assert res.stdout.count(": ok (") == 4 and "--num_epochs 100000" in res.stdout
+    assert "official_fig2_fp32: ok (2 lines; fig2/frac0.7_float32" in res.stdout
 
 
 SLEEPER = """
