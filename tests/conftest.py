@@ -17,3 +17,14 @@ def run(tmp_path):
         return train(compose(["device=cpu", *overrides]), out), out
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def committed_verdicts():
+    """Every claim measured on the committed runs: (ours, the official code's), as `make figures` does."""
+    from grokking.claims import evaluate, load_claims
+    from grokking.results import RESULTS
+    from scripts.claims import OFFICIAL_COMMIT
+
+    claims = load_claims()
+    return [evaluate(c, RESULTS) for c in claims], [evaluate(c, RESULTS / "official" / OFFICIAL_COMMIT) for c in claims]

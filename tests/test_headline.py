@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grokking.claims import Claim, ClaimsTableError, Distribution, Verdict, at_least, evaluate, load_claims
+from grokking.claims import Claim, ClaimsTableError, Distribution, Verdict, at_least, load_claims
 from grokking.headline import END, START, Row, load_rows, replace_block, table
-from grokking.results import RESULTS
-from scripts.claims import OFFICIAL_COMMIT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,11 +80,9 @@ def test_the_block_replaces_only_what_lies_between_the_markers():
         replace_block("no markers here", "new")
 
 
-def test_the_committed_readme_shows_what_the_committed_runs_give():
+def test_the_committed_readme_shows_what_the_committed_runs_give(committed_verdicts):
     """Fails when a run or claim changed and `make figures` was not run to rewrite the README."""
-    claims = load_claims()
-    ours = [evaluate(c, RESULTS) for c in claims]
-    official = [evaluate(c, RESULTS / "official" / OFFICIAL_COMMIT) for c in claims]
+    ours, official = committed_verdicts
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     fresh = replace_block(readme, table(load_rows(), ours, official))
     stale = [line for line in fresh.splitlines() if line not in readme.splitlines()]

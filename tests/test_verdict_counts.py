@@ -1,0 +1,71 @@
+"""The verdict counts in the appendix's figure headings are written from the claims' verdicts:
+their wording, the headings they replace, their errors, and that the committed page is current."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from grokking.claims import Claim, ClaimsTableError, Verdict, at_least
+from grokking.verdict_counts import phrase, rewrite
+from scripts.claims import COUNTED
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def verdicts(figure: str, *statuses: str) -> list[Verdict]:
+    claim = Claim(figure, "a claim", "≈ 1", lambda r: None, at_least(0), "")
+    return [Verdict(claim, None, s) for s in statuses]
+
+
+@pytest.mark.parametrize(
+    "counts, words",
+    [
+        ({"holds": 1}, "1 claim, holds"),
+        ({"holds": 2}, "2 claims, both hold"),
+        ({"deviates": 3}, "3 claims, all deviate"),
+        ({"deviates": 1, "holds": 1}, "2 claims: 1 holds, 1 deviates"),
+        ({"deviates": 4, "within seed spread": 3, "holds": 3}, "10 claims: 3 hold, 3 within seed spread, 4 deviate"),
+        ({"missing": 2, "holds": 5}, "7 claims: 5 hold, 2 missing"),
+    ],
+)
+def test_counts_read_in_the_order_holds_spread_deviates_missing(counts, words):
+    assert phrase(Counter(counts)) == words
+
+
+def test_stale_headings_and_their_total_are_rewritten_and_the_rest_is_kept():
+    doc = (
+        "Intro: **9 appendix claims, 9 hold**.\n\n"
+        "## Fig. 8 — SC by intervention (3 claims, all deviate)\n\ntext (2 claims: 1 holds) stays\n\n"
+        "## Fig. 9 — SGD (10 claims: 4 hold, 6 deviate), and more\n\n"
+        "## Fig. 12 — no counts here\n\n"
+        "## Table 1 analog (2 claims, both hold)\n"
+    )
+    vs = [
+        *verdicts("Fig. 8", "deviates", "holds"),
+        *verdicts("Fig. 9", "holds", "within seed spread", "deviates"),
+        *verdicts("Table 1 (analog)", "holds"),
+        *verdicts("Fig. 12", "holds"),  # no counted heading: not in the total
+    ]
+    out = rewrite(doc, vs, "doc.md")
+    assert "## Fig. 8 — SC by intervention (2 claims: 1 holds, 1 deviates)\n" in out
+    assert "## Fig. 9 — SGD (3 claims: 1 holds, 1 within seed spread, 1 deviates), and more\n" in out
+    assert "## Table 1 analog (1 claim, holds)\n" in out
+    assert "**6 appendix claims: 3 hold, 1 within seed spread, 2 deviate**" in out
+    assert "text (2 claims: 1 holds) stays" in out and "## Fig. 12 — no counts here\n" in out
+    assert rewrite(out, vs, "doc.md") == out
+
+
+def test_a_heading_counting_a_figure_without_claims_is_an_error_naming_it():
+    with pytest.raises(ClaimsTableError, match=r"doc.md: heading .*Fig. 3.* which has none"):
+        rewrite("## Fig. 3 — s(x) (1 claim, holds)\n", verdicts("Fig. 8", "holds"), "doc.md")
+
+
+def test_the_committed_appendix_counts_what_the_committed_runs_give(committed_verdicts):
+    """Fails when a verdict changed and `make figures` was not run to rewrite the headings."""
+    text = COUNTED.read_text(encoding="utf-8")
+    fresh = rewrite(text, committed_verdicts[0], COUNTED.name)
+    stale = [line for line in fresh.splitlines() if line not in text.splitlines()]
+    assert not stale, f"{COUNTED.name}'s verdict counts are stale; `make figures` rewrites them. Now: {stale}"
