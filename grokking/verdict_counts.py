@@ -15,9 +15,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from grokking.claims import ClaimsTableError, Verdict
+from grokking.claims import VERDICTS, ClaimsTableError, Verdict
 
-ORDER = ("holds", "within seed spread", "deviates", "missing")
 PLURAL = {"holds": "hold", "deviates": "deviate"}  # "1 holds", "3 hold"; the others do not change
 ALIASES = {"Table 1 analog": "Table 1 (analog)"}  # heading name -> the claims' figure
 HEADING = re.compile(r"^(## (Fig\. \d+[a-z]?|Table 1 analog)\b.*?)\(\d+ claims?\b[^)]*\)", re.M)
@@ -28,7 +27,7 @@ def phrase(counts: Counter[str], noun: str = "claim") -> str:
     """``counts`` (verdict -> claims) in words: "2 claims, both hold", "10 claims: 3 hold, 3 within
     seed spread, 4 deviate", "1 claim, holds" (``noun``: "claim", or e.g. "appendix claim")."""
     n = sum(counts.values())
-    present = [v for v in ORDER if counts[v]]
+    present = [v for v in VERDICTS if counts[v]]
     if n == 1:
         return f"1 {noun}, {present[0]}"
     if len(present) == 1:

@@ -4,15 +4,12 @@ their wording, the headings they replace, their errors, and that the committed p
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from grokking.claims import Claim, ClaimsTableError, Verdict, at_least
 from grokking.verdict_counts import phrase, rewrite
 from scripts.claims import COUNTED
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def verdicts(figure: str, *statuses: str) -> list[Verdict]:
