@@ -11,8 +11,8 @@ checkable).
 Run on the committed ``results/`` (the default, and ``make figures``), it also rewrites the README's
 headline table (``grokking/headline.yaml``, between the README's headline markers) from the same
 verdicts, the replicate status table of ``docs/replicates.md`` (``grokking/replicate_status.py``) and
-the verdict counts in the figure headings of ``docs/figures_appendix.md``
-(``grokking/verdict_counts.py``); with ``--results`` or another output it leaves them alone.
+the verdict counts in the figure headings of ``docs/figures_main.md`` and
+``docs/figures_appendix.md`` (``grokking/verdict_counts.py``); with ``--results`` or another output it leaves them alone.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from scripts.reproduce import replicated_runs  # noqa: E402
 
 README = HERE.parent / "README.md"
 STATUS = HERE.parent / "docs" / "replicates.md"
-COUNTED = HERE.parent / "docs" / "figures_appendix.md"  # its figure headings carry verdict counts
+COUNTED = tuple(HERE.parent / "docs" / f"figures_{part}.md" for part in ("main", "appendix"))  # headings with counts
 
 OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
 
@@ -48,8 +48,9 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
         headline = table(rows, verdicts, official)
         README.write_text(replace_block(README.read_text(encoding="utf-8"), headline), encoding="utf-8")
         STATUS.write_text(replicate_block(STATUS.read_text(encoding="utf-8"), results), encoding="utf-8")
-        counted = verdict_counts.rewrite(COUNTED.read_text(encoding="utf-8"), verdicts, COUNTED.name)
-        COUNTED.write_text(counted, encoding="utf-8")
+        for doc in COUNTED:
+            counted = verdict_counts.rewrite(doc.read_text(encoding="utf-8"), verdicts, doc.name)
+            doc.write_text(counted, encoding="utf-8")
     line = summary_line(verdicts, official)
     print(line)
     return line

@@ -1,4 +1,4 @@
-"""The verdict counts in the appendix's figure headings are written from the claims' verdicts:
+"""The verdict counts in the figure headings of the figure pages are written from the claims' verdicts:
 their wording, the headings they replace, their errors, and that the committed page is current."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from grokking.claims import Claim, ClaimsTableError, Verdict, at_least
-from grokking.verdict_counts import phrase, rewrite
+from grokking.verdict_counts import HEADING, TOTAL, phrase, rewrite
 from scripts.claims import COUNTED
 
 
@@ -60,9 +60,24 @@ def test_a_heading_counting_a_figure_without_claims_is_an_error_naming_it():
         rewrite("## Fig. 3 — s(x) (1 claim, holds)\n", verdicts("Fig. 8", "holds"), "doc.md")
 
 
-def test_the_committed_appendix_counts_what_the_committed_runs_give(committed_verdicts):
+def test_a_figure_heading_counts_the_claims_of_all_its_panels_and_only_those():
+    doc = "**1 main-text claim, holds**\n\n## Fig. 1 — three panels (1 claim, holds)\n"
+    vs = verdicts("Fig. 1a", "holds", "holds") + verdicts("Fig. 1c", "deviates") + verdicts("Fig. 10", "holds")
+    out = rewrite(doc, vs, "doc.md")
+    assert "## Fig. 1 — three panels (3 claims: 2 hold, 1 deviates)\n" in out
+    assert out.startswith("**3 main-text claims: 2 hold, 1 deviates**")
+
+
+@pytest.mark.parametrize("doc", COUNTED, ids=lambda p: p.name)
+def test_the_committed_pages_count_what_the_committed_runs_give(doc, committed_verdicts):
     """Fails when a verdict changed and `make figures` was not run to rewrite the headings."""
-    text = COUNTED.read_text(encoding="utf-8")
-    fresh = rewrite(text, committed_verdicts[0], COUNTED.name)
+    text = doc.read_text(encoding="utf-8")
+    fresh = rewrite(text, committed_verdicts[0], doc.name)
     stale = [line for line in fresh.splitlines() if line not in text.splitlines()]
-    assert not stale, f"{COUNTED.name}'s verdict counts are stale; `make figures` rewrites them. Now: {stale}"
+    assert not stale, f"{doc.name}'s verdict counts are stale; `make figures` rewrites them. Now: {stale}"
+
+
+def test_every_page_with_counts_has_a_counted_heading_and_a_total():
+    for doc in COUNTED:
+        text = doc.read_text(encoding="utf-8")
+        assert HEADING.search(text) and TOTAL.search(text), doc.name
