@@ -49,10 +49,20 @@ def test_plot_writes_png_and_pdf(name, tmp_path):
 
 def test_table1_analog(tmp_path):
     shutil.copytree(RESULTS / "table1", tmp_path / "table1")
+    for rep in sorted((RESULTS / "replicates").glob("*/table1")):
+        shutil.copytree(rep, tmp_path / rep.relative_to(RESULTS))
     load("plot_table1").main(tmp_path, tmp_path / "figures")
     text = (tmp_path / "table1_analog.md").read_text()
     for method in ("Softmax CE + AdamW", "StableMax CE + AdamW", "Softmax CE + ⊥AdamW"):
         assert f"| {method} |" in text
     assert "87.2" in text and "62.7" in text  # the paper's CIFAR numbers beside ours
     assert (tmp_path / "figures" / "table1.png").is_file()
+    assert "mean over 5 replicates" in text, "every committed replicate of the three runs is pooled"
     assert text == (RESULTS / "table1_analog.md").read_text(), "results/table1_analog.md is stale"
+
+
+def test_table1_analog_pools_only_the_replicates_every_method_has(tmp_path):
+    shutil.copytree(RESULTS / "table1", tmp_path / "table1")
+    one = RESULTS / "replicates" / "1" / "table1"
+    shutil.copytree(one, tmp_path / "replicates" / "1" / "table1", ignore=shutil.ignore_patterns("softmax_adamw"))
+    assert "mean over 1 replicate (" in load("plot_table1").table(tmp_path)
