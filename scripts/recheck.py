@@ -39,10 +39,13 @@ class Recheck:
 
     @property
     def change(self) -> str:
-        """The re-run's value minus the committed one, to three significant digits."""
+        """The re-run's value minus the committed one, to three significant digits, in the claim's
+        unit (percentages in points)."""
         if self.rerun.value is None or self.committed.value is None:
             return "—"
-        return f"{self.rerun.value - self.committed.value:+.3g}"
+        unit = self.claim.fmt[self.claim.fmt.rindex("}") + 1 :].strip()
+        unit = {"%": " points", "": ""}.get(unit, f" {unit}")
+        return f"{self.rerun.value - self.committed.value:+.3g}{unit}"
 
     @property
     def same(self) -> bool:

@@ -26,7 +26,7 @@ def rerun(tmp_path):
 def test_identical_re_runs_keep_every_verdict_of_the_figure_and_only_its_claims(rerun):
     rows = recheck(rerun)
     assert {r.claim.figure for r in rows} == {"Fig. 14"} and len(rows) == 4
-    assert all(r.same and r.change in ("+0", "—") for r in rows)
+    assert all(r.same and r.change in ("+0", "+0 points", "—") for r in rows)
     assert all(r.pooled.status == r.pooled_rerun.status for r in rows)
 
 
