@@ -49,7 +49,13 @@ class Recheck:
 
     @property
     def same(self) -> bool:
-        return self.pooled.status == self.pooled_rerun.status and self.committed.status == self.rerun.status
+        """Whether the verdict over the replicates stays with the re-run in place."""
+        return self.pooled.status == self.pooled_rerun.status
+
+    @property
+    def same_alone(self) -> bool:
+        """Whether the re-run alone gets the committed run's verdict."""
+        return self.committed.status == self.rerun.status
 
 
 def recheck(rerun_root: Path, index: int = 1, results: Path = RESULTS) -> list[Recheck]:
@@ -72,8 +78,12 @@ def recheck(rerun_root: Path, index: int = 1, results: Path = RESULTS) -> list[R
 
 
 def summary(rows: list[Recheck]) -> str:
-    changed = sum(not r.same for r in rows)
-    return f"{len(rows)} claims re-checked: {len(rows) - changed} keep both verdicts, {changed} change"
+    kept = sum(r.same for r in rows)
+    alone = sum(not r.same_alone for r in rows)
+    return (
+        f"{len(rows)} claims re-checked: the verdict over the replicates is kept on {kept} and changes on "
+        f"{len(rows) - kept}; the re-run alone is judged otherwise than the committed run on {alone}"
+    )
 
 
 def report(rows: list[Recheck], rerun_root: Path, index: int) -> str:
@@ -93,9 +103,11 @@ def report(rows: list[Recheck], rerun_root: Path, index: int) -> str:
     ]
     for r in rows:
         mark = "" if r.same else " **changed**"
+        alone = "" if r.same_alone else "**"
         lines.append(
             f"| {r.claim.figure} | {r.claim.claim} | {r.committed.ours} ({r.committed.status}) "
-            f"| {r.rerun.ours} ({r.rerun.status}) | {r.change} | {r.pooled.status} → {r.pooled_rerun.status}{mark} |"
+            f"| {r.rerun.ours} ({alone}{r.rerun.status}{alone}) | {r.change} "
+            f"| {r.pooled.status} → {r.pooled_rerun.status}{mark} |"
         )
     return "\n".join([*lines, ""])
 
