@@ -12,7 +12,8 @@ Run on the committed ``results/`` (the default, and ``make figures``), it also r
 headline table (``grokking/headline.yaml``, between the README's headline markers) from the same
 verdicts, the replicate status table of ``docs/replicates.md`` (``grokking/replicate_status.py``) and
 the verdict counts in the figure headings of ``docs/figures_main.md`` and
-``docs/figures_appendix.md`` (``grokking/verdict_counts.py``); with ``--results`` or another output it leaves them alone.
+``docs/figures_appendix.md`` (``grokking/verdict_counts.py``) and the re-check reports of
+``scripts/recheck.py``; with ``--results`` or another output it leaves them alone.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from grokking import replicate_status, verdict_counts  # noqa: E402
 from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
 from grokking.headline import load_rows, replace_block, table  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
+from scripts import recheck  # noqa: E402
 from scripts.reproduce import replicated_runs  # noqa: E402
 
 README = HERE.parent / "README.md"
@@ -48,6 +50,7 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
         headline = table(rows, verdicts, official)
         README.write_text(replace_block(README.read_text(encoding="utf-8"), headline), encoding="utf-8")
         STATUS.write_text(replicate_block(STATUS.read_text(encoding="utf-8"), results), encoding="utf-8")
+        recheck.write_committed(results)
         for doc in COUNTED:
             counted = verdict_counts.rewrite(doc.read_text(encoding="utf-8"), verdicts, doc.name)
             doc.write_text(counted, encoding="utf-8")

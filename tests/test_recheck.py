@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from grokking.results import RESULTS
-from scripts.recheck import main, recheck
+from scripts.recheck import RECHECKS, main, recheck, report
 
 FIG14 = RESULTS / "replicates" / "1" / "fig14"
 
@@ -60,3 +60,13 @@ def test_errors_are_one_line_naming_the_bad_value(args, message, tmp_path, capsy
         main([a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and err.startswith("error: ") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("folder, index", RECHECKS.items())
+def test_the_committed_reports_are_what_the_committed_runs_give(folder, index):
+    """Fails when a run changed and `make figures` was not run to rewrite the report."""
+    root = RESULTS / folder
+    if not root.is_dir():
+        pytest.skip(f"results/{folder} is not committed")
+    fresh = report(recheck(root, index), root, index)
+    assert (root / "RECHECK.md").read_text(encoding="utf-8") == fresh, f"{folder}/RECHECK.md is stale"
