@@ -62,6 +62,12 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, draws: int = 2000
     return lo, hi
 
 
+def split_unit(fmt: str) -> tuple[str, str]:
+    """A value format split at the end of its field: ``"{:.1f} %"`` -> ``("{:.1f}", " %")``."""
+    end = fmt.rindex("}") + 1
+    return fmt[:end], fmt[end:]
+
+
 @dataclass(frozen=True)
 class Distribution:
     """A claim's values over replicates; ``never`` counts replicates whose measure was None (a
@@ -102,7 +108,7 @@ class Distribution:
         lo, hi = min(self.values), max(self.values)
         never = f"{self.never} never" if self.never else ""
         if short:
-            number, unit = fmt[: fmt.rindex("}") + 1], fmt[fmt.rindex("}") + 1 :]
+            number, unit = split_unit(fmt)
             tail = f", {never}" if never else ""
             return f"{mean} ({number.format(lo)}–{number.format(hi)}{unit}, n={self.n}{tail})"
         parts = [f"range {fmt.format(lo)} – {fmt.format(hi)}"]

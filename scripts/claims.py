@@ -50,7 +50,7 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
         headline = table(rows, verdicts, official)
         README.write_text(replace_block(README.read_text(encoding="utf-8"), headline), encoding="utf-8")
         STATUS.write_text(replicate_block(STATUS.read_text(encoding="utf-8"), results), encoding="utf-8")
-        recheck.write_committed(results)
+        recheck.write_committed(results, verdicts)
         for doc in COUNTED:
             counted = verdict_counts.rewrite(doc.read_text(encoding="utf-8"), verdicts, doc.name)
             doc.write_text(counted, encoding="utf-8")

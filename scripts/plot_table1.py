@@ -49,8 +49,8 @@ def stats(results: Path) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def table(results: Path) -> str:
-    rows = stats(results)
+def table(results: Path, rows: dict[str, dict[str, np.ndarray]] | None = None) -> str:
+    rows = rows or stats(results)
     n, seeds = rows["softmax_adamw"]["test_acc"].shape
     lines = [
         "# Table 1 analog: accuracy of the three methods on a standard task",
@@ -88,8 +88,8 @@ def spread(values: np.ndarray) -> float:
 
 
 def main(results: Path, out_dir: Path) -> None:
-    (results / "table1_analog.md").write_text(table(results))
     rows = stats(results)
+    (results / "table1_analog.md").write_text(table(results, rows))
     fig, (ax,) = panels(1, width=4.4)
     for i, (run, (_, color)) in enumerate(METHODS.items()):
         final = rows[run]["test_acc"].mean(axis=1)  # one value per replicate

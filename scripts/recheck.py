@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from grokking.claims import Claim, Verdict, evaluate, load_claims  # noqa: E402
+from grokking.claims import Claim, Verdict, evaluate, load_claims, split_unit  # noqa: E402
 from grokking.results import RESULTS, MissingRun, Replicate, replicates  # noqa: E402
 
 # the committed folders of re-runs and the replicate each re-ran; `make figures` rewrites their reports
@@ -46,7 +47,7 @@ class Recheck:
         unit (percentages in points)."""
         if self.rerun.value is None or self.committed.value is None:
             return "—"
-        unit = self.claim.fmt[self.claim.fmt.rindex("}") + 1 :].strip()
+        unit = split_unit(self.claim.fmt)[1].strip()
         unit = {"%": " points", "": ""}.get(unit, f" {unit}")
         return f"{self.rerun.value - self.committed.value:+.3g}{unit}"
 
@@ -61,8 +62,11 @@ class Recheck:
         return self.committed.status == self.rerun.status
 
 
-def recheck(rerun_root: Path, index: int = 1, results: Path = RESULTS) -> list[Recheck]:
-    """The claims whose runs ``rerun_root`` holds for replicate ``index``, measured both ways."""
+def recheck(
+    rerun_root: Path, index: int = 1, results: Path = RESULTS, pooled: Sequence[Verdict] | None = None
+) -> list[Recheck]:
+    """The claims whose runs ``rerun_root`` holds for replicate ``index``, measured both ways;
+    ``pooled``: the claims' verdicts over the committed replicates, where already evaluated."""
     if not Path(rerun_root).is_dir():
         raise MissingRun(f"{rerun_root} is not a folder of re-runs")
     again = Replicate(Path(rerun_root), index)
@@ -72,11 +76,12 @@ def recheck(rerun_root: Path, index: int = 1, results: Path = RESULTS) -> list[R
         raise MissingRun(f"{results} has no replicate {index} to hold the re-runs against")
     swapped = [again if r.index == index else r for r in committed]
     out = []
-    for claim in load_claims():
+    for verdict in pooled or [evaluate(claim, committed) for claim in load_claims()]:
+        claim = verdict.claim
         rerun = evaluate(claim, again)
         if rerun.status == "missing":
             continue
-        out.append(Recheck(claim, evaluate(claim, mine), rerun, evaluate(claim, committed), evaluate(claim, swapped)))
+        out.append(Recheck(claim, evaluate(claim, mine), rerun, verdict, evaluate(claim, swapped)))
     return out
 
 
@@ -124,13 +129,15 @@ def report(rows: list[Recheck], rerun_root: Path, index: int) -> str:
     return "\n".join([*lines, ""])
 
 
-def write_committed(results: Path = RESULTS) -> list[Path]:
-    """Rewrite the report of every committed folder of re-runs (``RECHECKS``) under ``results``."""
+def write_committed(results: Path = RESULTS, pooled: Sequence[Verdict] | None = None) -> list[Path]:
+    """Rewrite the report of every committed folder of re-runs (``RECHECKS``) under ``results``
+    (``pooled``: the claims' verdicts over its replicates, where already evaluated)."""
     written = []
     for folder, index in RECHECKS.items():
         root = Path(results) / folder
         if root.is_dir():
-            (root / "RECHECK.md").write_text(report(recheck(root, index, results), root, index), encoding="utf-8")
+            rows = recheck(root, index, results, pooled)
+            (root / "RECHECK.md").write_text(report(rows, root, index), encoding="utf-8")
             written.append(root / "RECHECK.md")
     return written
 
