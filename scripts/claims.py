@@ -12,8 +12,9 @@ Run on the committed ``results/`` (the default, and ``make figures``), it also r
 headline table (``grokking/headline.yaml``, between the README's headline markers) from the same
 verdicts, the replicate status table of ``docs/replicates.md`` (``grokking/replicate_status.py``) and
 the verdict counts in the figure headings of ``docs/figures_main.md`` and
-``docs/figures_appendix.md`` (``grokking/verdict_counts.py``) and the re-check reports of
-``scripts/recheck.py``; with ``--results`` or another output it leaves them alone.
+``docs/figures_appendix.md`` (``grokking/verdict_counts.py``), the claim values quoted in the prose
+of those pages, the README and ``docs/replicates.md`` (``grokking/quoted.py``) and the re-check
+reports of ``scripts/recheck.py``; with ``--results`` or another output it leaves them alone.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from grokking import replicate_status, verdict_counts  # noqa: E402
+from grokking import quoted, replicate_status, verdict_counts  # noqa: E402
 from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
 from grokking.headline import load_rows, replace_block, table  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
@@ -35,6 +36,7 @@ from scripts.reproduce import replicated_runs  # noqa: E402
 README = HERE.parent / "README.md"
 STATUS = HERE.parent / "docs" / "replicates.md"
 COUNTED = tuple(HERE.parent / "docs" / f"figures_{part}.md" for part in ("main", "appendix"))  # headings with counts
+QUOTING = (*COUNTED, STATUS, README)  # prose that quotes claim values (grokking/quoted.py)
 
 OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
 
@@ -54,6 +56,9 @@ def main(results: Path = RESULTS, out: Path | None = None, official_commit: str 
         for doc in COUNTED:
             counted = verdict_counts.rewrite(doc.read_text(encoding="utf-8"), verdicts, doc.name)
             doc.write_text(counted, encoding="utf-8")
+        for doc in QUOTING:
+            text = quoted.rewrite(doc.read_text(encoding="utf-8"), verdicts, official, doc.name)
+            doc.write_text(text, encoding="utf-8")
     line = summary_line(verdicts, official)
     print(line)
     return line
