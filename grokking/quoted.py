@@ -65,6 +65,10 @@ def rewrite(text: str, verdicts: Sequence[Verdict], official: Sequence[Verdict] 
 
     def one(m: re.Match) -> str:
         key, form = m.group("key"), m.group("form") or "mean"
+        if "<!-- claim " in m.group("text"):
+            raise ClaimsTableError(
+                f"{name}: quoted claim {key!r} is not closed by <!-- /claim --> before the next quote"
+            )
         table = theirs if form.startswith("official-") else ours
         form = form.removeprefix("official-")
         if key not in ours:

@@ -85,6 +85,11 @@ def test_the_text_around_quotes_is_kept_and_a_second_rewrite_changes_nothing():
             r"doc.md: quoted claim 'fig9_diff' has an unknown form 'median'; choose from: mean, number",
         ),
         (
+            "<!-- claim fig9_diff -->1 and <!-- claim fig9_40_32 -->2<!-- /claim -->",
+            OFFICIAL,
+            r"doc.md: quoted claim 'fig9_diff' is not closed by <!-- /claim --> before the next quote",
+        ),
+        (
             "<!-- claim fig9_diff official-n -->1<!-- /claim -->",
             None,
             r"doc.md: quoted claim 'fig9_diff' asks for the official code's value, which is not given",
