@@ -42,7 +42,9 @@ FORMS: dict[str, Callable[[Distribution, str], str]] = {
     "max": lambda d, fmt: fmt.format(max(d.values)),
     "n": lambda d, fmt: str(d.n),  # "2"
     "n-word": lambda d, fmt: WORDS.get(d.n, str(d.n)),  # "two"
-    "short": lambda d, fmt: d.text(fmt, short=True),  # "20.4 % (9.1–31.6 %, n=2)"
+    "short": lambda d, fmt: (
+        d.text(fmt, short=True) if d.n > 1 else f"{fmt.format(d.mean)} (n=1)"
+    ),  # "20.4 % (9.1–31.6 %, n=2)"
 }
 
 

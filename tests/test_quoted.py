@@ -52,6 +52,11 @@ def test_a_signed_range_reads_from_to():
     assert rewrite(doc, alike, None, "doc.md") == "<!-- claim spread range -->-39.0 points<!-- /claim -->"
 
 
+def test_a_single_run_says_so_in_the_short_form():
+    doc = "<!-- claim fig9_diff short -->old<!-- /claim -->"
+    assert rewrite(doc, OURS, None, "doc.md") == "<!-- claim fig9_diff short -->+2.4 points (n=1)<!-- /claim -->"
+
+
 def test_every_form_is_tested():
     tested = {"mean", "number", "range", "min", "max", "n", "n-word", "short"}
     assert set(FORMS) == tested
