@@ -13,7 +13,7 @@ headline table (``grokking/headline.yaml``, between the README's headline marker
 verdicts, the replicate status table of ``docs/replicates.md`` (``grokking/replicate_status.py``) and
 the verdict counts in the figure headings of ``docs/figures_main.md`` and
 ``docs/figures_appendix.md`` (``grokking/verdict_counts.py``), the claim values quoted in the prose
-of those pages, the README and ``docs/replicates.md`` (``grokking/quoted.py``) and the re-check
+of those pages, the README, ``docs/replicates.md`` and ``docs/official.md`` (``grokking/quoted.py``) and the re-check
 reports of ``scripts/recheck.py``; with ``--results`` or another output it leaves them alone.
 """
 
@@ -36,7 +36,8 @@ from scripts.reproduce import replicated_runs  # noqa: E402
 README = HERE.parent / "README.md"
 STATUS = HERE.parent / "docs" / "replicates.md"
 COUNTED = tuple(HERE.parent / "docs" / f"figures_{part}.md" for part in ("main", "appendix"))  # headings with counts
-QUOTING = (*COUNTED, STATUS, README)  # prose that quotes claim values (grokking/quoted.py)
+OFFICIAL_DOC = HERE.parent / "docs" / "official.md"
+QUOTING = (*COUNTED, STATUS, OFFICIAL_DOC, README)  # prose that quotes claim values (grokking/quoted.py)
 
 OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
 
