@@ -167,5 +167,5 @@ def official_overlay(ax, figure: str, run: str, column: str, results: Path, scal
         return False
     df = metrics(figure, run, root)
     for _, rows in df[df.epoch > 0].groupby("seed"):
-        ax.plot(rows.epoch, scale * rows[column], color="0.55", lw=0.6, alpha=0.8, zorder=1)
+        ax.plot(rows.epoch, scale * rows[column], color="0.45", lw=0.7, alpha=0.9, zorder=2.5)  # above the bands
     return True
