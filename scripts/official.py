@@ -101,7 +101,10 @@ def run_seed(
     wrapper = prepare_scratch(official_dir, scratch, flags, threads)
     import torch
 
-    device_name = device if device != "cpu" else platform.processor() or "cpu"
+    if device.startswith("cuda"):
+        device_name = f"{device} ({torch.cuda.get_device_name(device)})"
+    else:
+        device_name = platform.processor() or "cpu"
     start = {"flags": flags, "threads": threads, "device": device_name, "torch": torch.__version__}
     (scratch / "started.json").write_text(json.dumps({**start, "started_unix": time.time()}) + "\n")
     (scratch / PARTIAL).unlink(missing_ok=True)

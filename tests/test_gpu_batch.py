@@ -37,7 +37,7 @@ def test_this_repositorys_parts_list_their_runs_without_a_gpu():
 
 def test_the_official_parts_list_their_runs():
     official_dir()  # skipped where the snapshot is absent
-    res = check("official_fig4", "official_fig6a", "official_fig1bc", "official_fig2_fp32")
+    res = check("official_fig4", "official_fig6a", "official_fig1c", "official_fig2_fp32")
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count(": ok (") == 4 and "--num_epochs 100000" in res.stdout
     assert "official_fig2_fp32: ok (2 lines; fig2/frac0.7_float32" in res.stdout
