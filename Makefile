@@ -72,7 +72,7 @@ figure-times:  ## estimate the CPU time of every committed run, per figure (writ
 
 .PHONY: gpu-batch
 gpu-batch:  ## the long runs CPUs cannot afford, side by side on one GPU within a deadline (scripts/gpu_batch.py)
-	$(PY) scripts/gpu_batch.py
+	$(PY) scripts/gpu_batch.py --mps
 
 .PHONY: bench-gpu
 bench-gpu:  ## the same on CUDA, and the throughput of 1-128 seeds batched, eager and as CUDA graphs (results/bench*_cuda*.csv)

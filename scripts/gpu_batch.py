@@ -8,12 +8,14 @@
 The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
 the official code's 100k-epoch runs of Fig. 4, its transformer runs of Fig. 6a, its 80k-epoch
 softmax run of Fig. 1c and the two float32 runs of Fig. 2 (0.4–0.5 s an epoch on one CPU core, no
-checkpoints), replicates 3–4 of this repository's long runs (Figs. 1 and 4, with CUDA graphs; 0–2
-were made on CPUs), and the study's transformer grid (four jobs at a time). Each part runs in its own process group; at the deadline
+checkpoints), replicates 3–4 of this repository's long runs (Figs. 1 and 4, eager: CUDA graph capture
+failed under MPS), and the study's transformer grid (four jobs at a time). Each part runs in its own process group; at the deadline
 every part still running gets SIGTERM, sent to the whole group (its training processes included,
 where SIGINT may be ignored, as in jobs started in the background): runs
 of this repository checkpoint and resume when the same command is run again (completed runs are
 skipped); the official code keeps no checkpoints, so its unfinished runs are lost and start over.
+With ``--mps`` the parts share the GPU through CUDA MPS (``nvidia-cuda-mps-control``), so the
+kernels of different processes run at once instead of in turns; the daemon is stopped at the end.
 Each part's output goes to ``logs/gpu_batch/<part>.log``. ``--copy-to DIR`` then copies every new or
 changed file under ``results/`` (as ``git status`` sees them) into DIR, with the same paths.
 """
@@ -44,7 +46,7 @@ PARTS = {
         "scripts/official.py fig2 --only frac0.4_float32 frac0.7_float32 --device cuda --jobs 2",
         "--list",
     ),
-    "replicates_long": ("scripts/reproduce.py fig1 fig4 --replicates 5 --device cuda --cuda-graph --jobs 3", "--list"),
+    "replicates_long": ("scripts/reproduce.py fig1 fig4 --replicates 5 --device cuda --jobs 10", "--list"),
     "study_transformer": (
         "scripts/study_baselines.py run --archs transformer --set device=cuda --set launcher=local "
         "--set hydra.launcher.n_jobs=4",
@@ -62,14 +64,40 @@ def changed_results() -> list[Path]:
     return [ROOT / line[3:] for line in out.splitlines() if line[:2] != " D" and (ROOT / line[3:]).is_file()]
 
 
-def run_parts(names: list[str], deadline: float, logs: Path) -> dict[str, int]:
+def start_mps(folder: Path) -> dict[str, str] | None:
+    """Start a CUDA MPS daemon whose pipes and logs live in ``folder``; return the environment its
+    clients need, or None (with a warning) where the control program is missing or fails."""
+    control = shutil.which("nvidia-cuda-mps-control")
+    if control is None:
+        print("warning: --mps: nvidia-cuda-mps-control is not on PATH; the parts share the GPU in turns", flush=True)
+        return None
+    env = {"CUDA_MPS_PIPE_DIRECTORY": str(folder / "pipe"), "CUDA_MPS_LOG_DIRECTORY": str(folder / "log")}
+    for path in env.values():
+        Path(path).mkdir(parents=True, exist_ok=True)
+    if subprocess.run([control, "-d"], env={**os.environ, **env}).returncode != 0:
+        print("warning: --mps: the MPS daemon did not start; the parts share the GPU in turns", flush=True)
+        return None
+    print(f"MPS daemon started ({folder})", flush=True)
+    return env
+
+
+def stop_mps(env: dict[str, str]) -> None:
+    subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
+
+
+def run_parts(names: list[str], deadline: float, logs: Path, env: dict[str, str] | None = None) -> dict[str, int]:
     logs.mkdir(parents=True, exist_ok=True)
     procs = {}
     for name in names:
         command = PARTS[name][0].split()
         log = open(logs / f"{name}.log", "w")
         procs[name] = subprocess.Popen(
-            [PY, *command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [PY, *command],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         print(f"started {name}: {' '.join(command)}", flush=True)
     end = time.monotonic() + deadline
@@ -96,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="run each part with its listing flag (no training)")
     parser.add_argument("--copy-to", type=Path, help="copy new or changed files under results/ here afterwards")
     parser.add_argument("--logs", type=Path, default=ROOT / "logs" / "gpu_batch")
+    parser.add_argument("--mps", action="store_true", help="share the GPU through a CUDA MPS daemon")
     args = parser.parse_args(argv)
     names = args.only or list(PARTS)
     if args.dry_run:
@@ -115,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             failed += res.returncode != 0
         return 1 if failed else 0
-    codes = run_parts(names, args.deadline, args.logs)
+    mps = start_mps(args.logs / "mps") if args.mps else None
+    try:
+        codes = run_parts(names, args.deadline, args.logs, mps)
+    finally:
+        if mps:
+            stop_mps(mps)
     for name, code in codes.items():
         print(f"{name}: exit code {code}")
     if args.copy_to:
