@@ -157,15 +157,18 @@ def accuracy_and(
 OFFICIAL_COMMIT = "720d244"
 
 
-def official_overlay(ax, figure: str, run: str, column: str, results: Path, scale: float = 100.0) -> bool:
+def official_overlay(
+    ax, figure: str, run: str, column: str, results: Path, scale: float = 100.0, since: float = 1
+) -> bool:
     """Thin grey lines: the official code's run of the same settings (one per ``--seed``), from
-    ``<results>/official/<commit>/``, where it exists. Returns whether anything was drawn."""
+    ``<results>/official/<commit>/``, where it exists, from epoch ``since`` on (a log-x panel whose
+    own curves start later). Returns whether anything was drawn."""
     from grokking.results import exists, metrics
 
     root = Path(results) / "official" / OFFICIAL_COMMIT
     if not exists(figure, run, root):
         return False
     df = metrics(figure, run, root)
-    for _, rows in df[df.epoch > 0].groupby("seed"):
+    for _, rows in df[df.epoch >= max(since, 1)].groupby("seed"):
         ax.plot(rows.epoch, scale * rows[column], color="0.45", lw=0.7, alpha=0.9, zorder=2.5)  # above the bands
     return True

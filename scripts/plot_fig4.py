@@ -1,7 +1,8 @@
 """Fig. 4: StableMax CE without regularization groks (AdamW lr 0.01, β2 0.999, 100k epochs).
 Left: test accuracy of addition and multiplication (40 %) and sparse parity; middle: total L2 weight
 norm; right: addition with one-hot inputs against a random 14-bit binary code per integer
-(1000 epochs, lr 0.02, softmax CE in float64; mean and min-max band over 5 seeds).
+(1000 epochs, lr 0.02, softmax CE in float64; mean and min-max band over 5 seeds). Thin grey
+lines: the official code's runs of the same settings, where committed.
 
     python scripts/reproduce.py fig4 && python scripts/figures.py fig4
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, curves_label, mean_band, panels, save
+from grokking.plotting import FIGURES, curves_label, mean_band, official_overlay, panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TASKS = {
@@ -29,6 +30,7 @@ INPUTS = {
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     fig, (acc, norm, inputs) = panels(3)
+    official = False
     for run, (label, color) in TASKS.items():
         if not exists("fig4", run, results):
             continue
@@ -38,6 +40,11 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
         label = curves_label(label, df) + partial
         mean_band(acc, df.assign(test=100 * df.test_acc), "epoch", "test", label, color)
         mean_band(norm, df, "epoch", "weight_norm", label, color)
+        start = df.epoch.min()  # the official log's first row is epoch 1, then every 1 000
+        official |= official_overlay(acc, "fig4", run, "test_acc", results, since=start)
+        official_overlay(norm, "fig4", run, "weight_norm", results, scale=1.0, since=start)
+    if official:
+        acc.plot([], [], color="0.55", lw=0.6, label="official code")
     acc.set(
         xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="test accuracy (%)", title="StableMax CE: test accuracy"
     )
