@@ -95,11 +95,20 @@ class Distribution:
         lo, hi = min(self.values), max(self.values)
         return any(holds(lo + (hi - lo) * i / (points - 1)) for i in range(points))
 
+    def span(self, fmt: str) -> str:
+        """The min–max range with ``fmt``'s unit once: ``9.1–31.6 %``; signed ends read
+        ``+3.9 to +5.3 points``; ends that print alike are one value."""
+        number, unit = split_unit(fmt)
+        lo, hi = number.format(min(self.values)), number.format(max(self.values))
+        if lo == hi:
+            return lo + unit
+        return f"{lo}{' to ' if lo[:1] in '+-' else '–'}{hi}{unit}"
+
     def text(self, fmt: str, short: bool = False) -> str:
-        """The mean, and with several replicates in parentheses the 95 % bootstrap interval (n ≥ 5),
-        the min–max range, the replicates that never reached the milestone, and n. ``short`` (a
-        table cell) keeps the range and n and writes the unit after ``fmt``'s field once:
-        ``26.2 % (24.1–30.5 %, n=3)``."""
+        """The mean, and in parentheses the 95 % bootstrap interval (n ≥ 5), the min–max range, the
+        replicates that never reached the milestone, and n. ``short`` (a table cell or a quote)
+        keeps the range and n: ``26.2 % (24.1–30.5 %, n=3)``, or ``100.0 % (all equal, n=5)``
+        where the range's ends print alike. One run is its value alone."""
         if not self.values:
             return f"never (n={self.n})"
         mean = fmt.format(self.mean)
@@ -108,9 +117,10 @@ class Distribution:
         lo, hi = min(self.values), max(self.values)
         never = f"{self.never} never" if self.never else ""
         if short:
-            number, unit = split_unit(fmt)
-            tail = f", {never}" if never else ""
-            return f"{mean} ({number.format(lo)}–{number.format(hi)}{unit}, n={self.n}{tail})"
+            number = split_unit(fmt)[0]
+            alike = number.format(lo) == number.format(hi)
+            parts = ["all equal" if alike else self.span(fmt), f"n={self.n}"] + ([never] if never else [])
+            return f"{mean} ({', '.join(parts)})"
         parts = [f"range {fmt.format(lo)} – {fmt.format(hi)}"]
         if self.ci:
             parts.insert(0, "95 % CI " + " – ".join(fmt.format(v) for v in self.ci))

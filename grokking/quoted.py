@@ -25,26 +25,17 @@ def _number(fmt: str, value: float) -> str:
     return split_unit(fmt)[0].format(value)
 
 
-def _range(d: Distribution, fmt: str) -> str:
-    """min–max with the unit once: "9.1–31.6 %"; signed values read "+3.9 to +5.3 points"; a range
-    whose ends print alike is one value."""
-    lo, hi = _number(fmt, min(d.values)), fmt.format(max(d.values))
-    if _number(fmt, max(d.values)) == lo:
-        return hi
-    return f"{lo}{' to ' if lo[:1] in '+-' else '–'}{hi}"
-
-
 FORMS: dict[str, Callable[[Distribution, str], str]] = {
     "mean": lambda d, fmt: fmt.format(d.mean),  # "20.4 %"
     "number": lambda d, fmt: _number(fmt, d.mean),  # "20.4"
-    "range": _range,  # "9.1–31.6 %"
+    "range": lambda d, fmt: d.span(fmt),  # "9.1–31.6 %"
     "min": lambda d, fmt: fmt.format(min(d.values)),
     "max": lambda d, fmt: fmt.format(max(d.values)),
     "n": lambda d, fmt: str(d.n),  # "2"
     "n-word": lambda d, fmt: WORDS.get(d.n, str(d.n)),  # "two"
-    "short": lambda d, fmt: (
+    "short": lambda d, fmt: (  # "20.4 % (9.1–31.6 %, n=2)"; prose states n for one run too
         d.text(fmt, short=True) if d.n > 1 else f"{fmt.format(d.mean)} (n=1)"
-    ),  # "20.4 % (9.1–31.6 %, n=2)"
+    ),
 }
 
 

@@ -22,7 +22,11 @@ def test_a_cell_is_the_mean_with_its_range_and_n_and_the_unit_once():
     assert Distribution((26.2,)).text(short=True, fmt="{:.1f} %") == "26.2 %"
     assert Distribution((24.1, 30.5, 24.0)).text(short=True, fmt="{:.1f} %") == "26.2 % (24.0–30.5 %, n=3)"
     assert Distribution((2.0, 4.0)).text(short=True, fmt="×{:.1f}") == "×3.0 (×2.0–×4.0, n=2)"
-    assert Distribution((100.0,), never=1).text(short=True, fmt="{:.0f}") == "100 (100–100, n=2, 1 never)"
+    assert Distribution((100.0,), never=1).text(short=True, fmt="{:.0f}") == "100 (all equal, n=2, 1 never)"
+    assert (
+        Distribution((35.1, 38.2)).text(short=True, fmt="{:+.1f} points") == "+36.7 points (+35.1 to +38.2 points, n=2)"
+    )
+    assert Distribution((-39.0, -39.04)).span("{:+.1f} points") == "-39.0 points"
     assert Distribution((), never=2).text(short=True, fmt="{:.0f}") == "never (n=2)"
 
 
