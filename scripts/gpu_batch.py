@@ -7,13 +7,12 @@
 
 The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
 the official code's 100k-epoch runs of Fig. 4, its transformer runs of Fig. 6a, its 80k-epoch
-softmax run of Fig. 1c and the two float32 runs of Fig. 2 (0.4–0.5 s an epoch on one CPU core, no
-checkpoints), replicates 3–4 of this repository's long runs (Figs. 1 and 4, eager: CUDA graph capture
-failed under MPS), and the study's transformer grid (four jobs at a time). Each part runs in its own process group; at the deadline
-every part still running gets SIGTERM, sent to the whole group (its training processes included,
-where SIGINT may be ignored, as in jobs started in the background): runs
-of this repository checkpoint and resume when the same command is run again (completed runs are
-skipped); the official code keeps no checkpoints, so its unfinished runs are lost and start over.
+softmax run of Fig. 1c, every run of Figs. 2 and 9 (20k and 10k epochs; 0.4–0.5 s an epoch on one
+CPU core, no checkpoints), Fig. 2's nine runs of this repository on the GPU
+(``results/verification/fig2_gpu/``: does the GPU's summation order change the SC order?),
+replicates 3–4 of this repository's long runs (Figs. 1 and 4, eager: CUDA graph capture failed
+under MPS), and the study's transformer grid (four jobs at a time). Official runs whose converted
+results already say completed are skipped, as are this repository's completed runs.
 With ``--mps`` the parts share the GPU through CUDA MPS (``nvidia-cuda-mps-control``), so the
 kernels of different processes run at once instead of in turns; the daemon is stopped at the end.
 Each part's output goes to ``logs/gpu_batch/<part>.log``. ``--copy-to DIR`` then copies every new or
@@ -42,10 +41,9 @@ PARTS = {
         "--list",
     ),
     "official_fig1c": ("scripts/official.py fig1 --only c_softmax --device cuda", "--list"),
-    "official_fig2_fp32": (
-        "scripts/official.py fig2 --only frac0.4_float32 frac0.7_float32 --device cuda --jobs 2",
-        "--list",
-    ),
+    "official_fig2": ("scripts/official.py fig2 --device cuda --jobs 9", "--list"),
+    "official_fig9": ("scripts/official.py fig9 --device cuda --jobs 9", "--list"),
+    "fig2_gpu": ("scripts/reproduce.py fig2 --device cuda --jobs 9 --out results/verification/fig2_gpu", "--list"),
     "replicates_long": ("scripts/reproduce.py fig1 fig4 --replicates 5 --device cuda --jobs 10", "--list"),
     "study_transformer": (
         "scripts/study_baselines.py run --archs transformer --set device=cuda --set launcher=local "

@@ -10,7 +10,8 @@ Each seed runs in its own scratch copy of the snapshot (``runs/official/<commit>
 seed<k>/``, ignored by git), through a wrapper that sets the thread count (the script asks for 5)
 and stubs ``torchvision`` (imported, unused). The snapshot folder itself is never written to. A
 seed whose scratch run finished is not run again, so an interrupted batch resumes by seed (the
-official code has no checkpoints: an interrupted seed starts over). When every seed of a run has
+official code has no checkpoints: an interrupted seed starts over), and a run whose converted
+results say it completed with these seeds is skipped. When every seed of a run has
 finished, its long-format log is converted into ``results/official/<commit>/<figure>/<run>/``
 (``metrics.csv`` in our columns, ``summary.json``, ``config.yaml`` with the flags).
 
@@ -61,6 +62,15 @@ def done(scratch: Path) -> bool:
         return False
     info = json.loads(info_path.read_text())
     return info.get("returncode") == 0 or bool(info.get("stopped"))
+
+
+def completed(result: Path, seeds) -> bool:
+    """Whether ``result`` holds a converted run that finished with every one of ``seeds``."""
+    summary = result / "summary.json"
+    if not summary.is_file():
+        return False
+    info = json.loads(summary.read_text())
+    return info.get("status") == "completed" and set(seeds) <= set(info.get("seeds") or ())
 
 
 def wait(process: subprocess.Popen, partial: Path, until: dict[str, float], log_frequency: int) -> dict | None:
@@ -200,6 +210,10 @@ def main() -> None:
                 s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
                 print(f"{fig}/{name}: {s['status']} at epoch {s['epoch']} -> {args.out / commit / fig / name}")
         return
+    finished = [(f, n) for f, n, _ in runs if completed(args.out / commit / f / n, seeds_of[f, n])]
+    for fig, name in finished:
+        print(f"{fig}/{name}: skipped, {args.out / commit / fig / name} holds it completed with these seeds")
+    runs = [(f, n, r) for f, n, r in runs if (f, n) not in finished]
     device = args.device
     jobs = [
         (fig, name, run, seed, args.scratch / commit / fig / name / f"seed{seed}")

@@ -26,22 +26,22 @@ def check(*parts):
 
 
 def test_this_repositorys_parts_list_their_runs_without_a_gpu():
-    res = check("replicates_long", "study_transformer")
+    res = check("replicates_long", "study_transformer", "fig2_gpu")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count(": ok (") == 2 and "[replicates/4]" in res.stdout
+    assert res.stdout.count(": ok (") == 3 and "[replicates/4]" in res.stdout
     assert "cuda_graph=true" not in res.stdout  # eager: graph capture failed under MPS on an H200
     dry = subprocess.run(
         [sys.executable, "scripts/gpu_batch.py", "--dry-run"], cwd=ROOT, capture_output=True, text=True
     )
-    assert all("cuda" in line for line in dry.stdout.splitlines()) and len(dry.stdout.splitlines()) == 6
+    assert all("cuda" in line for line in dry.stdout.splitlines()) and len(dry.stdout.splitlines()) == 8
 
 
 def test_the_official_parts_list_their_runs():
     official_dir()  # skipped where the snapshot is absent
-    res = check("official_fig4", "official_fig6a", "official_fig1c", "official_fig2_fp32")
+    res = check("official_fig4", "official_fig6a", "official_fig1c", "official_fig2", "official_fig9")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count(": ok (") == 4 and "--num_epochs 100000" in res.stdout
-    assert "official_fig2_fp32: ok (2 lines; fig2/frac0.7_float32" in res.stdout
+    assert res.stdout.count(": ok (") == 5 and "--num_epochs 100000" in res.stdout
+    assert "official_fig2: ok (9 lines; fig2/frac0.7_float64" in res.stdout
 
 
 SLEEPER = """

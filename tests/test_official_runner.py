@@ -204,3 +204,22 @@ def test_seeds_beyond_a_runs_own_continue_in_the_five_seed_order():
     assert seeds_for(single) == (42,) and seeds_for(single, 1) == (42,)
     assert seeds_for(single, 3) == (42, 0, 1) and seeds_for(single, 5) == SEEDS5
     assert seeds_for(five, 2) == (42, 0) and seeds_for(five, 6) == (*SEEDS5, 4)
+
+
+def test_a_run_converted_as_completed_with_its_seeds_is_not_run_again(tmp_path):
+    """``scripts/official.py`` skips a run whose ``results/official/...`` summary says it completed
+    with every seed asked for (a fresh machine has no scratch runs to tell it so); a stopped or
+    interrupted run, or one asked for with more seeds, runs."""
+    from scripts import official as runner
+
+    result = tmp_path / "fig4" / "add_mod"
+    assert not runner.completed(result, [42])
+    result.mkdir(parents=True)
+    for status, seeds, asked, skipped in (
+        ("completed", [42], [42], True),
+        ("completed", [42], [42, 0, 1], False),
+        ("stopped", [42], [42], False),
+        ("interrupted", [42, 0], [42], False),
+    ):
+        (result / "summary.json").write_text(json.dumps({"status": status, "seeds": seeds}))
+        assert runner.completed(result, asked) is skipped, (status, seeds, asked)
