@@ -210,6 +210,11 @@ def main() -> None:
                 s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
                 print(f"{fig}/{name}: {s['status']} at epoch {s['epoch']} -> {args.out / commit / fig / name}")
         return
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            sys.exit(f"error: --device {args.device}: torch {torch.__version__} sees no CUDA device; use --device cpu")
     finished = [(f, n) for f, n, _ in runs if completed(args.out / commit / f / n, seeds_of[f, n])]
     for fig, name in finished:
         print(f"{fig}/{name}: skipped, {args.out / commit / fig / name} holds it completed with these seeds")

@@ -223,3 +223,25 @@ def test_a_run_converted_as_completed_with_its_seeds_is_not_run_again(tmp_path):
     ):
         (result / "summary.json").write_text(json.dumps({"status": status, "seeds": seeds}))
         assert runner.completed(result, asked) is skipped, (status, seeds, asked)
+
+
+def test_cuda_asked_for_without_a_gpu_is_one_error_line_before_anything_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+    from official import official_dir
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run(
+        [sys.executable, "scripts/official.py", "fig9", "--only", "plain_sgd_frac0.4_float16", "--device", "cuda",
+         "--official-dir", str(official_dir()), "--scratch", str(tmp_path / "scratch"), "--out", str(tmp_path / "out")],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        f"error: --device cuda: torch {torch.__version__} sees no CUDA device; use --device cpu"
+    ]
+    assert not (tmp_path / "scratch").exists()
