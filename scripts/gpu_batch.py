@@ -15,8 +15,8 @@ under MPS), and the study's transformer grid (four jobs at a time). Official run
 results already say completed are skipped, as are this repository's completed runs.
 With ``--mps`` the parts share the GPU through CUDA MPS (``nvidia-cuda-mps-control``), so the
 kernels of different processes run at once instead of in turns; the daemon is stopped at the end.
-Each part's output goes to ``logs/gpu_batch/<part>.log``. ``--copy-to DIR`` then copies every new or
-changed file under ``results/`` (as ``git status`` sees them) into DIR, with the same paths.
+Each part's output goes to ``logs/gpu_batch/<part>.log``. ``--copy-to DIR`` then copies every file
+under ``results/`` written during the batch into DIR, with the same paths.
 """
 
 from __future__ import annotations
@@ -53,13 +53,10 @@ PARTS = {
 }
 
 
-def changed_results() -> list[Path]:
-    """Files under results/ that are new or changed, as git sees them (ignored files excluded)."""
-    out = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all", "results"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return [ROOT / line[3:] for line in out.splitlines() if line[:2] != " D" and (ROOT / line[3:]).is_file()]
+def changed_results(since: float, root: Path = ROOT) -> list[Path]:
+    """Files under ``root/results`` written since ``since`` (a ``time.time()``): what the batch made,
+    also on a machine whose copy of the repository has no git metadata."""
+    return sorted(f for f in (root / "results").rglob("*") if f.is_file() and f.stat().st_mtime >= since)
 
 
 def start_mps(folder: Path) -> dict[str, str] | None:
@@ -120,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(PARTS), help="run only these parts")
     parser.add_argument("--dry-run", action="store_true", help="print the commands")
     parser.add_argument("--check", action="store_true", help="run each part with its listing flag (no training)")
-    parser.add_argument("--copy-to", type=Path, help="copy new or changed files under results/ here afterwards")
+    parser.add_argument(
+        "--copy-to", type=Path, help="copy the files under results/ written during the batch here afterwards"
+    )
     parser.add_argument("--logs", type=Path, default=ROOT / "logs" / "gpu_batch")
     parser.add_argument("--mps", action="store_true", help="share the GPU through a CUDA MPS daemon")
     args = parser.parse_args(argv)
@@ -142,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             failed += res.returncode != 0
         return 1 if failed else 0
+    started = time.time()
     mps = start_mps(args.logs / "mps") if args.mps else None
     try:
         codes = run_parts(names, args.deadline, args.logs, mps)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, code in codes.items():
         print(f"{name}: exit code {code}")
     if args.copy_to:
-        files = changed_results()
+        files = changed_results(started)
         for f in files:
             target = args.copy_to / f.relative_to(ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """scripts/gpu_batch.py: the GPU sitting's parts are valid commands, and the deadline interrupts them."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -81,3 +82,15 @@ def test_parts_get_the_mps_environment_and_a_missing_daemon_is_a_warning(tmp_pat
     monkeypatch.setattr(batch, "PARTS", {"env": (str(tmp_path / "env.py"), "")})
     codes = batch.run_parts(["env"], deadline=30, logs=tmp_path / "logs", env={"CUDA_MPS_PIPE_DIRECTORY": "/pipes"})
     assert codes == {"env": 0} and (tmp_path / "logs" / "env.log").read_text().strip() == "/pipes"
+
+
+def test_copy_to_takes_the_results_written_during_the_batch(tmp_path):
+    batch = load()
+    old = tmp_path / "results" / "fig1" / "a" / "metrics.csv"
+    old.parent.mkdir(parents=True)
+    old.write_text("old")
+    os.utime(old, (1_000, 1_000))
+    new = tmp_path / "results" / "replicates" / "3" / "fig1" / "b" / "summary.json"
+    new.parent.mkdir(parents=True)
+    new.write_text("{}")
+    assert batch.changed_results(since=2_000, root=tmp_path) == [new]
