@@ -18,6 +18,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT.parent / "shared" / "official" / "fixed-720d244"
+OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column of claims and figures
 SEEDS5 = (42, 0, 1, 2, 3)  # 42 is the official default (single-seed runs use it alone)
 
 

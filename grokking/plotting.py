@@ -154,7 +154,12 @@ def accuracy_and(
     return fig, acc, other
 
 
-OFFICIAL_COMMIT = "720d244"
+OFFICIAL_LINE = {"color": "0.45", "lw": 0.7, "alpha": 0.9}  # thin grey: the official code's runs
+
+
+def official_legend(ax, label: str = "official code (test)") -> None:
+    """The legend entry of ``official_overlay``'s lines, in their style."""
+    ax.plot([], [], label=label, **OFFICIAL_LINE)
 
 
 def official_overlay(
@@ -163,6 +168,7 @@ def official_overlay(
     """Thin grey lines: the official code's run of the same settings (one per ``--seed``), from
     ``<results>/official/<commit>/``, where it exists, from epoch ``since`` on (a log-x panel whose
     own curves start later). Returns whether anything was drawn."""
+    from grokking.official import OFFICIAL_COMMIT
     from grokking.results import exists, metrics
 
     root = Path(results) / "official" / OFFICIAL_COMMIT
@@ -170,5 +176,5 @@ def official_overlay(
         return False
     df = metrics(figure, run, root)
     for _, rows in df[df.epoch >= max(since, 1)].groupby("seed"):
-        ax.plot(rows.epoch, scale * rows[column], color="0.45", lw=0.7, alpha=0.9, zorder=2.5)  # above the bands
+        ax.plot(rows.epoch, scale * rows[column], zorder=2.5, **OFFICIAL_LINE)  # above the bands
     return True

@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 from grokking import quoted, replicate_status, verdict_counts  # noqa: E402
 from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
 from grokking.headline import load_rows, replace_block, table  # noqa: E402
+from grokking.official import OFFICIAL_COMMIT  # noqa: E402
 from grokking.results import RESULTS  # noqa: E402
 from scripts import recheck  # noqa: E402
 from scripts.reproduce import replicated_runs  # noqa: E402
@@ -38,8 +39,6 @@ STATUS = HERE.parent / "docs" / "replicates.md"
 COUNTED = tuple(HERE.parent / "docs" / f"figures_{part}.md" for part in ("main", "appendix"))  # headings with counts
 OFFICIAL_DOC = HERE.parent / "docs" / "official.md"
 QUOTING = (*COUNTED, STATUS, OFFICIAL_DOC, README)  # prose that quotes claim values (grokking/quoted.py)
-
-OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column
 
 
 def main(results: Path = RESULTS, out: Path | None = None, official_commit: str = OFFICIAL_COMMIT) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, mean_band, official_overlay, run_panels, save
+from grokking.plotting import FIGURES, mean_band, official_legend, official_overlay, run_panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TRAIN, TEST = "#7f7f7f", "#d62728"
@@ -37,7 +37,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     for ax, run, (log_x,), df in present:
         accuracy_panel(ax, df, log_x)
         if official_overlay(ax, "fig1", run, "test_acc", results):
-            ax.plot([], [], color="0.55", lw=0.6, label="official code (test)")
+            official_legend(ax)
         if run == "b_stablemax":  # extra init seeds, same split: thin test curves
             for extra in ("b_stablemax_seed1", "b_stablemax_seed2"):
                 if exists("fig1", extra, results):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_overlay, panels, save
+from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
 from grokking.results import RESULTS, exists, metrics, onsets
 
 FRACTIONS = (0.4, 0.6, 0.7)
@@ -50,6 +50,6 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     axes[0].plot([], [], color="k", ls="--", lw=1, label="train")
     axes[0].plot([], [], color="k", ls=":", lw=1.5, label="SC > 50 %: median onset (bar: range)")
     if official:
-        axes[0].plot([], [], color="0.55", lw=0.6, label="official code (test)")
+        official_legend(axes[0])
     axes[0].legend(loc="center left")
     save(fig, "fig2", out_dir)

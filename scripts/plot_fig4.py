@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, curves_label, mean_band, official_overlay, panels, save
+from grokking.plotting import FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TASKS = {
@@ -44,7 +44,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
         official |= official_overlay(acc, "fig4", run, "test_acc", results, since=start)
         official_overlay(norm, "fig4", run, "weight_norm", results, scale=1.0, since=start)
     if official:
-        acc.plot([], [], color="0.55", lw=0.6, label="official code")
+        official_legend(acc, "official code")
     acc.set(
         xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="test accuracy (%)", title="StableMax CE: test accuracy"
     )

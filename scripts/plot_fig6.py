@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.ticker import ScalarFormatter
 
-from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_overlay, panels, save
+from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
 from grokking.results import RESULTS, exists, metrics
 
 TRANSFORMER = {
@@ -42,7 +42,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
             official |= official_overlay(ax, "fig6", run, "test_acc", results)
         ax.plot([], [], color="k", ls="--", lw=0.8, label="(dashed: train)")
         if official:
-            ax.plot([], [], color="0.55", lw=0.6, label="official code (test)")
+            official_legend(ax)
         ax.set(ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)")
         ax.legend(loc="center right", bbox_to_anchor=(1, 0.38))
     a.set_title("(a) transformer, subtraction")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, accuracy_curves, official_overlay, panels, save
+from grokking.plotting import COLORS, accuracy_curves, official_legend, official_overlay, panels, save
 from grokking.results import exists, metrics, per_seed
 
 FRACTIONS = (0.4, 0.6, 0.7)
@@ -40,6 +40,6 @@ def draw(results: Path, out_dir: Path, prefix: str, name: str) -> None:
         ax.set(xlim=(50, 10_000), ylim=(-2, 102), ylabel="accuracy (%)")
     legend = next((ax for ax in axes if ax.lines), axes[0])  # the first panel with runs
     if official:  # the official script's plain-SGD runs, test accuracy
-        legend.plot([], [], color="0.55", lw=0.6, label="official code (test)")
+        official_legend(legend)
     legend.legend(title="loss dtype", loc="center left")
     save(fig, name, out_dir)

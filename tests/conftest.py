@@ -23,8 +23,8 @@ def run(tmp_path):
 def committed_verdicts():
     """Every claim measured on the committed runs: (ours, the official code's), as `make figures` does."""
     from grokking.claims import evaluate, load_claims
+    from grokking.official import OFFICIAL_COMMIT
     from grokking.results import RESULTS
-    from scripts.claims import OFFICIAL_COMMIT
 
     claims = load_claims()
     return [evaluate(c, RESULTS) for c in claims], [evaluate(c, RESULTS / "official" / OFFICIAL_COMMIT) for c in claims]
