@@ -95,11 +95,15 @@ class Distribution:
         lo, hi = min(self.values), max(self.values)
         return any(holds(lo + (hi - lo) * i / (points - 1)) for i in range(points))
 
+    def ends(self, fmt: str) -> tuple[str, str]:
+        """The smallest and largest value as ``fmt``'s field prints them, without its unit."""
+        number = split_unit(fmt)[0]
+        return number.format(min(self.values)), number.format(max(self.values))
+
     def span(self, fmt: str) -> str:
         """The min–max range with ``fmt``'s unit once: ``9.1–31.6 %``; signed ends read
         ``+3.9 to +5.3 points``; ends that print alike are one value."""
-        number, unit = split_unit(fmt)
-        lo, hi = number.format(min(self.values)), number.format(max(self.values))
+        (lo, hi), unit = self.ends(fmt), split_unit(fmt)[1]
         if lo == hi:
             return lo + unit
         return f"{lo}{' to ' if lo[:1] in '+-' else '–'}{hi}{unit}"
@@ -117,9 +121,8 @@ class Distribution:
         lo, hi = min(self.values), max(self.values)
         never = f"{self.never} never" if self.never else ""
         if short:
-            number = split_unit(fmt)[0]
-            alike = number.format(lo) == number.format(hi)
-            parts = ["all equal" if alike else self.span(fmt), f"n={self.n}"] + ([never] if never else [])
+            lo_text, hi_text = self.ends(fmt)
+            parts = ["all equal" if lo_text == hi_text else self.span(fmt), f"n={self.n}"] + ([never] if never else [])
             return f"{mean} ({', '.join(parts)})"
         parts = [f"range {fmt.format(lo)} – {fmt.format(hi)}"]
         if self.ci:
