@@ -23,6 +23,7 @@ official code holds) or *not checkable* (no official run answers it).
 from __future__ import annotations
 
 import inspect
+import math
 import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from grokking.measures import MEASURES
+from grokking.measures.registry import AtLeast
 from grokking.registry import Registry
 from grokking.results import Replicate, replicates
 
@@ -46,7 +48,7 @@ class Claim:
     claim: str  # what the paper says, in a few words
     paper: str  # the paper's value, as written in PAPER.md
     measure: Callable[[Replicate], float | None]  # our value on one replicate (None: never reached)
-    holds: Callable[[float], bool]  # whether a value agrees within the tolerance
+    holds: Check  # the values that agree within the tolerance
     tolerance: str  # the tolerance, in words (e.g. "within ±10 points")
     fmt: str = "{:.3g}"  # how to print our value
     key: str = ""  # a short name other tables cite the claim by (grokking/headline.yaml)
@@ -71,10 +73,12 @@ def split_unit(fmt: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class Distribution:
     """A claim's values over replicates; ``never`` counts replicates whose measure was None (a
-    milestone never reached)."""
+    milestone never reached). ``bound``: the values are lower bounds (:class:`AtLeast`), printed
+    after "≥"."""
 
     values: tuple[float, ...]
     never: int = 0
+    bound: bool = False
 
     @property
     def n(self) -> int:
@@ -100,10 +104,11 @@ class Distribution:
         number = split_unit(fmt)[0]
         return number.format(min(self.values)), number.format(max(self.values))
 
-    def span(self, fmt: str) -> str:
-        """The min–max range with ``fmt``'s unit once: ``9.1–31.6 %``; signed ends read
-        ``+3.9 to +5.3 points``; ends that print alike are one value."""
-        (lo, hi), unit = self.ends(fmt), split_unit(fmt)[1]
+    def span(self, fmt: str, ends: tuple[str, str] | None = None) -> str:
+        """The min–max range (or the two ``ends`` given, printed by ``fmt``'s field) with ``fmt``'s
+        unit once: ``9.1–31.6 %``; signed ends read ``+3.9 to +5.3 points``; ends that print alike
+        are one value."""
+        (lo, hi), unit = ends or self.ends(fmt), split_unit(fmt)[1]
         if lo == hi:
             return lo + unit
         return f"{lo}{' to ' if lo[:1] in '+-' else '–'}{hi}{unit}"
@@ -112,21 +117,22 @@ class Distribution:
         """The mean, and in parentheses the 95 % bootstrap interval (n ≥ 5), the min–max range, the
         replicates that never reached the milestone, and n. ``short`` (a table cell or a quote)
         keeps the range and n: ``26.2 % (24.1–30.5 %, n=3)``, or ``100.0 % (all equal, n=5)``
-        where the range's ends print alike. One run is its value alone."""
+        where the range's ends print alike. One run is its value alone; lower bounds start with "≥"."""
         if not self.values:
             return f"never (n={self.n})"
-        mean = fmt.format(self.mean)
+        mean = ("≥ " if self.bound else "") + fmt.format(self.mean)
         if self.n == 1:
             return mean
-        lo, hi = min(self.values), max(self.values)
+        lo_text, hi_text = self.ends(fmt)
+        equal = lo_text == hi_text
         never = f"{self.never} never" if self.never else ""
         if short:
-            lo_text, hi_text = self.ends(fmt)
-            parts = ["all equal" if lo_text == hi_text else self.span(fmt), f"n={self.n}"] + ([never] if never else [])
+            parts = ["all equal" if equal else self.span(fmt), f"n={self.n}"] + ([never] if never else [])
             return f"{mean} ({', '.join(parts)})"
-        parts = [f"range {fmt.format(lo)} – {fmt.format(hi)}"]
-        if self.ci:
-            parts.insert(0, "95 % CI " + " – ".join(fmt.format(v) for v in self.ci))
+        parts = ["all equal" if equal else f"range {self.span(fmt)}"]
+        if self.ci and not equal:
+            number = split_unit(fmt)[0]
+            parts.insert(0, "95 % CI " + self.span(fmt, (number.format(self.ci[0]), number.format(self.ci[1]))))
         if never:
             parts.append(never)
         return f"{mean} ({'; '.join(parts)}; n={self.n})"
@@ -148,7 +154,9 @@ class Verdict:
 
 
 def measure_all(claim: Claim, reps: list[Replicate]) -> Distribution | None:
-    values, never = [], 0
+    """The claim's values over ``reps``. A lower bound (:class:`AtLeast`, some of a replicate's runs
+    stopped early) counts only where no replicate has an exact value or a milestone never reached."""
+    values, bounds, never = [], [], 0
     for rep in reps:
         try:
             value = claim.measure(rep)
@@ -157,17 +165,23 @@ def measure_all(claim: Claim, reps: list[Replicate]) -> Distribution | None:
         if value is None:
             never += 1
         else:
-            values.append(float(value))
-    return Distribution(tuple(values), never) if values or never else None
+            (bounds if isinstance(value, AtLeast) else values).append(float(value))
+    if values or never:
+        return Distribution(tuple(values), never)
+    return Distribution(tuple(bounds), bound=True) if bounds else None
 
 
 def evaluate(claim: Claim, root: Path | Replicate | list[Replicate]) -> Verdict:
     """Measure ``claim`` on every replicate of ``root`` (a results folder), on one replicate, or on
-    a list of them; replicates that lack the claim's runs are left out."""
+    a list of them; replicates that lack the claim's runs are left out. Lower bounds decide only
+    where every value above the smallest of them gets the same verdict (else *missing*)."""
     reps = root if isinstance(root, list) else [root] if isinstance(root, Replicate) else replicates(Path(root))
     dist = measure_all(claim, reps)
     if dist is None:
         return Verdict(claim, None, "missing")
+    if dist.bound:
+        decided = claim.holds.above(min(dist.values))
+        return Verdict(claim, dist, {True: "holds", False: "deviates", None: "missing"}[decided])
     if dist.mean is not None and not dist.never and claim.holds(dist.mean):
         return Verdict(claim, dist, "holds")
     if dist.spread_holds(claim.holds):
@@ -226,7 +240,9 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
         "seed spread* (the mean is not, but part of our replicates' range is), *deviates*, *missing*.",
         "Onsets are the first logged epoch of two in a row past the threshold (`grokking.results.onset`).",
         "A run that stopped early (the official code keeps no checkpoints) answers the onsets it reached",
-        "and the values at epochs it passed; claims on its end stay missing.",
+        "and the values at epochs it passed; claims on its end stay missing, except where the claim is",
+        'the largest value over runs: the runs that finished then give a lower bound ("≥"), which',
+        "decides the verdict when every larger value gets the same one.",
         "",
         head,
         rule,
@@ -242,29 +258,48 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
 
 
 # Checks: a row's ``check`` names one ({at_least: 95}, {within: [96, 10]}) and gives its arguments.
-def at_least(bound: float) -> Callable[[float], bool]:
+@dataclass(frozen=True)
+class Check:
+    """The values a claim accepts: the interval from ``lo`` to ``hi`` (``hi`` itself left out when
+    ``open_hi``). Being an interval, it also says what a lower bound on a value decides (:meth:`above`)."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    open_hi: bool = False
+
+    def __call__(self, x: float) -> bool:
+        return self.lo <= x and (x < self.hi if self.open_hi else x <= self.hi)
+
+    def above(self, x: float) -> bool | None:
+        """Whether every value ≥ ``x`` is accepted (True), none is (False), or that depends (None)."""
+        if self(x):
+            return True if self.hi == math.inf else None
+        return False if x >= self.lo else None
+
+
+def at_least(bound: float) -> Check:
     """bound ≤ x."""
-    return lambda x: x >= bound
+    return Check(lo=bound)
 
 
-def at_most(bound: float) -> Callable[[float], bool]:
+def at_most(bound: float) -> Check:
     """x ≤ bound."""
-    return lambda x: x <= bound
+    return Check(hi=bound)
 
 
-def within(target: float, tol: float) -> Callable[[float], bool]:
+def within(target: float, tol: float) -> Check:
     """|x − target| ≤ tol."""
-    return lambda x: abs(x - target) <= tol
+    return Check(target - tol, target + tol)
 
 
-def between(lo: float, hi: float) -> Callable[[float], bool]:
+def between(lo: float, hi: float) -> Check:
     """lo ≤ x ≤ hi."""
-    return lambda x: lo <= x <= hi
+    return Check(lo, hi)
 
 
-def in_range(lo: float, hi: float) -> Callable[[float], bool]:
+def in_range(lo: float, hi: float) -> Check:
     """lo ≤ x < hi (as Python's range)."""
-    return lambda x: lo <= x < hi
+    return Check(lo, hi, open_hi=True)
 
 
 CHECKS = {f.__name__: f for f in (at_least, at_most, within, between, in_range)}

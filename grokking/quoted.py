@@ -39,6 +39,9 @@ FORMS: dict[str, Callable[[Distribution, str], str]] = {
 }
 
 
+COUNTS = ("n", "n-word")  # forms that count replicates rather than print a value
+
+
 def quote(verdict: Verdict, form: str) -> str:
     """``verdict``'s value written in ``form`` (a key of ``FORMS``, or ``verdict``: its status)."""
     if form == "verdict":
@@ -46,7 +49,10 @@ def quote(verdict: Verdict, form: str) -> str:
     dist = verdict.dist
     if dist is None or not dist.values:
         return "—"
-    return FORMS[form](dist, verdict.claim.fmt)
+    text = FORMS[form](dist, verdict.claim.fmt)
+    if dist.bound and form not in COUNTS and not text.startswith("≥"):
+        return "≥ " + text  # a lower bound is never quoted as a value
+    return text
 
 
 def rewrite(text: str, verdicts: Sequence[Verdict], official: Sequence[Verdict] | None, name: str) -> str:

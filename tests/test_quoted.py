@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from grokking.claims import Claim, ClaimsTableError, Distribution, Verdict, at_most
-from grokking.quoted import FORMS, QUOTE, rewrite
+from grokking.quoted import FORMS, QUOTE, quote, rewrite
 from scripts.claims import QUOTING
 
 
@@ -117,3 +117,14 @@ def test_the_committed_pages_quote_what_the_committed_runs_give(doc, committed_v
 
 def test_the_figure_pages_quote_claim_values():
     assert all(QUOTE.search(doc.read_text(encoding="utf-8")) for doc in QUOTING[:2])
+
+
+def test_a_lower_bound_is_quoted_with_its_sign():
+    claim = Claim("Fig. 2", "a claim", "≈ 0 points", lambda r: None, at_most(5), "≤ 5 points", "{:+.1f} points", "k")
+    bound = Verdict(claim, Distribution((38.9,), bound=True), "deviates")
+    assert [quote(bound, f) for f in ("mean", "short", "number", "n")] == [
+        "≥ +38.9 points",
+        "≥ +38.9 points (n=1)",
+        "≥ +38.9",
+        "1",
+    ]

@@ -4,14 +4,30 @@ classes, and the replicate runs that ``scripts/reproduce.py --replicates`` plans
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from grokking.claims import Claim, Distribution, bootstrap_ci, deviation_class, evaluate, report, summary_line, within
+from grokking.claims import (
+    Claim,
+    Distribution,
+    at_least,
+    at_most,
+    bootstrap_ci,
+    deviation_class,
+    evaluate,
+    in_range,
+    report,
+    summary_line,
+    within,
+)
+from grokking.measures import MEASURES
+from grokking.measures.registry import AtLeast
 from grokking.replicate_status import block
 from grokking.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
 from scripts.claims import STATUS, replicate_block
@@ -220,3 +236,64 @@ def test_the_committed_status_table_shows_the_committed_replicates():
     fresh = replicate_block(text)
     stale = [line for line in fresh.splitlines() if line not in text.splitlines()]
     assert not stale, f"docs/replicates.md's status table is stale; `make figures` rewrites it. Now: {stale}"
+
+
+@pytest.mark.parametrize(
+    "check, x, accepted, above",
+    [
+        (at_least(95), 96, True, True),  # every larger value passes too
+        (at_least(95), 90, False, None),  # a larger value might pass
+        (at_most(5), 6, False, False),  # no larger value can pass
+        (at_most(5), 3, True, None),  # a larger value might not
+        (within(50, 5), 56, False, False),
+        (within(50, 5), 50, True, None),
+        (in_range(0, 10), 10, False, False),  # range-like: 10 is left out
+        (in_range(0, 10), 9.9, True, None),
+    ],
+)
+def test_checks_are_intervals_that_say_what_a_lower_bound_decides(check, x, accepted, above):
+    assert check(x) is accepted
+    assert check.above(x) is above
+
+
+def test_a_lower_bound_decides_only_where_every_larger_value_agrees(tmp_path):
+    """A largest-over-runs measure whose other runs stopped early gives a lower bound ("≥"): it
+    settles a claim with an upper bound it already passed, and nothing else."""
+    reps = [Replicate(tmp_path, seed=s) for s in (42, 0)]
+    bound = Claim("Fig. X", "rise after SC", "≈ 0 points", lambda r: AtLeast(39.0), at_most(5), "≤ 5", "{:+.1f} points")
+    verdict = evaluate(bound, reps)
+    assert verdict.status == "deviates" and verdict.ours == "≥ +39.0 points (all equal; n=2)"
+    assert evaluate(replace(bound, holds=at_most(50)), reps).status == "missing"  # the ends might pass 50
+    assert evaluate(replace(bound, holds=at_least(10)), reps).status == "holds"
+    # an exact value on any replicate wins: the bounds are then left out, as before
+    mixed = replace(bound, measure=lambda r: 3.0 if r.seed == 0 else AtLeast(39.0))
+    assert evaluate(mixed, reps).status == "holds" and evaluate(mixed, reps).ours == "+3.0 points"
+
+
+def write_fig2(root: Path, frac: float, prec: str, test_acc: list[float], sc: list[float], status: str) -> None:
+    folder = root / "fig2" / f"frac{frac}_{prec}"
+    folder.mkdir(parents=True)
+    rows = [
+        {"epoch": 10 * i, "seed": 42, "test_acc": a, "train_acc": 1.0, "sc_fraction": f}
+        for i, (a, f) in enumerate(zip(test_acc, sc))
+    ]
+    pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+    (folder / "summary.json").write_text(json.dumps({"status": status, "code": "official", "per_seed": {"42": {}}}))
+
+
+def test_the_rise_after_sc_over_runs_that_stopped_at_their_onset_is_a_lower_bound(tmp_path):
+    sc = [0.0, 0.6, 0.7, 0.8]
+    for prec, rise, status in [
+        ("float16", 0.3, "completed"),
+        ("float32", 0.0, "stopped"),
+        ("float64", 0.1, "completed"),
+    ]:
+        write_fig2(tmp_path, 0.6, prec, [0.1, 0.2, 0.2, 0.2 + rise], sc, status)
+    measure = MEASURES["fig2_gain_after_sc"]([0.6])
+    value = measure(Replicate(tmp_path, seed=42))
+    assert isinstance(value, AtLeast) and value == pytest.approx(30.0)
+    write_fig2(tmp_path / "all", 0.6, "float32", [0.1, 0.2, 0.2, 0.2], sc, "completed")
+    for prec in ("float16", "float64"):
+        shutil.copytree(tmp_path / "fig2" / f"frac0.6_{prec}", tmp_path / "all" / "fig2" / f"frac0.6_{prec}")
+    exact = measure(Replicate(tmp_path / "all", seed=42))
+    assert not isinstance(exact, AtLeast) and exact == pytest.approx(30.0)
