@@ -6,8 +6,8 @@
     python scripts/gpu_batch.py --check          # each part lists what it would run (no GPU needed)
 
 The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
-the official code's 100k-epoch runs of Fig. 4, its transformer runs of Fig. 6a, its 80k-epoch
-softmax run of Fig. 1c, every run of Figs. 2 and 9 (20k and 10k epochs; 0.4–0.5 s an epoch on one
+the official code's long runs (Fig. 4's 100k epochs, Fig. 6a's transformers, Fig. 1c's 80k-epoch
+softmax run), every run of Figs. 2 and 9 (20k and 10k epochs; 0.4–0.5 s an epoch on one
 CPU core, no checkpoints), Fig. 2's nine runs of this repository on the GPU
 (``results/verification/fig2_gpu/``: does the GPU's summation order change the SC order?),
 replicates 3–4 of this repository's long runs (Figs. 1 and 4, eager: CUDA graph capture failed
@@ -35,12 +35,11 @@ PY = sys.executable
 
 # name -> (command, the flag that makes it only list what it would run)
 PARTS = {
-    "official_fig4": ("scripts/official.py fig4 --only add_mod mul_mod sparse_parity --device cuda --jobs 3", "--list"),
-    "official_fig6a": (
-        "scripts/official.py fig6 --only a_adamw a_adamw_wd a_perp_adamw --device cuda --jobs 3",
+    "official_long": (
+        "scripts/official.py fig1 fig4 fig6 --only fig1/c_softmax fig4/add_mod fig4/mul_mod fig4/sparse_parity"
+        " fig6/a_adamw fig6/a_adamw_wd fig6/a_perp_adamw --device cuda --jobs 7",
         "--list",
     ),
-    "official_fig1c": ("scripts/official.py fig1 --only c_softmax --device cuda", "--list"),
     "official_fig2": ("scripts/official.py fig2 --device cuda --jobs 9", "--list"),
     "official_fig9": ("scripts/official.py fig9 --device cuda --jobs 9", "--list"),
     "fig2_gpu": ("scripts/reproduce.py fig2 --device cuda --jobs 9 --out results/verification/fig2_gpu", "--list"),
