@@ -281,33 +281,49 @@ def write_result(
     """Gather the per-seed scratch runs into ``out_dir`` (metrics.csv, summary.json, config.yaml).
 
     A seed that ended before its last epoch contributes the log the wrapper kept up to its last
-    logged epoch. The run's status is ``stopped`` when every such seed was stopped on purpose
-    (``--until``: its ``run.json`` says ``stopped``, and the summary says why), else
-    ``interrupted``; claims read either as the start of a trajectory (``grokking.results.logged``)."""
-    frames, per_seed, wall, infos, stopped, interrupted = [], {}, 0.0, [], {}, False
+    logged epoch. Each seed's entry in ``per_seed`` has its status: ``completed``, ``stopped`` when
+    it was stopped on purpose (``--until``: its ``run.json`` says ``stopped``, and the summary says
+    why), else ``interrupted``; claims read the last two as the start of a trajectory
+    (``grokking.results.logged``). The run's status is the least finished of its seeds'. Seeds that
+    ``out_dir`` already holds and ``run_dirs`` does not name are kept (rows, summary and flags): a
+    batch that runs some seeds of a run again never drops the others."""
+    frames, per_seed, wall, infos, stopped = [], {}, 0.0, [], {}
+    flags: dict[str, str] = {}
     for seed, scratch in run_dirs.items():
         logs = sorted((scratch / "loggs").glob("*/metrics.csv"))
         info_path = scratch / "run.json"
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        status = "completed"
         if not logs or info.get("returncode") != 0:
             logs = [scratch / PARTIAL]
             if not logs[0].is_file():
                 raise FileNotFoundError(f"{scratch}: the official run left no log (see its stdout.log)")
             if info.get("stopped"):
-                stopped[str(seed)] = info["stopped"]
+                stopped[str(seed)], status = info["stopped"], "stopped"
             else:
-                interrupted = True
+                status = "interrupted"
                 start = json.loads((scratch / "started.json").read_text())
                 info = {**start, "wall_time_s": logs[0].stat().st_mtime - start["started_unix"]}
         rows = read_long_metrics(logs[0], run.log_frequency)
         rows.insert(1, "seed", seed)
         frames.append(rows)
-        per_seed[str(seed)] = seed_milestones(rows)
+        per_seed[str(seed)] = {**seed_milestones(rows), "status": status}
         wall += info["wall_time_s"]
         infos.append(info)
+        flags[str(seed)] = json.dumps(info["flags"])
+    kept = kept_seeds(out_dir, set(run_dirs))
+    if kept:
+        frames.append(kept["rows"])
+        per_seed = {**kept["per_seed"], **per_seed}
+        stopped = {**kept["stopped"], **stopped}
+        wall += kept["wall_time_s"]
+        flags = {**kept["flags"], **flags}
+    order = sorted(per_seed, key=lambda s: (s != "42", int(s)))  # 42, the official default, first
     out_dir.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames).to_csv(out_dir / "metrics.csv", index=False)
-    status = "interrupted" if interrupted else "stopped" if stopped else "completed"
+    rows = pd.concat(frames)
+    pd.concat([rows[rows.seed == int(s)] for s in order]).to_csv(out_dir / "metrics.csv", index=False)
+    statuses = {v.get("status", "completed") for v in per_seed.values()}
+    status = next((s for s in ("interrupted", "stopped") if s in statuses), "completed")
     summary = {
         "status": status,
         "code": "official",
@@ -316,19 +332,47 @@ def write_result(
         "run": name,
         "epochs": run.epochs,
         "epoch": int(min(f.epoch.max() for f in frames)),
-        "seeds": list(run_dirs),
+        "seeds": [int(s) for s in order],
         "wall_time_s": wall,
         "device": infos[0]["device"],
         "torch": infos[0]["torch"],
         "torch_threads": infos[0]["threads"],
         "note": run.note,
-        "per_seed": per_seed,
+        "per_seed": {s: per_seed[s] for s in order},
     }
     if stopped:
         summary["stopped"] = stopped  # per seed: the --until condition and where its onset was
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# official code {commit_of(official_dir)}: grokking_experiments.py flags per seed"]
-    for seed, info in zip(run_dirs, infos, strict=True):
-        lines.append(f"seed_{seed}: {json.dumps(info['flags'])}")
+    lines += [f"seed_{seed}: {flags[seed]}" for seed in order if seed in flags]
     (out_dir / "config.yaml").write_text("\n".join(lines) + "\n")
     return summary
+
+
+def kept_seeds(out_dir: Path, rerun: set[int]) -> dict[str, Any] | None:
+    """What an existing result in ``out_dir`` holds of the seeds not in ``rerun``: their rows,
+    per-seed summaries (with the run's status where a seed has none of its own), stop conditions,
+    wall time (shared in proportion to the seeds kept) and flags; None when it holds none."""
+    summary_path, metrics_path = out_dir / "summary.json", out_dir / "metrics.csv"
+    if not (summary_path.is_file() and metrics_path.is_file()):
+        return None
+    old = json.loads(summary_path.read_text())
+    keep = [s for s in old.get("per_seed", {}) if int(s) not in rerun]
+    if not keep:
+        return None
+    rows = pd.read_csv(metrics_path)
+    flags = {}
+    config = out_dir / "config.yaml"
+    for line in config.read_text().splitlines() if config.is_file() else []:
+        if line.startswith("seed_"):
+            seed, text = line[len("seed_") :].split(": ", 1)
+            flags[seed] = text
+    return {
+        "rows": rows[rows.seed.astype(str).isin(keep)],
+        "per_seed": {
+            s: {**old["per_seed"][s], "status": old["per_seed"][s].get("status", old["status"])} for s in keep
+        },
+        "stopped": {s: v for s, v in old.get("stopped", {}).items() if s in keep},
+        "wall_time_s": old.get("wall_time_s", 0.0) * len(keep) / len(old["per_seed"]),
+        "flags": {s: flags[s] for s in keep if s in flags},
+    }

@@ -122,11 +122,12 @@ def logged(figure: str, run: str, root: Replicate) -> tuple[pd.DataFrame, bool]:
     if _status(path) is None:
         raise MissingRun(f"{figure}/{run} has no summary.json")
     df = _metrics(path / "metrics.csv")
-    if root.seed is not None:
-        df = df[df.seed == root.seed]
-        if df.empty:
-            raise MissingRun(f"{figure}/{run} has no rows of seed {root.seed}")
-    return df, completed(path)
+    if root.seed is None:
+        return df, completed(path)
+    df = df[df.seed == root.seed]
+    if df.empty:
+        raise MissingRun(f"{figure}/{run} has no rows of seed {root.seed}")
+    return df, summary(figure, run, root)["status"] in ("completed", "diverged")
 
 
 def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
@@ -159,7 +160,8 @@ def summary(figure: str, run: str, root: Root = RESULTS) -> dict[str, Any]:
     if isinstance(root, Replicate) and root.seed is not None:
         if str(root.seed) not in s.get("per_seed", {}):
             raise MissingRun(f"{figure}/{run} has no seed {root.seed}")
-        s = {**s, "per_seed": {str(root.seed): s["per_seed"][str(root.seed)]}}
+        seed = s["per_seed"][str(root.seed)]  # an official run's seeds may differ in status
+        s = {**s, "status": seed.get("status", s["status"]), "per_seed": {str(root.seed): seed}}
     return s
 
 

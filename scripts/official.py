@@ -65,12 +65,14 @@ def done(scratch: Path) -> bool:
 
 
 def completed(result: Path, seeds) -> bool:
-    """Whether ``result`` holds a converted run that finished with every one of ``seeds``."""
+    """Whether ``result`` holds a converted run in which every one of ``seeds`` finished (a seed's
+    own status, else the run's)."""
     summary = result / "summary.json"
     if not summary.is_file():
         return False
     info = json.loads(summary.read_text())
-    return info.get("status") == "completed" and set(seeds) <= set(info.get("seeds") or ())
+    per_seed, status = info.get("per_seed") or {str(s): {} for s in info.get("seeds") or ()}, info.get("status")
+    return all(str(s) in per_seed and per_seed[str(s)].get("status", status) == "completed" for s in seeds)
 
 
 def wait(process: subprocess.Popen, partial: Path, until: dict[str, float], log_frequency: int) -> dict | None:

@@ -4,11 +4,12 @@ official long-format log into our columns."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from grokking.official import OFFICIAL_RUNS, SEEDS5, flags_for, read_long_metrics, seeds_for, write_result
+from grokking.official import OFFICIAL_RUNS, PARTIAL, SEEDS5, flags_for, read_long_metrics, seeds_for, write_result
 from scripts.reproduce import RUNS
 
 
@@ -88,6 +89,58 @@ def test_write_result_gathers_seeds_with_provenance(tmp_path):
     assert summary["official_commit"] == "720d244" and summary["wall_time_s"] == 5.0
     assert summary["per_seed"]["42"]["epoch_train_acc_100"] == 11  # train accuracy 1.0 from position 2: epoch 2 * 5 + 1
     assert "seed_42" in (out / "config.yaml").read_text()
+
+
+def scratch_seed(folder: Path, seed: int, stopped_at: int | None = None) -> Path:
+    """A scratch run of one seed: finished (its log under loggs/), or stopped by ``--until`` after
+    ``stopped_at`` logged positions (the wrapper's partial log)."""
+    scratch = folder / f"seed{seed}"
+    info = {
+        "flags": ["--seed", str(seed)],
+        "returncode": 0,
+        "wall_time_s": 2.0,
+        "threads": 1,
+        "device": "cpu",
+        "torch": "x",
+    }
+    if stopped_at is None:
+        (scratch / "loggs" / "key").mkdir(parents=True)
+        long_log(4).to_csv(scratch / "loggs" / "key" / "metrics.csv", index=False)
+    else:
+        scratch.mkdir(parents=True)
+        long_log(stopped_at).to_csv(scratch / PARTIAL, index=False)
+        info = {
+            **info,
+            "returncode": -15,
+            "stopped": {"until": {"sc_fraction": ">= 0.5"}, "onsets": {"sc_fraction": 11}},
+        }
+    (scratch / "run.json").write_text(json.dumps(info))
+    return scratch
+
+
+def test_running_some_seeds_again_keeps_the_others(tmp_path):
+    """A run stopped at its onset with seeds 42 and 0, then run to its end with seed 42 alone: the
+    result keeps seed 0's rows and status, and each seed is read by its own status."""
+    from grokking.results import Replicate, metrics
+    from scripts import official as runner
+
+    run, snapshot = OFFICIAL_RUNS["fig2"]["frac0.6_float32"], tmp_path / "fixed-720d244"
+    out = tmp_path / "res" / "fig2" / "frac0.6_float32"
+    first = {s: scratch_seed(tmp_path / "first", s, stopped_at=3) for s in (42, 0)}
+    assert write_result(first, out, "fig2", "frac0.6_float32", run, snapshot)["status"] == "stopped"
+    summary = write_result({42: scratch_seed(tmp_path / "again", 42)}, out, "fig2", "frac0.6_float32", run, snapshot)
+    assert summary["seeds"] == [42, 0] and summary["status"] == "stopped"  # the least finished seed's
+    assert {s: v["status"] for s, v in summary["per_seed"].items()} == {"42": "completed", "0": "stopped"}
+    assert list(summary["stopped"]) == ["0"] and summary["wall_time_s"] == 2.0 + 2.0
+    df = pd.read_csv(out / "metrics.csv")
+    assert df.groupby("seed").size().to_dict() == {0: 3, 42: 4}
+    assert (out / "config.yaml").read_text().count("seed_") == 2
+    assert (
+        len(metrics("fig2", "frac0.6_float32", Replicate(tmp_path / "res", seed=42))) == 4
+    )  # finished: its end counts
+    with pytest.raises(FileNotFoundError, match="did not finish"):
+        metrics("fig2", "frac0.6_float32", Replicate(tmp_path / "res", seed=0))
+    assert runner.completed(out, [42]) and not runner.completed(out, [42, 0])
 
 
 def official_snapshots() -> list:
