@@ -331,7 +331,7 @@ def write_result(
         "figure": figure,
         "run": name,
         "epochs": run.epochs,
-        "epoch": int(min(f.epoch.max() for f in frames)),
+        "epoch": int(rows.groupby("seed").epoch.max().min()),  # where the least advanced seed got to
         "seeds": [int(s) for s in order],
         "wall_time_s": wall,
         "device": infos[0]["device"],

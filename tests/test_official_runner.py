@@ -132,6 +132,7 @@ def test_running_some_seeds_again_keeps_the_others(tmp_path):
     assert summary["seeds"] == [42, 0] and summary["status"] == "stopped"  # the least finished seed's
     assert {s: v["status"] for s, v in summary["per_seed"].items()} == {"42": "completed", "0": "stopped"}
     assert list(summary["stopped"]) == ["0"] and summary["wall_time_s"] == 2.0 + 2.0
+    assert summary["epoch"] == 101  # seed 0 stopped at its third logged position (epoch 2 * 50 + 1)
     df = pd.read_csv(out / "metrics.csv")
     assert df.groupby("seed").size().to_dict() == {0: 3, 42: 4}
     assert (out / "config.yaml").read_text().count("seed_") == 2
