@@ -64,6 +64,15 @@ def done(scratch: Path) -> bool:
     return info.get("returncode") == 0 or bool(info.get("stopped"))
 
 
+def status_text(summary: dict) -> str:
+    """A converted run's status, with each seed's where they differ: ``stopped (seed 42 completed,
+    0 stopped, 1 stopped)``."""
+    seeds = {k: v.get("status", summary["status"]) for k, v in summary.get("per_seed", {}).items()}
+    if len(set(seeds.values())) <= 1:
+        return summary["status"]
+    return f"{summary['status']} (seed {', '.join(f'{k} {v}' for k, v in seeds.items())})"
+
+
 def completed(result: Path, seeds) -> bool:
     """Whether ``result`` holds a converted run in which every one of ``seeds`` finished (a seed's
     own status, else the run's)."""
@@ -210,7 +219,7 @@ def main() -> None:
             dirs = {s: d for s, d in dirs.items() if (d / "run.json").is_file() or (d / PARTIAL).is_file()}
             if dirs:
                 s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
-                print(f"{fig}/{name}: {s['status']} at epoch {s['epoch']} -> {args.out / commit / fig / name}")
+                print(f"{fig}/{name}: {status_text(s)} at epoch {s['epoch']} -> {args.out / commit / fig / name}")
         return
     if args.device.startswith("cuda"):
         import torch
@@ -254,7 +263,7 @@ def main() -> None:
         dirs = {seed: args.scratch / commit / fig / name / f"seed{seed}" for seed in seeds_of[fig, name]}
         if all(done(d) for d in dirs.values()):
             s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
-            print(f"wrote {args.out / commit / fig / name} ({s['status']})")
+            print(f"wrote {args.out / commit / fig / name} ({status_text(s)})")
     if failed:
         sys.exit(f"error: {len(failed)} official runs failed: {', '.join(failed)} (see their stdout.log)")
 

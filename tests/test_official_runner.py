@@ -142,6 +142,7 @@ def test_running_some_seeds_again_keeps_the_others(tmp_path):
     with pytest.raises(FileNotFoundError, match="did not finish"):
         metrics("fig2", "frac0.6_float32", Replicate(tmp_path / "res", seed=0))
     assert runner.completed(out, [42]) and not runner.completed(out, [42, 0])
+    assert runner.status_text(summary) == "stopped (seed 42 completed, 0 stopped)"
 
 
 def official_snapshots() -> list:
