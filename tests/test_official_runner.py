@@ -65,32 +65,6 @@ def test_long_format_becomes_our_columns(tmp_path):
     assert "weight_norm/layers.0.weight" in df
 
 
-def test_write_result_gathers_seeds_with_provenance(tmp_path):
-    dirs = {}
-    for seed in (42, 0):
-        scratch = tmp_path / f"seed{seed}"
-        (scratch / "loggs" / "key").mkdir(parents=True)
-        long_log(4).to_csv(scratch / "loggs" / "key" / "metrics.csv", index=False)
-        info = {
-            "flags": ["--seed", str(seed)],
-            "returncode": 0,
-            "wall_time_s": 2.5,
-            "threads": 1,
-            "device": "cpu",
-            "torch": "x",
-        }
-        (scratch / "run.json").write_text(json.dumps(info))
-        dirs[seed] = scratch
-    official = tmp_path / "fixed-720d244"
-    out = tmp_path / "out"
-    summary = write_result(dirs, out, "fig6", "b_adamw", OFFICIAL_RUNS["fig6"]["b_adamw"], official)
-    df = pd.read_csv(out / "metrics.csv")
-    assert sorted(df.seed.unique()) == [0, 42]
-    assert summary["official_commit"] == "720d244" and summary["wall_time_s"] == 5.0
-    assert summary["per_seed"]["42"]["epoch_train_acc_100"] == 11  # train accuracy 1.0 from position 2: epoch 2 * 5 + 1
-    assert "seed_42" in (out / "config.yaml").read_text()
-
-
 def scratch_seed(folder: Path, seed: int, stopped_at: int | None = None) -> Path:
     """A scratch run of one seed: finished (its log under loggs/), or stopped by ``--until`` after
     ``stopped_at`` logged positions (the wrapper's partial log)."""
@@ -116,6 +90,18 @@ def scratch_seed(folder: Path, seed: int, stopped_at: int | None = None) -> Path
         }
     (scratch / "run.json").write_text(json.dumps(info))
     return scratch
+
+
+def test_write_result_gathers_seeds_with_provenance(tmp_path):
+    dirs = {seed: scratch_seed(tmp_path, seed) for seed in (42, 0)}
+    official = tmp_path / "fixed-720d244"
+    out = tmp_path / "out"
+    summary = write_result(dirs, out, "fig6", "b_adamw", OFFICIAL_RUNS["fig6"]["b_adamw"], official)
+    df = pd.read_csv(out / "metrics.csv")
+    assert sorted(df.seed.unique()) == [0, 42]
+    assert summary["official_commit"] == "720d244" and summary["wall_time_s"] == 4.0
+    assert summary["per_seed"]["42"]["epoch_train_acc_100"] == 11  # train accuracy 1.0 from position 2: epoch 2 * 5 + 1
+    assert "seed_42" in (out / "config.yaml").read_text()
 
 
 def test_running_some_seeds_again_keeps_the_others(tmp_path):
