@@ -127,9 +127,11 @@ class Distribution:
         equal = lo_text == hi_text
         never = f"{self.never} never" if self.never else ""
         if short:
-            parts = ["all equal" if equal else self.span(fmt), f"n={self.n}"] + ([never] if never else [])
+            parts = ["all equal" if equal else self.span(fmt, (lo_text, hi_text)), f"n={self.n}"] + (
+                [never] if never else []
+            )
             return f"{mean} ({', '.join(parts)})"
-        parts = ["all equal" if equal else f"range {self.span(fmt)}"]
+        parts = ["all equal" if equal else f"range {self.span(fmt, (lo_text, hi_text))}"]
         if self.ci and not equal:
             number = split_unit(fmt)[0]
             parts.insert(0, "95 % CI " + self.span(fmt, (number.format(self.ci[0]), number.format(self.ci[1]))))

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from grokking.results import seed_status
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT.parent / "shared" / "official" / "fixed-720d244"
 OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official column of claims and figures
@@ -322,7 +324,7 @@ def write_result(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = pd.concat(frames)
     pd.concat([rows[rows.seed == int(s)] for s in order]).to_csv(out_dir / "metrics.csv", index=False)
-    statuses = {v.get("status", "completed") for v in per_seed.values()}
+    statuses = {v["status"] for v in per_seed.values()}
     status = next((s for s in ("interrupted", "stopped") if s in statuses), "completed")
     summary = {
         "status": status,
@@ -369,9 +371,7 @@ def kept_seeds(out_dir: Path, rerun: set[int]) -> dict[str, Any] | None:
             flags[seed] = text
     return {
         "rows": rows[rows.seed.astype(str).isin(keep)],
-        "per_seed": {
-            s: {**old["per_seed"][s], "status": old["per_seed"][s].get("status", old["status"])} for s in keep
-        },
+        "per_seed": {s: {**old["per_seed"][s], "status": seed_status(old, s)} for s in keep},
         "stopped": {s: v for s, v in old.get("stopped", {}).items() if s in keep},
         "wall_time_s": old.get("wall_time_s", 0.0) * len(keep) / len(old["per_seed"]),
         "flags": {s: flags[s] for s in keep if s in flags},

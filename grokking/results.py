@@ -155,13 +155,19 @@ def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
     return pd.concat([first.assign(replicate=0), *frames[1:]], ignore_index=True)
 
 
+def seed_status(summary: dict[str, Any], seed: str) -> str:
+    """One seed's status in a run summary: its own where it has one (an official run's seeds may
+    differ), else the run's."""
+    return summary.get("per_seed", {}).get(seed, {}).get("status", summary["status"])
+
+
 def summary(figure: str, run: str, root: Root = RESULTS) -> dict[str, Any]:
     s = _read_summary(run_dir(figure, run, root) / "summary.json")
     if isinstance(root, Replicate) and root.seed is not None:
         if str(root.seed) not in s.get("per_seed", {}):
             raise MissingRun(f"{figure}/{run} has no seed {root.seed}")
-        seed = s["per_seed"][str(root.seed)]  # an official run's seeds may differ in status
-        s = {**s, "status": seed.get("status", s["status"]), "per_seed": {str(root.seed): seed}}
+        seed = s["per_seed"][str(root.seed)]
+        s = {**s, "status": seed_status(s, str(root.seed)), "per_seed": {str(root.seed): seed}}
     return s
 
 

@@ -7,8 +7,8 @@
 
 The parts (``PARTS``) run side by side on the GPU, each a command of this repository:
 the official code's long runs (Fig. 4's 100k epochs, Fig. 6a's transformers, Fig. 1c's 80k-epoch
-softmax run), every run of Figs. 2 and 9 (20k and 10k epochs; 0.4–0.5 s an epoch on one
-CPU core, no checkpoints), Fig. 2's nine runs of this repository on the GPU
+softmax run), every run of Figs. 2 and 9 (20k and 10k epochs; 0.11–0.13 s an epoch for Fig. 2 on
+one CPU core beside two others, no checkpoints), Fig. 2's nine runs of this repository on the GPU
 (``results/verification/fig2_gpu/``: does the GPU's summation order change the SC order?),
 replicates 3–4 of this repository's long runs (Figs. 1 and 4, eager: CUDA graph capture failed
 under MPS), and the study's transformer grid (four jobs at a time). Official runs whose converted

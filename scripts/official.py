@@ -51,6 +51,7 @@ from grokking.official import (  # noqa: E402
     seeds_for,
     write_result,
 )
+from grokking.results import seed_status  # noqa: E402
 
 POLL_S = 10  # how often a seed with --until conditions has its log read
 
@@ -67,7 +68,7 @@ def done(scratch: Path) -> bool:
 def status_text(summary: dict) -> str:
     """A converted run's status, with each seed's where they differ: ``stopped (seed 42 completed,
     0 stopped, 1 stopped)``."""
-    seeds = {k: v.get("status", summary["status"]) for k, v in summary.get("per_seed", {}).items()}
+    seeds = {k: seed_status(summary, k) for k in summary.get("per_seed", {})}
     if len(set(seeds.values())) <= 1:
         return summary["status"]
     return f"{summary['status']} (seed {', '.join(f'{k} {v}' for k, v in seeds.items())})"
@@ -80,8 +81,8 @@ def completed(result: Path, seeds) -> bool:
     if not summary.is_file():
         return False
     info = json.loads(summary.read_text())
-    per_seed, status = info.get("per_seed") or {str(s): {} for s in info.get("seeds") or ()}, info.get("status")
-    return all(str(s) in per_seed and per_seed[str(s)].get("status", status) == "completed" for s in seeds)
+    held = set(info.get("per_seed") or ()) | {str(s) for s in info.get("seeds") or ()}
+    return all(str(s) in held and seed_status(info, str(s)) == "completed" for s in seeds)
 
 
 def wait(process: subprocess.Popen, partial: Path, until: dict[str, float], log_frequency: int) -> dict | None:
