@@ -89,6 +89,11 @@ class Distribution:
         return statistics.fmean(self.values) if self.values else None
 
     @property
+    def prefix(self) -> str:
+        """What every printed value starts with: "≥ " for lower bounds, else nothing."""
+        return "≥ " if self.bound else ""
+
+    @property
     def ci(self) -> tuple[float, float] | None:
         return bootstrap_ci(self.values) if len(self.values) >= 5 else None
 
@@ -120,7 +125,7 @@ class Distribution:
         where the range's ends print alike. One run is its value alone; lower bounds start with "≥"."""
         if not self.values:
             return f"never (n={self.n})"
-        mean = ("≥ " if self.bound else "") + fmt.format(self.mean)
+        mean = self.prefix + fmt.format(self.mean)
         if self.n == 1:
             return mean
         lo_text, hi_text = self.ends(fmt)

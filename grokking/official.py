@@ -287,10 +287,10 @@ def write_result(
     it was stopped on purpose (``--until``: its ``run.json`` says ``stopped``, and the summary says
     why), else ``interrupted``; claims read the last two as the start of a trajectory
     (``grokking.results.logged``). The run's status is the least finished of its seeds'. Seeds that
-    ``out_dir`` already holds and ``run_dirs`` does not name are kept (rows, summary and flags): a
-    batch that runs some seeds of a run again never drops the others."""
+    ``out_dir`` already holds and ``run_dirs`` does not name are kept (rows and summary, which
+    records each seed's flags and wall time): a batch that runs some seeds of a run again never
+    drops the others."""
     frames, per_seed, wall, infos, stopped = [], {}, 0.0, [], {}
-    flags: dict[str, str] = {}
     for seed, scratch in run_dirs.items():
         logs = sorted((scratch / "loggs").glob("*/metrics.csv"))
         info_path = scratch / "run.json"
@@ -309,17 +309,20 @@ def write_result(
         rows = read_long_metrics(logs[0], run.log_frequency)
         rows.insert(1, "seed", seed)
         frames.append(rows)
-        per_seed[str(seed)] = {**seed_milestones(rows), "status": status}
+        per_seed[str(seed)] = {
+            **seed_milestones(rows),
+            "status": status,
+            "wall_time_s": info["wall_time_s"],
+            "flags": info["flags"],
+        }
         wall += info["wall_time_s"]
         infos.append(info)
-        flags[str(seed)] = json.dumps(info["flags"])
     kept = kept_seeds(out_dir, set(run_dirs))
     if kept:
         frames.append(kept["rows"])
         per_seed = {**kept["per_seed"], **per_seed}
         stopped = {**kept["stopped"], **stopped}
         wall += kept["wall_time_s"]
-        flags = {**kept["flags"], **flags}
     order = sorted(per_seed, key=lambda s: (s != "42", int(s)))  # 42, the official default, first
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = pd.concat(frames)
@@ -346,33 +349,31 @@ def write_result(
         summary["stopped"] = stopped  # per seed: the --until condition and where its onset was
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# official code {commit_of(official_dir)}: grokking_experiments.py flags per seed"]
-    lines += [f"seed_{seed}: {flags[seed]}" for seed in order if seed in flags]
+    lines += [f"seed_{seed}: {json.dumps(per_seed[seed]['flags'])}" for seed in order]
     (out_dir / "config.yaml").write_text("\n".join(lines) + "\n")
     return summary
 
 
 def kept_seeds(out_dir: Path, rerun: set[int]) -> dict[str, Any] | None:
     """What an existing result in ``out_dir`` holds of the seeds not in ``rerun``: their rows,
-    per-seed summaries (with the run's status where a seed has none of its own), stop conditions,
-    wall time (shared in proportion to the seeds kept) and flags; None when it holds none."""
+    per-seed summaries (with the run's status where a seed has none of its own), stop conditions
+    and wall time; None when it holds none. A seed converted before seeds recorded their own wall
+    time gets an equal share of what the run's total leaves over."""
     summary_path, metrics_path = out_dir / "summary.json", out_dir / "metrics.csv"
     if not (summary_path.is_file() and metrics_path.is_file()):
         return None
     old = json.loads(summary_path.read_text())
-    keep = [s for s in old.get("per_seed", {}) if int(s) not in rerun]
+    seeds = old.get("per_seed", {})
+    keep = [s for s in seeds if int(s) not in rerun]
     if not keep:
         return None
+    known = {s: v["wall_time_s"] for s, v in seeds.items() if "wall_time_s" in v}
+    unknown = len(seeds) - len(known)
+    share = (old.get("wall_time_s", 0.0) - sum(known.values())) / unknown if unknown else 0.0
     rows = pd.read_csv(metrics_path)
-    flags = {}
-    config = out_dir / "config.yaml"
-    for line in config.read_text().splitlines() if config.is_file() else []:
-        if line.startswith("seed_"):
-            seed, text = line[len("seed_") :].split(": ", 1)
-            flags[seed] = text
     return {
         "rows": rows[rows.seed.astype(str).isin(keep)],
-        "per_seed": {s: {**old["per_seed"][s], "status": seed_status(old, s)} for s in keep},
+        "per_seed": {s: {**seeds[s], "status": seed_status(old, s)} for s in keep},
         "stopped": {s: v for s, v in old.get("stopped", {}).items() if s in keep},
-        "wall_time_s": old.get("wall_time_s", 0.0) * len(keep) / len(old["per_seed"]),
-        "flags": {s: flags[s] for s in keep if s in flags},
+        "wall_time_s": sum(known.get(s, share) for s in keep),
     }

@@ -25,21 +25,16 @@ def _number(fmt: str, value: float) -> str:
     return split_unit(fmt)[0].format(value)
 
 
-FORMS: dict[str, Callable[[Distribution, str], str]] = {
-    "mean": lambda d, fmt: fmt.format(d.mean),  # "20.4 %"
-    "number": lambda d, fmt: _number(fmt, d.mean),  # "20.4"
-    "range": lambda d, fmt: d.span(fmt),  # "9.1–31.6 %"
-    "min": lambda d, fmt: fmt.format(min(d.values)),
-    "max": lambda d, fmt: fmt.format(max(d.values)),
+FORMS: dict[str, Callable[[Distribution, str], str]] = {  # a lower bound's values start with "≥ "
+    "mean": lambda d, fmt: d.prefix + fmt.format(d.mean),  # "20.4 %"
+    "number": lambda d, fmt: d.prefix + _number(fmt, d.mean),  # "20.4"
+    "range": lambda d, fmt: d.prefix + d.span(fmt),  # "9.1–31.6 %"
+    "min": lambda d, fmt: d.prefix + fmt.format(min(d.values)),
+    "max": lambda d, fmt: d.prefix + fmt.format(max(d.values)),
     "n": lambda d, fmt: str(d.n),  # "2"
     "n-word": lambda d, fmt: WORDS.get(d.n, str(d.n)),  # "two"
-    "short": lambda d, fmt: (  # "20.4 % (9.1–31.6 %, n=2)"; prose states n for one run too
-        d.text(fmt, short=True) if d.n > 1 else f"{fmt.format(d.mean)} (n=1)"
-    ),
+    "short": lambda d, fmt: d.text(fmt, short=True) + ("" if d.n > 1 else " (n=1)"),  # "20.4 % (9.1–31.6 %, n=2)"
 }
-
-
-COUNTS = ("n", "n-word")  # forms that count replicates rather than print a value
 
 
 def quote(verdict: Verdict, form: str) -> str:
@@ -49,10 +44,7 @@ def quote(verdict: Verdict, form: str) -> str:
     dist = verdict.dist
     if dist is None or not dist.values:
         return "—"
-    text = FORMS[form](dist, verdict.claim.fmt)
-    if dist.bound and form not in COUNTS and not text.startswith("≥"):
-        return "≥ " + text  # a lower bound is never quoted as a value
-    return text
+    return FORMS[form](dist, verdict.claim.fmt)
 
 
 def rewrite(text: str, verdicts: Sequence[Verdict], official: Sequence[Verdict] | None, name: str) -> str:

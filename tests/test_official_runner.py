@@ -122,6 +122,7 @@ def test_running_some_seeds_again_keeps_the_others(tmp_path):
     df = pd.read_csv(out / "metrics.csv")
     assert df.groupby("seed").size().to_dict() == {0: 3, 42: 4}
     assert (out / "config.yaml").read_text().count("seed_") == 2
+    assert summary["per_seed"]["0"]["flags"] == ["--seed", "0"] and summary["per_seed"]["0"]["wall_time_s"] == 2.0
     assert (
         len(metrics("fig2", "frac0.6_float32", Replicate(tmp_path / "res", seed=42))) == 4
     )  # finished: its end counts
@@ -129,6 +130,25 @@ def test_running_some_seeds_again_keeps_the_others(tmp_path):
         metrics("fig2", "frac0.6_float32", Replicate(tmp_path / "res", seed=0))
     assert runner.completed(out, [42]) and not runner.completed(out, [42, 0])
     assert runner.status_text(summary) == "stopped (seed 42 completed, 0 stopped)"
+
+
+def test_a_seed_without_its_own_wall_time_gets_a_share_of_what_the_total_leaves(tmp_path):
+    """Results converted before seeds recorded their wall time: a kept seed is charged an equal
+    share of the run's total less the seeds that did record theirs."""
+    from grokking.official import kept_seeds
+
+    run, snapshot = OFFICIAL_RUNS["fig2"]["frac0.6_float32"], tmp_path / "fixed-720d244"
+    out = tmp_path / "fig2" / "frac0.6_float32"
+    dirs = {s: scratch_seed(tmp_path, s) for s in (42, 0, 1)}
+    write_result(dirs, out, "fig2", "frac0.6_float32", run, snapshot)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["wall_time_s"] = 10.0  # seed 42 measured 2 s; seeds 0 and 1 share the other 8 s
+    for seed in ("0", "1"):
+        del summary["per_seed"][seed]["wall_time_s"]
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert kept_seeds(out, {0})["wall_time_s"] == 2.0 + 4.0
+    assert kept_seeds(out, {42})["wall_time_s"] == 8.0
+    assert kept_seeds(out, {42, 0, 1}) is None
 
 
 def official_snapshots() -> list:
