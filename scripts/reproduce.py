@@ -197,27 +197,49 @@ def replicate_root(out: Path, k: int) -> Path:
     return out if k == 0 else out / "replicates" / str(k)
 
 
-def print_plan(jobs: list[tuple[str, str, list[str], Path]]) -> None:
+def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int, int] | None:
+    """The median wall time in minutes of the committed runs of ``figure/name`` (replicate 0 and
+    every ``replicates/<k>/``) that finished on the CPU with one thread, how many there are and
+    their epochs; None where there are none. The runs were made beside other jobs, as a plan's runs are."""
+    import statistics
+
+    minutes, epochs = [], 0
+    for folder in [results / figure / name, *sorted((results / "replicates").glob(f"*/{figure}/{name}"))]:
+        try:
+            s = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if s.get("status") == "completed" and s.get("device") == "cpu" and s.get("torch_threads") == 1:
+            minutes.append(s["wall_time_s"] / 60)
+            epochs = s["epochs"]
+    return (statistics.median(minutes), len(minutes), epochs) if minutes else None
+
+
+def print_plan(jobs: list[tuple[str, str, list[str], Path]], results: Path = ROOT / "results") -> None:
     """Runs still to make, with the CPU minutes ``results/figure_times_cpu.csv`` measured for one run
-    (epochs x ms/epoch on this repository's CPU path; a run of several seeds counts them all)."""
+    (epochs x ms/epoch on this repository's CPU path; a run of several seeds counts them all), or
+    else the median wall time of the run's committed one-thread CPU replicates."""
     import csv
 
-    times = {(r["figure"], r["run"]): r for r in csv.DictReader((ROOT / "results" / "figure_times_cpu.csv").open())}
+    times = {(r["figure"], r["run"]): r for r in csv.DictReader((results / "figure_times_cpu.csv").open())}
     total, unknown = 0.0, []
-    print(f"{'run':42} {'replicate':>9} {'epochs':>7} {'ms/epoch':>9} {'minutes':>8}")
+    print(f"{'run':42} {'replicate':>9} {'epochs':>7} {'ms/epoch':>9} {'minutes':>8}  timed by")
     for fig, name, _, out in jobs:
         if status(out / fig / name) in ("completed", "diverged"):
             continue
-        row = times.get((fig, name))
-        k = "0" if out.name == "results" else out.name
-        if row is None:
+        row, k = times.get((fig, name)), "0" if out.name == "results" else out.name
+        if row is not None:
+            epochs, minutes, source = int(row["epochs"]), float(row["minutes"]), "benchmark"
+        elif (committed := committed_minutes(results, fig, name)) is not None:
+            minutes, n, epochs = committed
+            source = f"median of {n} committed"
+        else:
             unknown.append(f"{fig}/{name}")
             continue
-        total += float(row["minutes"])
-        print(
-            f"{fig + '/' + name:42} {k:>9} {row['epochs']:>7} {float(row['ms_per_epoch']):9.1f} {float(row['minutes']):8.1f}"
-        )
-    print(f"total: {total / 60:.1f} CPU-hours on the measured path ({len(unknown)} runs without a timing)")
+        total += minutes
+        print(f"{fig + '/' + name:42} {k:>9} {epochs:>7} {minutes * 60000 / epochs:9.1f} {minutes:8.1f}  {source}")
+    print(f"total: {total / 60:.1f} CPU-hours", end="")
+    print(f"; no timing for {len(unknown)} run{'s' * (len(unknown) > 1)}: {', '.join(unknown)}" if unknown else "")
 
 
 def fail(message: str) -> None:

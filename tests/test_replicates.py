@@ -297,3 +297,23 @@ def test_the_rise_after_sc_over_runs_that_stopped_at_their_onset_is_a_lower_boun
         shutil.copytree(tmp_path / "fig2" / f"frac0.6_{prec}", tmp_path / "all" / "fig2" / f"frac0.6_{prec}")
     exact = measure(Replicate(tmp_path / "all", seed=42))
     assert not isinstance(exact, AtLeast) and exact == pytest.approx(30.0)
+
+
+def test_the_plan_times_an_unbenchmarked_run_by_its_committed_cpu_replicates(tmp_path, capsys):
+    """A run without a benchmark row is timed by the median wall time of its committed one-thread
+    CPU runs (not GPU ones); a run with neither is named as untimed."""
+    from scripts.reproduce import print_plan
+
+    header = "figure,run,epochs,seeds,kernel,ms_per_epoch,late_from_epoch,late_ms_per_epoch,minutes,matmul_gflops,threads,torch"
+    (tmp_path / "figure_times_cpu.csv").write_text(header + "\n")
+    made = {"": ("cpu", 600), "replicates/1/": ("cpu", 1200), "replicates/2/": ("cuda", 6)}
+    for prefix, (device, wall) in made.items():
+        folder = tmp_path / f"{prefix}figX" / "run"
+        folder.mkdir(parents=True)
+        summary = {"status": "completed", "device": device, "torch_threads": 1, "wall_time_s": wall, "epochs": 100}
+        (folder / "summary.json").write_text(json.dumps(summary))
+    todo = tmp_path / "replicates" / "3"
+    print_plan([("figX", "run", [], todo), ("figX", "other", [], todo)], results=tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["figX/run", "3", "100", "9000.0", "15.0", "median", "of", "2", "committed"]
+    assert out[-1] == "total: 0.2 CPU-hours; no timing for 1 run: figX/other"
