@@ -209,7 +209,8 @@ def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int
             s = json.loads((folder / "summary.json").read_text())
         except (OSError, ValueError):
             continue
-        if s.get("status") == "completed" and s.get("device") == "cpu" and s.get("torch_threads") == 1:
+        one_thread_cpu = s.get("device") == "cpu" and s.get("torch_threads") == 1
+        if s.get("status") == "completed" and one_thread_cpu and s.get("wall_time_s") and s.get("epochs"):
             minutes.append(s["wall_time_s"] / 60)
             epochs = s["epochs"]
     return (statistics.median(minutes), len(minutes), epochs) if minutes else None
