@@ -118,6 +118,19 @@ OFFICIAL_RUNS: dict[str, dict[str, OfficialRun]] = {
             ("--lr", "0.001", "--train_fraction", "0.6", "--cross_entropy_dtype", "float64"), 20000, 50
         ),
     },
+    "fig15": {  # lr 0.002 as our experiment (the paper's is unpublished), and the lr 0.005 grid
+        **{
+            f"{prefix}wd{wd}": OfficialRun(("--lr", lr, "--train_fraction", "0.4", "--weight_decay", str(wd)), 3000, 10)
+            for prefix, lr in (("", "0.002"), ("lr0.005_", "0.005"))
+            for wd in (2, 4, 6, 8)
+        },
+        **{
+            f"{prefix}perp_adamw": OfficialRun(
+                ("--lr", lr, "--train_fraction", "0.4", "--orthogonal_gradients"), 3000, 10
+            )
+            for prefix, lr in (("", "0.002"), ("lr0.005_", "0.005"))
+        },
+    },
     "fig9": {  # the official script runs plain SGD here: our plain_sgd_* runs, not the normalized-SGD ones
         f"plain_sgd_frac{frac}_{prec}": OfficialRun(
             ("--optimizer", "SGD", "--lr", "3.0" if frac == 0.4 else "4.0", "--train_fraction", str(frac))
