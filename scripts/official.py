@@ -251,20 +251,20 @@ def main() -> None:
                 device,
                 until,
                 run.log_frequency,
-            ): (fig, name, seed)
+            ): (fig, name, run, seed)
             for fig, name, run, seed, scratch in jobs
         }
-        failed = []
-        for future, (fig, name, seed) in futures.items():
+        failed, left = [], {(fig, name): len(seeds_of[fig, name]) for fig, name, _ in runs}
+        for future, (fig, name, run, seed) in futures.items():
             code, wall = future.result()
             print(f"{fig}/{name} seed {seed}: {'ok' if code == 0 else f'exit {code}'} ({wall:.0f} s)", flush=True)
             if code:
                 failed.append(f"{fig}/{name}/seed{seed}")
-    for fig, name, run in runs:
-        dirs = {seed: args.scratch / commit / fig / name / f"seed{seed}" for seed in seeds_of[fig, name]}
-        if all(done(d) for d in dirs.values()):
-            s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
-            print(f"wrote {args.out / commit / fig / name} ({status_text(s)})")
+            left[fig, name] -= 1
+            dirs = {s: args.scratch / commit / fig / name / f"seed{s}" for s in seeds_of[fig, name]}
+            if not left[fig, name] and all(done(d) for d in dirs.values()):  # converted as its last seed ends
+                s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
+                print(f"wrote {args.out / commit / fig / name} ({status_text(s)})", flush=True)
     if failed:
         sys.exit(f"error: {len(failed)} official runs failed: {', '.join(failed)} (see their stdout.log)")
 

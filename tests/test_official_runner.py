@@ -251,6 +251,38 @@ def test_until_stops_a_seed_at_its_onset_and_the_run_reads_as_stopped(tmp_path, 
     assert onsets("fig2", "frac0.4_float64", "sc_fraction", 0.5, Replicate(tmp_path / "res", seed=42)) == [251]
 
 
+def test_each_run_is_converted_as_its_last_seed_ends(tmp_path, monkeypatch, capsys):
+    """A batch converts a run into ``results/official/`` as soon as its seeds are done, so a batch
+    cut short keeps every run it finished; a failed seed is one error line at the end."""
+    import sys
+
+    from grokking.official import OfficialRun
+    from scripts import official as runner
+
+    snapshot = tmp_path / "fixed-720d244"
+    snapshot.mkdir()
+    (snapshot / "grokking_experiments.py").write_text(FAKE_SCRIPT.replace("import logger", FAIL_ON_FLAG))
+    (snapshot / "logger.py").write_text(FAKE_LOGGER)
+    (snapshot / "utils.py").write_text("# --cross_entropy_dtype: the fixed snapshot's spelling\n")
+    table = {"figX": {"first": OfficialRun((), 3, 1), "second": OfficialRun(("--fail",), 3, 1)}}
+    monkeypatch.setattr(runner, "OFFICIAL_RUNS", table)
+    monkeypatch.setattr(runner, "POLL_S", 0.2)
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    argv = ["official.py", "figX", "--official-dir", str(snapshot), "--out", str(out), "--scratch", str(scratch)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="1 official runs failed: figX/second/seed42"):
+        runner.main()
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines[0].startswith("figX/first seed 42: ok")
+    assert lines[1] == f"wrote {out / '720d244' / 'figX' / 'first'} (completed)"  # before the next run ends
+    assert lines[2].startswith("figX/second seed 42: exit 1")
+    assert json.loads((out / "720d244" / "figX" / "first" / "summary.json").read_text())["status"] == "completed"
+    assert not (out / "720d244" / "figX" / "second").exists()
+
+
+FAIL_ON_FLAG = 'import logger\nif "--fail" in sys.argv: sys.exit(1)'
+
+
 def test_until_names_a_logged_column():
     from grokking.official import parse_until
 
