@@ -57,15 +57,28 @@ def save(fig, name: str, out_dir: Path = FIGURES) -> list[Path]:
     return paths
 
 
+def curve_stats(df, x: str, y: str):
+    """The mean, min and max of ``y`` over the curves in ``df`` (one per replicate and seed) at each
+    ``x`` that any of them logged. Runs log extra epochs around their own onsets, so a curve is
+    interpolated linearly at the others' epochs (within its own span, never beyond its ends):
+    otherwise each extra epoch would average only the curves that logged it, and the mean would
+    jump between them."""
+    keys = [c for c in ("replicate", "seed") if c in df]
+    if not keys or df.groupby(keys).ngroups == 1:
+        grouped = df.groupby(x)[y]
+        return grouped.mean(), grouped.min(), grouped.max()
+    wide = df.pivot_table(index=x, columns=keys, values=y, aggfunc="mean", dropna=False).sort_index()
+    wide = wide.interpolate(method="index", limit_area="inside")
+    return wide.mean(axis=1), wide.min(axis=1), wide.max(axis=1)
+
+
 def mean_band(ax, df, x: str, y: str, label: str | None, color: str | None = None, **kw) -> None:
-    """Mean over seeds and replicates as a line, their min-max as a band (one curve is just a line).
-    The band is drawn on log-x panels too (it follows the logged epochs)."""
-    grouped = df.groupby(x)[y]
-    mean = grouped.mean()
+    """Mean over seeds and replicates as a line, their min-max as a band (one curve is just a line;
+    :func:`curve_stats`). The band is drawn on log-x panels too (it follows the logged epochs)."""
+    mean, lo, hi = curve_stats(df, x, y)
     (line,) = ax.plot(mean.index, mean.values, label=label, color=color, **kw)
-    if grouped.size().max() > 1:
-        band = dict(color=line.get_color(), alpha=0.2, lw=0)
-        ax.fill_between(mean.index, grouped.min().values, grouped.max().values, **band)
+    if (lo != hi).any():
+        ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2, lw=0)
 
 
 def curves_label(label: str, df) -> str:

@@ -34,3 +34,20 @@ def test_main_figures_skip_missing_runs(tmp_path):
         spec.loader.exec_module(module)
         module.main(tmp_path / "results", tmp_path / "out")
         assert (tmp_path / "out" / f"{name}.png").is_file()
+
+
+def test_a_band_interpolates_curves_at_the_epochs_only_others_logged():
+    """Replicates log extra epochs around their own onsets: at such an epoch the mean is over every
+    curve (the others interpolated), not over the curves that logged it, so it does not jump; a
+    curve is never extended beyond its own last epoch."""
+    import pandas as pd
+
+    from grokking.plotting import curve_stats
+
+    dense = pd.DataFrame({"epoch": [0, 10, 15, 20], "replicate": 0, "seed": 0, "acc": [0.0, 10.0, 15.0, 20.0]})
+    sparse = pd.DataFrame({"epoch": [0, 10, 20, 30], "replicate": 1, "seed": 1, "acc": [0.0, 0.0, 10.0, 20.0]})
+    mean, lo, hi = curve_stats(pd.concat([dense, sparse]), "epoch", "acc")
+    assert mean.to_dict() == {0: 0.0, 10: 5.0, 15: 10.0, 20: 15.0, 30: 20.0}  # 15: (15 + 5) / 2
+    assert lo[15] == 5.0 and hi[15] == 15.0 and lo[30] == hi[30] == 20.0
+    one, *_ = curve_stats(dense, "epoch", "acc")
+    assert one.to_dict() == dict(zip(dense.epoch, dense.acc))
