@@ -56,6 +56,11 @@ from grokking.results import seed_status  # noqa: E402
 POLL_S = 10  # how often a seed with --until conditions has its log read
 
 
+def scratch_dirs(run_scratch: Path, seeds) -> dict[int, Path]:
+    """Each seed's scratch copy of the snapshot under the run's scratch folder."""
+    return {seed: run_scratch / f"seed{seed}" for seed in seeds}
+
+
 def done(scratch: Path) -> bool:
     """Whether the seed's scratch run finished, or was stopped once its --until onsets were in."""
     info_path = scratch / "run.json"
@@ -216,7 +221,7 @@ def main() -> None:
         return
     if args.collect:
         for fig, name, run in runs:
-            dirs = {seed: args.scratch / commit / fig / name / f"seed{seed}" for seed in seeds_of[fig, name]}
+            dirs = scratch_dirs(args.scratch / commit / fig / name, seeds_of[fig, name])
             dirs = {s: d for s, d in dirs.items() if (d / "run.json").is_file() or (d / PARTIAL).is_file()}
             if dirs:
                 s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
@@ -233,9 +238,9 @@ def main() -> None:
     runs = [(f, n, r) for f, n, r in runs if (f, n) not in finished]
     device = args.device
     jobs = [
-        (fig, name, run, seed, args.scratch / commit / fig / name / f"seed{seed}")
+        (fig, name, run, seed, scratch)
         for fig, name, run in runs
-        for seed in seeds_of[fig, name]
+        for seed, scratch in scratch_dirs(args.scratch / commit / fig / name, seeds_of[fig, name]).items()
     ]
     print(
         f"official {commit}: {len(jobs)} seeds of {len(runs)} runs, {args.jobs} at a time, {args.threads} threads each"
@@ -261,7 +266,7 @@ def main() -> None:
             if code:
                 failed.append(f"{fig}/{name}/seed{seed}")
             left[fig, name] -= 1
-            dirs = {s: args.scratch / commit / fig / name / f"seed{s}" for s in seeds_of[fig, name]}
+            dirs = scratch_dirs(args.scratch / commit / fig / name, seeds_of[fig, name])
             if not left[fig, name] and all(done(d) for d in dirs.values()):  # converted as its last seed ends
                 s = write_result(dirs, args.out / commit / fig / name, fig, name, run, args.official_dir)
                 print(f"wrote {args.out / commit / fig / name} ({status_text(s)})", flush=True)

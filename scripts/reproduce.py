@@ -204,7 +204,9 @@ def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int
     import statistics
 
     minutes, epochs = [], 0
-    for folder in [results / figure / name, *sorted((results / "replicates").glob(f"*/{figure}/{name}"))]:
+    from grokking.results import replicate_indices
+
+    for folder in (replicate_root(results, k) / figure / name for k in replicate_indices(results)):
         try:
             s = json.loads((folder / "summary.json").read_text())
         except (OSError, ValueError):
