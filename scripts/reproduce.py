@@ -200,7 +200,7 @@ def replicate_root(out: Path, k: int) -> Path:
 def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int, int] | None:
     """The median wall time in minutes of the committed runs of ``figure/name`` (replicate 0 and
     every ``replicates/<k>/``) that finished on the CPU with one thread, how many there are and
-    their epochs; None where there are none. The runs were made beside other jobs, as a plan's runs are."""
+    their epochs; None where there are none. The runs were made beside another job (see :func:`beside_factor`)."""
     import statistics
 
     minutes, epochs = [], 0
@@ -218,13 +218,30 @@ def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int
     return (statistics.median(minutes), len(minutes), epochs) if minutes else None
 
 
+def beside_factor(results: Path, times: dict[tuple[str, str], dict[str, str]]) -> tuple[float, int]:
+    """How much longer a run takes beside another job than the benchmark's idle core: the median,
+    over runs that have both a benchmark row and committed one-thread CPU runs of the same length,
+    of committed wall time / benchmark minutes, and how many runs that is (1.0 and 0 where none)."""
+    import statistics
+
+    ratios = []
+    for (fig, name), row in times.items():
+        committed = committed_minutes(results, fig, name)
+        if committed is not None and committed[2] == int(row["epochs"]) and float(row["minutes"]) > 0:
+            ratios.append(committed[0] / float(row["minutes"]))
+    return (statistics.median(ratios), len(ratios)) if ratios else (1.0, 0)
+
+
 def print_plan(jobs: list[tuple[str, str, list[str], Path]], results: Path = ROOT / "results") -> None:
-    """Runs still to make, with the CPU minutes ``results/figure_times_cpu.csv`` measured for one run
-    (epochs x ms/epoch on this repository's CPU path; a run of several seeds counts them all), or
-    else the median wall time of the run's committed one-thread CPU replicates."""
+    """Runs still to make, in CPU minutes on one idle core: those ``results/figure_times_cpu.csv``
+    measured for one run (epochs x ms/epoch on this repository's CPU path; a run of several seeds
+    counts them all), or else the median wall time of the run's committed one-thread CPU replicates,
+    which were made beside another job and are brought to the idle scale by :func:`beside_factor`.
+    The total is also given on the beside-another-job scale, the one two jobs at a time pay."""
     import csv
 
     times = {(r["figure"], r["run"]): r for r in csv.DictReader((results / "figure_times_cpu.csv").open())}
+    factor, pairs = beside_factor(results, times)
     total, unknown = 0.0, []
     print(f"{'run':42} {'replicate':>9} {'epochs':>7} {'ms/epoch':>9} {'minutes':>8}  timed by")
     for fig, name, _, out in jobs:
@@ -235,13 +252,20 @@ def print_plan(jobs: list[tuple[str, str, list[str], Path]], results: Path = ROO
             epochs, minutes, source = int(row["epochs"]), float(row["minutes"]), "benchmark"
         elif (committed := committed_minutes(results, fig, name)) is not None:
             minutes, n, epochs = committed
-            source = f"median of {n} committed"
+            minutes /= factor
+            source = f"median of {n} committed" + (f" / {factor:.2f}" if pairs else "")
         else:
             unknown.append(f"{fig}/{name}")
             continue
         total += minutes
         print(f"{fig + '/' + name:42} {k:>9} {epochs:>7} {minutes * 60000 / epochs:9.1f} {minutes:8.1f}  {source}")
-    print(f"total: {total / 60:.1f} CPU-hours", end="")
+    print(f"total: {total / 60:.1f} CPU-hours on an idle core", end="")
+    if pairs:
+        print(
+            f", {total * factor / 60:.1f} beside another job (x {factor:.2f}: the median slowdown of"
+            f" {pairs} run{'s' * (pairs > 1)} timed both ways)",
+            end="",
+        )
     print(f"; no timing for {len(unknown)} run{'s' * (len(unknown) > 1)}: {', '.join(unknown)}" if unknown else "")
 
 
@@ -309,7 +333,7 @@ def main() -> None:
     parser.add_argument(
         "--plan",
         action="store_true",
-        help="print the CPU time of the runs still to make (results/figure_times_cpu.csv)",
+        help="print the CPU time of the runs still to make, idle and beside another job",
     )
     args = parser.parse_args()
     if args.jobs < 1:

@@ -301,19 +301,29 @@ def test_the_rise_after_sc_over_runs_that_stopped_at_their_onset_is_a_lower_boun
 
 def test_the_plan_times_an_unbenchmarked_run_by_its_committed_cpu_replicates(tmp_path, capsys):
     """A run without a benchmark row is timed by the median wall time of its committed one-thread
-    CPU runs (not GPU ones); a run with neither is named as untimed."""
+    CPU runs (not GPU ones), brought to the benchmark's idle-core scale by the slowdown of the runs
+    timed both ways; the total is given on both scales; a run with neither is named as untimed."""
     from scripts.reproduce import print_plan
 
     header = "figure,run,epochs,seeds,kernel,ms_per_epoch,late_from_epoch,late_ms_per_epoch,minutes,matmul_gflops,threads,torch"
-    (tmp_path / "figure_times_cpu.csv").write_text(header + "\n")
-    made = {"": ("cpu", 600), "replicates/1/": ("cpu", 1200), "replicates/2/": ("cuda", 6)}
-    for prefix, (device, wall) in made.items():
-        folder = tmp_path / f"{prefix}figX" / "run"
+    # figX/timed: benchmarked at 5 idle minutes, committed at 10 beside another job: slowdown 2
+    (tmp_path / "figure_times_cpu.csv").write_text(header + "\nfigX,timed,100,1,torch,3000,,,5,1,1,2.13.0\n")
+    made = {
+        ("", "run"): ("cpu", 600),
+        ("replicates/1/", "run"): ("cpu", 1200),
+        ("replicates/2/", "run"): ("cuda", 6),
+        ("", "timed"): ("cpu", 600),
+    }
+    for (prefix, name), (device, wall) in made.items():
+        folder = tmp_path / f"{prefix}figX" / name
         folder.mkdir(parents=True)
         summary = {"status": "completed", "device": device, "torch_threads": 1, "wall_time_s": wall, "epochs": 100}
         (folder / "summary.json").write_text(json.dumps(summary))
     todo = tmp_path / "replicates" / "3"
     print_plan([("figX", "run", [], todo), ("figX", "other", [], todo)], results=tmp_path)
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["figX/run", "3", "100", "9000.0", "15.0", "median", "of", "2", "committed"]
-    assert out[-1] == "total: 0.2 CPU-hours; no timing for 1 run: figX/other"
+    assert out[1].split() == ["figX/run", "3", "100", "4500.0", "7.5", "median", "of", "2", "committed", "/", "2.00"]
+    assert out[-1] == (
+        "total: 0.1 CPU-hours on an idle core, 0.2 beside another job (x 2.00: the median slowdown of 1 run"
+        " timed both ways); no timing for 1 run: figX/other"
+    )
