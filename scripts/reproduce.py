@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -201,12 +202,10 @@ def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int
     """The median wall time in minutes of the committed runs of ``figure/name`` (replicate 0 and
     every ``replicates/<k>/``) that finished on the CPU with one thread, how many there are and
     their epochs; None where there are none. The runs were made beside another job (see :func:`beside_factor`)."""
-    import statistics
+    from grokking.results import Replicate, replicate_indices  # lazily: grokking imports torch
 
     minutes, epochs = [], 0
-    from grokking.results import replicate_indices
-
-    for folder in (replicate_root(results, k) / figure / name for k in replicate_indices(results)):
+    for folder in (Replicate(results, k) / figure / name for k in replicate_indices(results)):
         try:
             s = json.loads((folder / "summary.json").read_text())
         except (OSError, ValueError):
@@ -222,8 +221,6 @@ def beside_factor(results: Path, times: dict[tuple[str, str], dict[str, str]]) -
     """How much longer a run takes beside another job than the benchmark's idle core: the median,
     over runs that have both a benchmark row and committed one-thread CPU runs of the same length,
     of committed wall time / benchmark minutes, and how many runs that is (1.0 and 0 where none)."""
-    import statistics
-
     ratios = []
     for (fig, name), row in times.items():
         committed = committed_minutes(results, fig, name)
