@@ -1,5 +1,5 @@
 """One name → entry table per config group: datasets, models, losses, optimizers (and, outside the
-config, the claims' measures, ``grokking.measures.MEASURES``).
+config, the claims' measures, ``reproduction.measures.MEASURES``).
 
 Each table lives beside the code it names (``grokking.data.DATASETS``, ``grokking.models.MODELS``,
 ``grokking.losses.LOSSES``, ``grokking.optim.OPTIMIZERS``) and is the only list of that group's

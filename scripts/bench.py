@@ -509,6 +509,49 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+API_SHAPES = ((256, 10), (256, 113), (64, 32000))  # (N, C): a small batch, the paper's modulus, a vocabulary
+
+
+def bench_api(device: str, repeats: int, smoke: bool = False) -> list[dict]:
+    """The API rows: ``grokking.stablemax_cross_entropy`` against ``F.cross_entropy`` on float32
+    logits ``(N, C)``, forward and backward of the mean loss. Blocks of 20 calls of the two alternate
+    so that both see the same machine conditions; the ratio is of their medians in this one run."""
+    from grokking import stablemax_cross_entropy
+
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
+    rows = []
+    for n, c in API_SHAPES[:1] if smoke else API_SHAPES:
+        g = torch.Generator().manual_seed(0)
+        z = (3 * torch.randn(n, c, generator=g)).to(device).requires_grad_(True)
+        y = torch.randint(0, c, (n,), generator=g).to(device)
+        losses = {
+            "F.cross_entropy": torch.nn.functional.cross_entropy,
+            "stablemax_cross_entropy": stablemax_cross_entropy,
+        }
+        times: dict[str, list[float]] = {name: [] for name in losses}
+
+        def block(fn, k: int, z=z, y=y) -> list[float]:
+            out = []
+            for _ in range(k):
+                sync()
+                t = time.perf_counter()
+                fn(z, y).backward()
+                sync()
+                out.append(time.perf_counter() - t)
+            return out
+
+        for fn in losses.values():
+            block(fn, 20)  # warm-up
+        while len(times["F.cross_entropy"]) < repeats:
+            for name, fn in losses.items():
+                times[name] += block(fn, 21)[1:]
+        ref, ours = (1e6 * statistics.median(times[name]) for name in losses)
+        rows.append(
+            {"setting": f"api ({n}, {c}) float32", "us_cross_entropy": ref, "us_stablemax": ours, "ratio": ours / ref}
+        )
+    return rows
+
+
 def fmt(v) -> str:
     if v is None or v == "":
         return "-"
@@ -566,6 +609,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument(
         "--only", default=None, metavar="TEXT", help="time only the settings whose name contains TEXT (no CSV written)"
     )
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="only the API rows: stablemax_cross_entropy against F.cross_entropy, forward and backward (no CSV)",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available (choices: cpu, cuda)")
@@ -585,6 +633,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
     }
     print(f"load average {os.getloadavg()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {env}")
+
+    if args.api:
+        rows = bench_api(args.device, args.epochs or (40 if args.smoke else 2000), args.smoke)
+        print(f"{'setting':26s}  {'F.cross_entropy us':>18s}  {'stablemax us':>12s}  {'ratio':>6s}")
+        for r in rows:
+            print(f"{r['setting']:26s}  {r['us_cross_entropy']:18.1f}  {r['us_stablemax']:12.1f}  {r['ratio']:6.2f}")
+        return rows
 
     if args.seed_sweep:
         sweep_epochs = args.epochs or (6 if args.smoke else 100)

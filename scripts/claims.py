@@ -2,18 +2,18 @@
 
     python scripts/claims.py
 
-The claims are the rows of ``grokking/claims.yaml`` (Figs. 1-16 and the Table 1 analog, one row per
-claim; ``grokking.claims.load_claims`` reads them), their measures are in ``grokking/measures/``.
+The claims are the rows of ``reproduction/claims.yaml`` (Figs. 1-16 and the Table 1 analog, one row per
+claim; ``reproduction.claims.load_claims`` reads them), their measures are in ``reproduction/measures/``.
 With official-code runs under ``results/official/<commit>/`` (``scripts/official.py``), the same
 claims are measured on them and every deviation of ours is classed (paper only / ours only / not
 checkable).
 
 Run on the committed ``results/`` (the default, and ``make figures``), it also rewrites the README's
-headline table (``grokking/headline.yaml``, between the README's headline markers) from the same
-verdicts, the replicate status table of ``docs/replicates.md`` (``grokking/replicate_status.py``) and
+headline table (``reproduction/headline.yaml``, between the README's headline markers) from the same
+verdicts, the replicate status table of ``docs/replicates.md`` (``reproduction/replicate_status.py``) and
 the verdict counts in the figure headings of ``docs/figures_main.md`` and
-``docs/figures_appendix.md`` (``grokking/verdict_counts.py``), the claim values quoted in the prose
-of those pages, the README, ``docs/replicates.md`` and ``docs/official.md`` (``grokking/quoted.py``) and the re-check
+``docs/figures_appendix.md`` (``reproduction/verdict_counts.py``), the claim values quoted in the prose
+of those pages, the README, ``docs/replicates.md`` and ``docs/official.md`` (``reproduction/quoted.py``) and the re-check
 reports of ``scripts/recheck.py``; with ``--results`` or another output it leaves them alone.
 """
 
@@ -26,11 +26,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from grokking import quoted, replicate_status, verdict_counts  # noqa: E402
-from grokking.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
-from grokking.headline import load_rows, replace_block, table  # noqa: E402
-from grokking.official import OFFICIAL_COMMIT  # noqa: E402
-from grokking.results import RESULTS  # noqa: E402
+from reproduction import quoted, replicate_status, verdict_counts  # noqa: E402
+from reproduction.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
+from reproduction.headline import load_rows, replace_block, table  # noqa: E402
+from reproduction.official import OFFICIAL_COMMIT  # noqa: E402
+from reproduction.results import RESULTS  # noqa: E402
 from scripts import recheck  # noqa: E402
 from scripts.reproduce import replicated_runs  # noqa: E402
 
@@ -38,7 +38,7 @@ README = HERE.parent / "README.md"
 STATUS = HERE.parent / "docs" / "replicates.md"
 COUNTED = tuple(HERE.parent / "docs" / f"figures_{part}.md" for part in ("main", "appendix"))  # headings with counts
 OFFICIAL_DOC = HERE.parent / "docs" / "official.md"
-QUOTING = (*COUNTED, STATUS, OFFICIAL_DOC, README)  # prose that quotes claim values (grokking/quoted.py)
+QUOTING = (*COUNTED, STATUS, OFFICIAL_DOC, README)  # prose that quotes claim values (reproduction/quoted.py)
 
 
 def main(results: Path = RESULTS, out: Path | None = None, official_commit: str = OFFICIAL_COMMIT) -> str:

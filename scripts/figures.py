@@ -22,8 +22,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from grokking.plotting import FIGURES, missing_figure  # noqa: E402
-from grokking.results import RESULTS  # noqa: E402
+from reproduction.plotting import FIGURES, missing_figure  # noqa: E402
+from reproduction.results import RESULTS  # noqa: E402
 
 # what a plot script raises when results it needs are absent or unusable (MissingRun is a
 # FileNotFoundError; KeyError: a summary or table without the expected entry)

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grokking.official import (  # noqa: E402
+from reproduction.official import (  # noqa: E402
     DEFAULT_DIR,
     OFFICIAL_RUNS,
     PARTIAL,
@@ -51,7 +51,7 @@ from grokking.official import (  # noqa: E402
     seeds_for,
     write_result,
 )
-from grokking.results import seed_status  # noqa: E402
+from reproduction.results import seed_status  # noqa: E402
 
 POLL_S = 10  # how often a seed with --until conditions has its log read
 
@@ -88,6 +88,20 @@ def completed(result: Path, seeds) -> bool:
     info = json.loads(summary.read_text())
     held = set(info.get("per_seed") or ()) | {str(s) for s in info.get("seeds") or ()}
     return all(str(s) in held and seed_status(info, str(s)) == "completed" for s in seeds)
+
+
+def held(result: Path, run: OfficialRun, release: bool) -> set[int]:
+    """Seeds that ``result`` already holds completed with the flags they would run with now: they
+    are not run again (a fresh checkout has no scratch folders, only the converted results)."""
+    summary = result / "summary.json"
+    if not summary.is_file():
+        return set()
+    info = json.loads(summary.read_text())
+    return {
+        int(k)
+        for k, v in (info.get("per_seed") or {}).items()
+        if seed_status(info, k) == "completed" and v.get("flags") == flags_for(run, int(k), release)
+    }
 
 
 def wait(process: subprocess.Popen, partial: Path, until: dict[str, float], log_frequency: int) -> dict | None:
@@ -237,6 +251,11 @@ def main() -> None:
         print(f"{fig}/{name}: skipped, {args.out / commit / fig / name} holds it completed with these seeds")
     runs = [(f, n, r) for f, n, r in runs if (f, n) not in finished]
     device = args.device
+    kept = {(f, n): held(args.out / commit / f / n, r, release) if device == "cpu" else set() for f, n, r in runs}
+    for (fig, name), seeds in kept.items():
+        if seeds:
+            print(f"{fig}/{name}: seeds {sorted(seeds)} kept, {args.out / commit / fig / name} holds them completed")
+    seeds_of = {k: tuple(s for s in v if s not in kept.get(k, ())) for k, v in seeds_of.items()}
     jobs = [
         (fig, name, run, seed, scratch)
         for fig, name, run in runs

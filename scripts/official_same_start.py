@@ -9,7 +9,7 @@ full batch, and print both SC fractions, losses and weight norms every few steps
 The setting is a Fig. 2 run: softmax CE in ``--dtype``, AdamW lr 5e-4 (``--eps``: Adam's epsilon, 1e-30
 in the 40 % runs, else both codes' default 1e-25), ``--fraction`` of the pairs. ``--log2-scale`` sets our
 ``precision.backward_log2_scale`` (0: a plain backward pass, as the official code's).
-The official side is built by :func:`grokking.official_snapshot.official_run`, as for the
+The official side is built by :func:`reproduction.official_snapshot.official_run`, as for the
 same-computation tests (its model, loss and optimizer, imported unmodified from the snapshot); ours as the trainer builds
 it (``cpu_kernel=torch`` unless ``--kernel`` says otherwise). ``--official-loss ours`` swaps the
 official loss for ours (``grokking.fused``), so a divergence can be traced to the loss or away from it.
@@ -34,7 +34,7 @@ from grokking.errors import ConfigError  # noqa: E402
 from grokking.fused import softmax_cross_entropy  # noqa: E402
 from grokking.metrics import softmax_collapse_fraction  # noqa: E402
 from grokking.models import build_model  # noqa: E402
-from grokking.official_snapshot import FIXED, official_run, snapshot_dirs  # noqa: E402
+from reproduction.official_snapshot import FIXED, official_run, snapshot_dirs  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.step import TrainStep, native_module  # noqa: E402
 from grokking.train import git_commit, to_config  # noqa: E402

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, mean_band, official_legend, official_overlay, run_panels, save
-from grokking.results import RESULTS, exists, metrics
+from reproduction.plotting import FIGURES, mean_band, official_legend, official_overlay, run_panels, save
+from reproduction.results import RESULTS, exists, metrics
 
 TRAIN, TEST = "#7f7f7f", "#d62728"
 PANELS = [

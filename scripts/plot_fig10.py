@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import mean_band, panels, save
-from grokking.results import metrics
+from reproduction.plotting import mean_band, panels, save
+from reproduction.results import metrics
 
 
 def main(results: Path, out_dir: Path) -> None:

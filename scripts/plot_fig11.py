@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import accuracy_and, save
+from reproduction.plotting import accuracy_and, save
 
 RUNS = {
     "baseline": ("softmax CE", "#7f7f7f"),

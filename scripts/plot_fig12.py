@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grokking.plotting import panels, save
+from reproduction.plotting import panels, save
 
 # (csv stem, run, title, color): the long runs are always there, the short ones when exported
 PAIRS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import accuracy_and, save
+from reproduction.plotting import accuracy_and, save
 
 RUNS = {
     "depth1": ("1 hidden layer", "#2ca02c"),

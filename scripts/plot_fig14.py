@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, mean_band, panels, present_runs, save
-from grokking.results import metrics
+from reproduction.plotting import COLORS, mean_band, panels, present_runs, save
+from reproduction.results import metrics
 
 RUNS = {"no_wd": ("no weight decay", COLORS["adamw"]), "wd": ("weight decay 1.0", COLORS["wd"])}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from grokking.plotting import COLORS, accuracy_curves, curves_label, official_legend, official_overlay, panels, save
-from grokking.results import exists, metrics
+from reproduction.plotting import COLORS, accuracy_curves, curves_label, official_legend, official_overlay, panels, save
+from reproduction.results import exists, metrics
 
 DECAYS = (2, 4, 6, 8)
 SWEEPS = {"lr 0.002": "", "lr 0.005": "lr0.005_"}  # panel title -> run-name prefix

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
-from grokking.plotting import accuracy_and, save
+from reproduction.plotting import accuracy_and, save
 
 RUNS = {
     "baseline": ("T = 1", "#7f7f7f"),

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, FIGURES, panels, save
-from grokking.results import RESULTS, exists, metrics
+from reproduction.plotting import COLORS, FIGURES, panels, save
+from reproduction.results import RESULTS, exists, metrics
 
 FIGURE = "fig2_bf16"
 SEEDS = (0, 1, 2)

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from grokking.losses import stablemax_s
-from grokking.plotting import COLORS, FIGURES, panels, save
-from grokking.results import RESULTS
+from reproduction.plotting import COLORS, FIGURES, panels, save
+from reproduction.results import RESULTS
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
-from grokking.results import RESULTS, exists, metrics
+from reproduction.plotting import FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
+from reproduction.results import RESULTS, exists, metrics
 
 TASKS = {
     "add_mod": ("addition", "#1f77b4"),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from grokking.plotting import FIGURES, curves_label, mean_band, run_panels, save
-from grokking.results import RESULTS
+from reproduction.plotting import FIGURES, curves_label, mean_band, run_panels, save
+from reproduction.results import RESULTS
 
 MLP = {"input.weight": "input layer", "hidden.1.weight": "hidden layer", "output.weight": "output layer"}
 MLP_BIAS = {**MLP, "output.bias": "output bias"}

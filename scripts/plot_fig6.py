@@ -13,8 +13,8 @@ from pathlib import Path
 
 from matplotlib.ticker import ScalarFormatter
 
-from grokking.plotting import COLORS, FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
-from grokking.results import RESULTS, exists, metrics
+from reproduction.plotting import COLORS, FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
+from reproduction.results import RESULTS, exists, metrics
 
 TRANSFORMER = {
     "a_adamw": ("AdamW", COLORS["adamw"]),

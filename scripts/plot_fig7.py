@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grokking.plotting import COLORS, FIGURES, panels, save
-from grokking.results import RESULTS
+from reproduction.plotting import COLORS, FIGURES, panels, save
+from reproduction.results import RESULTS
 
 RUNS = {"sgd": ("SGD", "#d62728"), "sgd_wd": ("SGD + wd", COLORS["wd"]), "perp_sgd": ("⊥SGD", "#17becf")}
 

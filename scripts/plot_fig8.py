@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import accuracy_curves, mean_band, panels, present_runs, save
-from grokking.results import metrics
+from reproduction.plotting import accuracy_curves, mean_band, panels, present_runs, save
+from reproduction.results import metrics
 
 RUNS = {"baseline": ("baseline", "#1f77b4"), "intervention": ("intervention from 6000", "#d62728")}
 INTERVENTION_EPOCH = 6000

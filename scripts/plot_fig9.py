@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grokking.plotting import COLORS, accuracy_curves, official_legend, official_overlay, panels, save
-from grokking.results import exists, metrics, per_seed
+from reproduction.plotting import COLORS, accuracy_curves, official_legend, official_overlay, panels, save
+from reproduction.results import exists, metrics, per_seed
 
 FRACTIONS = (0.4, 0.6, 0.7)
 PRECISIONS = ("float16", "float32", "float64")

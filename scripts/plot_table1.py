@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grokking.plotting import COLORS, panels, save
-from grokking.results import MissingRun, exists, per_seed, replicates
+from reproduction.plotting import COLORS, panels, save
+from reproduction.results import MissingRun, exists, per_seed, replicates
 
 METHODS = {
     "softmax_adamw": ("Softmax CE + AdamW", COLORS["softmax"]),

@@ -6,7 +6,7 @@
 ``DIR`` holds re-runs laid out as ``results/`` lays out replicates: ``DIR/replicates/<k>/<figure>/<run>/``
 (``DIR/<figure>/<run>/`` for replicate 0), each made with the overrides ``scripts/reproduce.py
 --replicates`` gives that replicate (``--list`` prints them) and ``hydra.run.dir`` pointing there.
-Every claim of ``grokking/claims.yaml`` whose runs are all in ``DIR`` for that replicate is measured
+Every claim of ``reproduction/claims.yaml`` whose runs are all in ``DIR`` for that replicate is measured
 on the committed replicate and on its re-run, and judged twice over the committed replicates: as
 committed, and with the re-run in place of the committed replicate. A committed result made by
 older code stays valid where the verdict is the same; the report lists both values and verdicts.
@@ -23,8 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from grokking.claims import Claim, Verdict, evaluate, load_claims, split_unit  # noqa: E402
-from grokking.results import RESULTS, MissingRun, Replicate, replicates  # noqa: E402
+from reproduction.claims import Claim, Verdict, evaluate, load_claims, split_unit  # noqa: E402
+from reproduction.results import RESULTS, MissingRun, Replicate, replicates  # noqa: E402
 
 # the committed folders of re-runs and the replicate each re-ran; `make figures` rewrites their reports
 RECHECKS = {"verification/exact_sum": 1}

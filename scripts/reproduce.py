@@ -202,7 +202,7 @@ def committed_minutes(results: Path, figure: str, name: str) -> tuple[float, int
     """The median wall time in minutes of the committed runs of ``figure/name`` (replicate 0 and
     every ``replicates/<k>/``) that finished on the CPU with one thread, how many there are and
     their epochs; None where there are none. The runs were made beside another job (see :func:`beside_factor`)."""
-    from grokking.results import Replicate, replicate_indices  # lazily: grokking imports torch
+    from reproduction.results import Replicate, replicate_indices  # lazily: grokking imports torch
 
     minutes, epochs = [], 0
     for folder in (Replicate(results, k) / figure / name for k in replicate_indices(results)):
@@ -303,11 +303,11 @@ def run_one(
 
 def postprocess(figure: str, out: Path) -> None:
     if figure == "fig7":
-        from grokking.trajectory import export_trajectories
+        from reproduction.trajectory import export_trajectories
 
         export_trajectories({name: out / "fig7" / name for name in RUNS["fig7"]}, out / "fig7")
     if figure == "fig12":
-        from grokking.fourier import export_spectra
+        from reproduction.fourier import export_spectra
 
         export_spectra({name: out / "fig12" / name for name in RUNS["fig12"]}, out / "fig12")
 

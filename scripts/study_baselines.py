@@ -36,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grokking.censored import censored_summary  # noqa: E402
+from reproduction.censored import censored_summary  # noqa: E402
 
 ARCHS = ("mlp2", "mlp1", "transformer")
 METHODS = ("perpgrad", "adamw", "stablemax")  # in the order the jobs run

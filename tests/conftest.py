@@ -22,9 +22,9 @@ def run(tmp_path):
 @pytest.fixture(scope="session")
 def committed_verdicts():
     """Every claim measured on the committed runs: (ours, the official code's), as `make figures` does."""
-    from grokking.claims import evaluate, load_claims
-    from grokking.official import OFFICIAL_COMMIT
-    from grokking.results import RESULTS
+    from reproduction.claims import evaluate, load_claims
+    from reproduction.official import OFFICIAL_COMMIT
+    from reproduction.results import RESULTS
 
     claims = load_claims()
     return [evaluate(c, RESULTS) for c in claims], [evaluate(c, RESULTS / "official" / OFFICIAL_COMMIT) for c in claims]

@@ -1,4 +1,4 @@
-"""The paper's released code at fixed-720d244, found and imported by :mod:`grokking.official_snapshot`,
+"""The paper's released code at fixed-720d244, found and imported by :mod:`reproduction.official_snapshot`,
 for tests that compare against it; such a test is skipped where the snapshot is absent."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grokking.official_snapshot import FIXED, snapshot_dirs
-from grokking.official_snapshot import load as load_snapshot
+from reproduction.official_snapshot import FIXED, snapshot_dirs
+from reproduction.official_snapshot import load as load_snapshot
 
 
 def official_dir() -> Path:

@@ -1,6 +1,6 @@
 """Test helpers around the authors' official code (tests/test_official_equivalence.py): trajectories
 of both codes from identical weights, and the official per-sample losses and SC flag. The snapshots
-are found and imported by :mod:`grokking.official_snapshot`, re-exported here."""
+are found and imported by :mod:`reproduction.official_snapshot`, re-exported here."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from grokking.data import build_dataset
 from grokking.losses import DTYPES
 from grokking.metrics import correct_counts
 from grokking.models import build_model
-from grokking.official_snapshot import (  # noqa: F401 (re-exported for the tests)
+from reproduction.official_snapshot import (  # noqa: F401 (re-exported for the tests)
     FIXED,
     RELEASE,
     load,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from grokking.fourier import export_spectra, operand_spectra, top_k_share
-from grokking.trajectory import export_trajectories, principal_plane
+from reproduction.fourier import export_spectra, operand_spectra, top_k_share
+from reproduction.trajectory import export_trajectories, principal_plane
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["dataset.modulus=23", "model.width=16", "epochs=20", "log_every=5", "snapshot_every=5"]

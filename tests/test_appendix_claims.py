@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grokking.claims import evaluate, load_claims
-from grokking.results import RESULTS
+from reproduction.claims import evaluate, load_claims
+from reproduction.results import RESULTS
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from grokking.censored import censored_summary, km_median
+from reproduction.censored import censored_summary, km_median
 
 
 def test_without_censoring_the_median_is_the_ordinary_median():

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-import grokking.claims
-from grokking.claims import CHECKS, Claim, ClaimsTableError, at_least, evaluate, load_claims, report, summary_line
-from grokking.measures import MEASURES
-from grokking.results import final_mean, first_epoch
+import reproduction.claims
+from reproduction.claims import CHECKS, Claim, ClaimsTableError, at_least, evaluate, load_claims, report, summary_line
+from reproduction.measures import MEASURES
+from reproduction.results import final_mean, first_epoch
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -81,7 +81,7 @@ def test_running_run_is_missing(tmp_path):
 
 
 def test_every_row_of_the_table_loads_and_names_a_registered_measure_and_check():
-    rows = yaml.safe_load(grokking.claims.TABLE.read_text(encoding="utf-8"))
+    rows = yaml.safe_load(reproduction.claims.TABLE.read_text(encoding="utf-8"))
     claims = load_claims()
     assert len(claims) == len(rows)
     for row, claim in zip(rows, claims, strict=True):
@@ -135,7 +135,7 @@ def test_a_bad_row_fails_with_one_line_naming_it(tmp_path, fields, error):
 
 
 def test_claims_script_says_error_and_the_row(tmp_path, monkeypatch):
-    monkeypatch.setattr(grokking.claims, "TABLE", write_table(tmp_path / "claims.yaml", measure="nope"))
+    monkeypatch.setattr(reproduction.claims, "TABLE", write_table(tmp_path / "claims.yaml", measure="nope"))
     monkeypatch.setattr("sys.argv", ["claims.py", "--results", str(tmp_path)])
     with pytest.raises(SystemExit) as exit:
         runpy.run_path(str(SCRIPTS / "claims.py"), run_name="__main__")
@@ -144,7 +144,7 @@ def test_claims_script_says_error_and_the_row(tmp_path, monkeypatch):
 
 
 def test_a_measure_name_means_one_measure():
-    from grokking.measures import measure
+    from reproduction.measures import measure
 
     with pytest.raises(ValueError, match="measure=pct_at is registered already"):
         measure("pct_at")(lambda: None)

@@ -42,7 +42,7 @@ def test_a_band_interpolates_curves_at_the_epochs_only_others_logged():
     curve is never extended beyond its own last epoch."""
     import pandas as pd
 
-    from grokking.plotting import curve_stats
+    from reproduction.plotting import curve_stats
 
     dense = pd.DataFrame({"epoch": [0, 10, 15, 20], "replicate": 0, "seed": 0, "acc": [0.0, 10.0, 15.0, 20.0]})
     sparse = pd.DataFrame({"epoch": [0, 10, 20, 30], "replicate": 1, "seed": 1, "acc": [0.0, 0.0, 10.0, 20.0]})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grokking.claims import Claim, ClaimsTableError, Distribution, Verdict, at_least, load_claims
-from grokking.headline import END, START, Row, load_rows, replace_block, table
+from reproduction.claims import Claim, ClaimsTableError, Distribution, Verdict, at_least, load_claims
+from reproduction.headline import END, START, Row, load_rows, replace_block, table
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grokking.official import OFFICIAL_RUNS, PARTIAL, SEEDS5, flags_for, read_long_metrics, seeds_for, write_result
+from reproduction.official import OFFICIAL_RUNS, PARTIAL, SEEDS5, flags_for, read_long_metrics, seeds_for, write_result
 from scripts.reproduce import RUNS
 
 
@@ -107,7 +107,7 @@ def test_write_result_gathers_seeds_with_provenance(tmp_path):
 def test_running_some_seeds_again_keeps_the_others(tmp_path):
     """A run stopped at its onset with seeds 42 and 0, then run to its end with seed 42 alone: the
     result keeps seed 0's rows and status, and each seed is read by its own status."""
-    from grokking.results import Replicate, metrics
+    from reproduction.results import Replicate, metrics
     from scripts import official as runner
 
     run, snapshot = OFFICIAL_RUNS["fig2"]["frac0.6_float32"], tmp_path / "fixed-720d244"
@@ -135,7 +135,7 @@ def test_running_some_seeds_again_keeps_the_others(tmp_path):
 def test_a_seed_without_its_own_wall_time_gets_a_share_of_what_the_total_leaves(tmp_path):
     """Results converted before seeds recorded their wall time: a kept seed is charged an equal
     share of the run's total less the seeds that did record theirs."""
-    from grokking.official import kept_seeds
+    from reproduction.official import kept_seeds
 
     run, snapshot = OFFICIAL_RUNS["fig2"]["frac0.6_float32"], tmp_path / "fixed-720d244"
     out = tmp_path / "fig2" / "frac0.6_float32"
@@ -244,7 +244,7 @@ def test_until_stops_a_seed_at_its_onset_and_the_run_reads_as_stopped(tmp_path, 
     summary = write_result({42: scratch}, tmp_path / "out", "fig2", "frac0.4_float64", run, snapshot)
     assert summary["status"] == "stopped" and summary["stopped"]["42"]["until"] == {"sc_fraction": ">= 0.5"}
 
-    from grokking.results import Replicate, onsets
+    from reproduction.results import Replicate, onsets
 
     (tmp_path / "res" / "fig2").mkdir(parents=True)
     (tmp_path / "out").rename(tmp_path / "res" / "fig2" / "frac0.4_float64")
@@ -256,7 +256,7 @@ def test_each_run_is_converted_as_its_last_seed_ends(tmp_path, monkeypatch, caps
     cut short keeps every run it finished; a failed seed is one error line at the end."""
     import sys
 
-    from grokking.official import OfficialRun
+    from reproduction.official import OfficialRun
     from scripts import official as runner
 
     snapshot = tmp_path / "fixed-720d244"
@@ -284,7 +284,7 @@ FAIL_ON_FLAG = 'import logger\nif "--fail" in sys.argv: sys.exit(1)'
 
 
 def test_until_names_a_logged_column():
-    from grokking.official import parse_until
+    from reproduction.official import parse_until
 
     assert parse_until("sc_fraction=0.5") == ("sc_fraction", 0.5)
     for bad in ("sc=0.5", "sc_fraction", "test_acc=high"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from grokking.claims import Claim, ClaimsTableError, Distribution, Verdict, at_most
-from grokking.quoted import FORMS, QUOTE, quote, rewrite
+from reproduction.claims import Claim, ClaimsTableError, Distribution, Verdict, at_most
+from reproduction.quoted import FORMS, QUOTE, quote, rewrite
 from scripts.claims import QUOTING
 
 

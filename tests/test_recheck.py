@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from grokking.results import RESULTS
+from reproduction.results import RESULTS
 from scripts.recheck import RECHECKS, main, recheck, report
 
 FIG14 = RESULTS / "replicates" / "1" / "fig14"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grokking.claims import (
+from reproduction.claims import (
     Claim,
     Distribution,
     at_least,
@@ -26,10 +26,10 @@ from grokking.claims import (
     summary_line,
     within,
 )
-from grokking.measures import MEASURES
-from grokking.measures.registry import AtLeast
-from grokking.replicate_status import block
-from grokking.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
+from reproduction.measures import MEASURES
+from reproduction.measures.registry import AtLeast
+from reproduction.replicate_status import block
+from reproduction.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
 from scripts.claims import STATUS, replicate_block
 from scripts.reproduce import replicate_overrides, replicated_runs
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from grokking.claims import Claim, ClaimsTableError, Verdict, at_least
-from grokking.verdict_counts import HEADING, TOTAL, phrase, rewrite
+from reproduction.claims import Claim, ClaimsTableError, Verdict, at_least
+from reproduction.verdict_counts import HEADING, TOTAL, phrase, rewrite
 from scripts.claims import COUNTED
 
 

@@ -5,7 +5,7 @@ A quoted value sits between two HTML comments, which Markdown does not show::
 
     ends at <!-- claim fig9_40_32 -->20.4 %<!-- /claim --> on average (<!-- claim fig9_40_32 range -->9.1–31.6 %<!-- /claim -->)
 
-``claim KEY`` names a claim of ``grokking/claims.yaml`` by its ``key``; an optional form says what
+``claim KEY`` names a claim of ``reproduction/claims.yaml`` by its ``key``; an optional form says what
 to write (``FORMS``), ``official-`` before it reads the official code's value. :func:`rewrite`
 replaces the text between the comments and leaves every other character of the document alone.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from grokking.claims import ClaimsTableError, Distribution, Verdict, split_unit
+from reproduction.claims import ClaimsTableError, Distribution, Verdict, split_unit
 
 QUOTE = re.compile(r"<!-- claim (?P<key>[\w.-]+)(?: (?P<form>[\w-]+))? -->(?P<text>.*?)<!-- /claim -->", re.S)
 WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}

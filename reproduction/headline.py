@@ -1,7 +1,7 @@
 """The README's headline table (paper against ours), written from the claims and committed runs.
 
-The rows are ``grokking/headline.yaml``: a figure, the setting, the paper's values and a template
-whose fields are claim keys (``{fig2_70_16}``: the claim of ``grokking/claims.yaml`` with that
+The rows are ``reproduction/headline.yaml``: a figure, the setting, the paper's values and a template
+whose fields are claim keys (``{fig2_70_16}``: the claim of ``reproduction/claims.yaml`` with that
 key, measured on our replicates; ``{official.fig2_70_16}``: on the official code's runs).
 :func:`table` renders it from verdicts and :func:`replace_block` puts it into the README between
 its two markers, so the table cannot drift from ``results/``: ``make figures`` rewrites it and
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from grokking.claims import ClaimsTableError, Verdict
+from reproduction.claims import ClaimsTableError, Verdict
 
 TABLE = Path(__file__).resolve().parent / "headline.yaml"
 FIELDS = ("figure", "setting", "paper", "ours")
-START = "<!-- headline: written by `make figures` from grokking/headline.yaml; do not edit -->"
+START = "<!-- headline: written by `make figures` from reproduction/headline.yaml; do not edit -->"
 END = "<!-- /headline -->"
 OFFICIAL = "official."
 
@@ -38,7 +38,7 @@ class Row:
 
 
 def load_rows(path: Path | None = None) -> list[Row]:
-    """The rows of the headline table at ``path`` (default ``grokking/headline.yaml``)."""
+    """The rows of the headline table at ``path`` (default ``reproduction/headline.yaml``)."""
     path = Path(path) if path is not None else TABLE
     rows = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(rows, list):

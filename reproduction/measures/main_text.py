@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from grokking.measures.registry import AtLeast, Measure, completed, measure, stopped
-from grokking.results import Root, onsets
+from reproduction.measures.registry import AtLeast, Measure, completed, measure, stopped
+from reproduction.results import Root, onsets
 
 PRECISIONS = ("float16", "float32", "float64")  # Fig. 2's loss dtypes; runs are frac<f>_<precision>
 

@@ -1,9 +1,9 @@
-"""The registry of measures: a name in ``grokking/claims.yaml`` -> the function that builds the measure.
+"""The registry of measures: a name in ``reproduction/claims.yaml`` -> the function that builds the measure.
 
 A measure function takes the measure's arguments (a row's ``args``) and returns ``measure(root)``,
-our value on one replicate of the results (``grokking.results.Replicate``): a float, or None for a
+our value on one replicate of the results (``reproduction.results.Replicate``): a float, or None for a
 milestone never reached. A run that is absent or has not finished raises one of
-``grokking.claims.MISSING`` (the claim is then missing on that replicate). A measure that is the
+``reproduction.claims.MISSING`` (the claim is then missing on that replicate). A measure that is the
 largest value over several runs may return :class:`AtLeast` when some of them stopped early on
 purpose (the official code's ``--until``): the largest value over the runs that finished.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from grokking.registry import Registry
-from grokking.results import Root, metrics, summary
+from reproduction.results import Root, metrics, summary
 
 Measure = Callable[[Root], float | None]
 MEASURES: Registry[Callable[..., Measure]] = Registry("measure", lambda build: build)

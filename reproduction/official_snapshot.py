@@ -1,7 +1,7 @@
 """The authors' official code, imported in-process from its snapshot folders, unmodified, and its
 training built from a run's flags as its script builds it: for the same-computation tests
 (tests/test_official_equivalence.py) and ``scripts/official_same_start.py``. Running the official
-script itself, in a scratch copy, is :mod:`grokking.official`'s job.
+script itself, in a scratch copy, is :mod:`reproduction.official`'s job.
 
 The two snapshots of their repository (``release-0cc9e8d``, as published, and ``fixed-720d244``, after
 their bug-fix merge) lie beside this repository at ``../shared/official`` or wherever the environment
@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import torch
 
-from grokking.official import DEFAULT_DIR, ROOT
+from reproduction.official import DEFAULT_DIR, ROOT
 
 SEARCHED = (DEFAULT_DIR.parent, ROOT.parent.parent / "shared" / "official")  # beside the checkout, or one up
 RELEASE, FIXED = "release-0cc9e8d", "fixed-720d244"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from grokking.results import seed_status
+from reproduction.results import seed_status
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT.parent / "shared" / "official" / "fixed-720d244"
@@ -41,6 +41,9 @@ class OfficialRun:
     crashes: bool = False  # the official script fails on these flags (``note`` says why); skipped
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+_SUB = ("--binary_operation", "subtract_mod")  # Fig. 6a's task (the flag defaults to addition)
 
 
 def _fig2(frac: float, prec: str) -> OfficialRun:
@@ -94,12 +97,12 @@ OFFICIAL_RUNS: dict[str, dict[str, OfficialRun]] = {
         ),
     },
     "fig6": {
-        "a_adamw": OfficialRun(("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer"), 5000, 50),
+        "a_adamw": OfficialRun(("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", *_SUB), 5000, 50),
         "a_adamw_wd": OfficialRun(
-            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", "--weight_decay", "1.5"), 5000, 50
+            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", *_SUB, "--weight_decay", "1.5"), 5000, 50
         ),
         "a_perp_adamw": OfficialRun(
-            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", "--orthogonal_gradients"), 5000, 50
+            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", *_SUB, "--orthogonal_gradients"), 5000, 50
         ),
         "b_adamw": OfficialRun(("--lr", "0.005", "--train_fraction", "0.4"), 500, 5, SEEDS5),
         "b_perp_adamw": OfficialRun(
@@ -217,7 +220,7 @@ COLUMNS = ("train_loss", "test_loss", "train_acc", "test_acc", "sc_fraction", "z
 
 def parse_until(text: str) -> tuple[str, float]:
     """``COLUMN=VALUE`` of ``scripts/official.py --until``: stop a seed once ``COLUMN >= VALUE`` has
-    its onset (``grokking.results.onset``) in the official log. Raises ValueError with one line."""
+    its onset (``reproduction.results.onset``) in the official log. Raises ValueError with one line."""
     column, sep, value = text.partition("=")
     if not sep or column not in COLUMNS:
         raise ValueError(f"--until {text}: expected COLUMN=VALUE with COLUMN one of {', '.join(COLUMNS)}")
@@ -230,7 +233,7 @@ def parse_until(text: str) -> tuple[str, float]:
 def onsets_reached(rows: pd.DataFrame, until: dict[str, float]) -> dict[str, int] | None:
     """The onset epoch of every ``column >= value`` of ``until`` in the logged ``rows`` of a run
     still going (two logged epochs in a row, the rule claims read), or None while one is missing."""
-    from grokking.results import onset
+    from reproduction.results import onset
 
     found = {c: onset(rows.epoch.tolist(), rows[c].tolist(), v, ended=False) for c, v in until.items()}
     return None if None in found.values() else found
@@ -299,7 +302,7 @@ def write_result(
     logged epoch. Each seed's entry in ``per_seed`` has its status: ``completed``, ``stopped`` when
     it was stopped on purpose (``--until``: its ``run.json`` says ``stopped``, and the summary says
     why), else ``interrupted``; claims read the last two as the start of a trajectory
-    (``grokking.results.logged``). The run's status is the least finished of its seeds'. Seeds that
+    (``reproduction.results.logged``). The run's status is the least finished of its seeds'. Seeds that
     ``out_dir`` already holds and ``run_dirs`` does not name are kept (rows and summary, which
     records each seed's flags and wall time): a batch that runs some seeds of a run again never
     drops the others."""

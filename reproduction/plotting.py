@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from grokking.results import exists  # noqa: E402
+from reproduction.results import exists  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "results" / "figures"
 
@@ -98,7 +98,7 @@ def run_panels(figure: str, specs: list[tuple], results: Path):
     """One panel per ``(run, title, *extra)`` of ``specs``, titled; a run missing from ``results``
     gets a "not run" note instead of curves. Returns the figure and, for each run that exists,
     ``(ax, run, extra, metrics)``."""
-    from grokking.results import exists, metrics
+    from reproduction.results import exists, metrics
 
     fig, axes = panels(len(specs))
     present = []
@@ -145,7 +145,7 @@ def accuracy_and(
     """Two panels, one line per run (``run: (label, color)``): test/train accuracy, and the mean
     band over seeds of ``scale`` × ``column``. With ``log_epochs`` both x axes are logarithmic
     (epoch 0 left out). Returns the figure and the two axes, for the caller's labels."""
-    from grokking.results import exists, metrics
+    from reproduction.results import exists, metrics
 
     fig, (acc, other) = panels(2, width=4.2)
     missing = [run for run in runs if not exists(figure, run, results)]
@@ -181,8 +181,8 @@ def official_overlay(
     """Thin grey lines: the official code's run of the same settings (one per ``--seed``), from
     ``<results>/official/<commit>/``, where it exists, from epoch ``since`` on (a log-x panel whose
     own curves start later). Returns whether anything was drawn."""
-    from grokking.official import OFFICIAL_COMMIT
-    from grokking.results import exists, metrics
+    from reproduction.official import OFFICIAL_COMMIT
+    from reproduction.results import exists, metrics
 
     root = Path(results) / "official" / OFFICIAL_COMMIT
     if not exists(figure, run, root):

@@ -1,17 +1,17 @@
 """Measures on one run (or two runs of a figure), shared by claims of many figures.
 
 Accuracies come out in percent. A measure of a run's end reads only finished runs
-(``grokking.results.metrics``); those marked *completed only* also count a diverged run as missing.
+(``reproduction.results.metrics``); those marked *completed only* also count a diverged run as missing.
 Onsets and values at an epoch are read from a run that stopped early too, once it got that far
-(``grokking.results.logged``).
+(``reproduction.results.logged``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from grokking.measures.registry import Measure, completed, measure
-from grokking.results import Root, final_mean, first_epoch, metrics, onsets, per_seed, value_at
+from reproduction.measures.registry import Measure, completed, measure
+from reproduction.results import Root, final_mean, first_epoch, metrics, onsets, per_seed, value_at
 
 
 @measure("pct_final")
@@ -57,20 +57,20 @@ def last_value(figure: str, run: str, column: str) -> Measure:
 
 @measure("first_test_50")
 def first_test_50(figure: str, run: str) -> Measure:
-    """The first epoch with test accuracy >= 50 % (onset rule of ``grokking.results.onset``) of a
+    """The first epoch with test accuracy >= 50 % (onset rule of ``reproduction.results.onset``) of a
     single-seed run."""
     return first_onset(figure, run, "test_acc", 0.5)
 
 
 @measure("first_onset")
 def first_onset(figure: str, run: str, column: str, threshold: float) -> Measure:
-    """The onset of ``column >= threshold`` of the run's first seed (``grokking.results.onsets``)."""
+    """The onset of ``column >= threshold`` of the run's first seed (``reproduction.results.onsets``)."""
     return lambda r: onsets(figure, run, column, threshold, r)[0]
 
 
 @measure("mean_onset")
 def mean_onset(figure: str, run: str, column: str, threshold: float) -> Measure:
-    """Seed mean of the onset of ``column >= threshold`` (``grokking.results.first_epoch``)."""
+    """Seed mean of the onset of ``column >= threshold`` (``reproduction.results.first_epoch``)."""
     return lambda r: first_epoch(figure, run, column, threshold, r)
 
 

@@ -1,13 +1,13 @@
 """Checkable claims of the paper, held against the distribution of our replicates.
 
-The claims are the rows of ``grokking/claims.yaml``, one row per claim: figure, wording, the
-paper's value, a measure of :mod:`grokking.measures` with its arguments, a check (``at_least``,
+The claims are the rows of ``reproduction/claims.yaml``, one row per claim: figure, wording, the
+paper's value, a measure of :mod:`reproduction.measures` with its arguments, a check (``at_least``,
 ``at_most``, ``within``, ``between``, ``in_range``, below), the tolerance in words and a format.
 :func:`load_claims` turns the rows into :class:`Claim` objects and names the row of any error.
 
 A :class:`Claim` names the paper's value, measures ours from one replicate of ``results/`` and
 says whether a value agrees within a stated tolerance. :func:`evaluate` measures it on every
-replicate (``grokking.results.replicates``) and gives one of four verdicts:
+replicate (``reproduction.results.replicates``) and gives one of four verdicts:
 
 - *holds*: the mean over replicates is within tolerance (and every replicate has a value);
 - *within seed spread*: the mean is not, but some value in our replicates' min-max range is;
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import yaml
 
-from grokking.measures import MEASURES
-from grokking.measures.registry import AtLeast
+from reproduction.measures import MEASURES
+from reproduction.measures.registry import AtLeast
 from grokking.registry import Registry
-from grokking.results import Replicate, replicates
+from reproduction.results import Replicate, replicates
 
 MISSING = (FileNotFoundError, KeyError, IndexError)
 VERDICTS = ("holds", "within seed spread", "deviates", "missing")
@@ -51,7 +51,7 @@ class Claim:
     holds: Check  # the values that agree within the tolerance
     tolerance: str  # the tolerance, in words (e.g. "within ±10 points")
     fmt: str = "{:.3g}"  # how to print our value
-    key: str = ""  # a short name other tables cite the claim by (grokking/headline.yaml)
+    key: str = ""  # a short name other tables cite the claim by (reproduction/headline.yaml)
 
 
 def bootstrap_ci(values: Sequence[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -245,7 +245,7 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
         "over independent replicates (split and initialization), with the 95 % bootstrap interval of the",
         "mean for n ≥ 5, the min–max range and n. Verdicts: *holds* (mean within tolerance), *within",
         "seed spread* (the mean is not, but part of our replicates' range is), *deviates*, *missing*.",
-        "Onsets are the first logged epoch of two in a row past the threshold (`grokking.results.onset`).",
+        "Onsets are the first logged epoch of two in a row past the threshold (`reproduction.results.onset`).",
         "A run that stopped early (the official code keeps no checkpoints) answers the onsets it reached",
         "and the values at epochs it passed; claims on its end stay missing, except where the claim is",
         'the largest value over runs: the runs that finished then give a lower bound ("≥"), which',
@@ -323,7 +323,7 @@ class ClaimsTableError(ValueError):
 
 
 def load_claims(path: Path | None = None) -> list[Claim]:
-    """The claims of the table at ``path`` (default ``grokking/claims.yaml``), in its order."""
+    """The claims of the table at ``path`` (default ``reproduction/claims.yaml``), in its order."""
     path = Path(path) if path is not None else TABLE
     try:
         rows = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from grokking.results import MissingRun, Replicate, completed, replicate_indices, run_dir, summary
+from reproduction.results import MissingRun, Replicate, completed, replicate_indices, run_dir, summary
 
 START = "<!-- replicates: written by `make figures` from results/; do not edit -->"
 END = "<!-- /replicates -->"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from grokking.measures.registry import Measure, measure
-from grokking.measures.runs import change_since
-from grokking.results import Root, final_mean, first_epoch, value_at
+from reproduction.measures.registry import Measure, measure
+from reproduction.measures.runs import change_since
+from reproduction.results import Root, final_mean, first_epoch, value_at
 
 
 @measure("fig10_ratio")

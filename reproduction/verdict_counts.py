@@ -2,7 +2,7 @@
 ``results/CLAIMS.md`` so that they cannot drift from it.
 
 A heading such as ``## Fig. 9 — normalized SGD ... (17 claims: 5 hold, 1 within seed spread,
-11 deviate)`` names a figure of ``grokking/claims.yaml`` (``Table 1 analog`` names the claims'
+11 deviate)`` names a figure of ``reproduction/claims.yaml`` (``Table 1 analog`` names the claims'
 ``Table 1 (analog)``; ``Fig. 1`` counts the claims of its panels ``Fig. 1a``, ``Fig. 1b``, ...);
 ``rewrite`` replaces its parenthesis with that figure's counts, in the order holds, within seed
 spread, deviates, missing, and a bold total such as ``**43 appendix claims: ...**`` or
@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from grokking.claims import VERDICTS, ClaimsTableError, Verdict
+from reproduction.claims import VERDICTS, ClaimsTableError, Verdict
 
 PLURAL = {"holds": "hold", "deviates": "deviate"}  # "1 holds", "3 hold"; the others do not change
 ALIASES = {"Table 1 analog": "Table 1 (analog)"}  # heading name -> the claims' figure
