@@ -32,9 +32,9 @@ from pathlib import Path
 
 import yaml
 
+from grokking.registry import Registry
 from reproduction.measures import MEASURES
 from reproduction.measures.registry import AtLeast
-from grokking.registry import Registry
 from reproduction.results import Replicate, replicates
 
 MISSING = (FileNotFoundError, KeyError, IndexError)

@@ -34,11 +34,11 @@ from grokking.errors import ConfigError  # noqa: E402
 from grokking.fused import softmax_cross_entropy  # noqa: E402
 from grokking.metrics import softmax_collapse_fraction  # noqa: E402
 from grokking.models import build_model  # noqa: E402
-from reproduction.official_snapshot import FIXED, official_run, snapshot_dirs  # noqa: E402
 from grokking.optim import build_optimizer  # noqa: E402
 from grokking.step import TrainStep, native_module  # noqa: E402
 from grokking.train import git_commit, to_config  # noqa: E402
 from grokking.validation import validate  # noqa: E402
+from reproduction.official_snapshot import FIXED, official_run, snapshot_dirs  # noqa: E402
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
 

@@ -15,7 +15,16 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from reproduction.plotting import COLORS, FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
+from reproduction.plotting import (
+    COLORS,
+    FIGURES,
+    curves_label,
+    mean_band,
+    official_legend,
+    official_overlay,
+    panels,
+    save,
+)
 from reproduction.results import RESULTS, exists, metrics, onsets
 
 FRACTIONS = (0.4, 0.6, 0.7)

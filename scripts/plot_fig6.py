@@ -13,7 +13,16 @@ from pathlib import Path
 
 from matplotlib.ticker import ScalarFormatter
 
-from reproduction.plotting import COLORS, FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
+from reproduction.plotting import (
+    COLORS,
+    FIGURES,
+    curves_label,
+    mean_band,
+    official_legend,
+    official_overlay,
+    panels,
+    save,
+)
 from reproduction.results import RESULTS, exists, metrics
 
 TRANSFORMER = {

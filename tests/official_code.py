@@ -16,6 +16,10 @@ from grokking.data import build_dataset
 from grokking.losses import DTYPES
 from grokking.metrics import correct_counts
 from grokking.models import build_model
+from grokking.optim import build_optimizer
+from grokking.step import TrainStep, native_module
+from grokking.train import to_config
+from grokking.validation import validate
 from reproduction.official_snapshot import (  # noqa: F401 (re-exported for the tests)
     FIXED,
     RELEASE,
@@ -23,10 +27,6 @@ from reproduction.official_snapshot import (  # noqa: F401 (re-exported for the 
     official_run,
     snapshot_dirs,
 )
-from grokking.optim import build_optimizer
-from grokking.step import TrainStep, native_module
-from grokking.train import to_config
-from grokking.validation import validate
 
 
 @dataclass

@@ -77,9 +77,9 @@ import grokking.native as native
 from grokking import fused, losses, metrics
 from grokking.cli import compose
 from grokking.data import build_dataset
-from reproduction.official_snapshot import official_args, official_dataset
 from grokking.optim import orthogonal_component
 from grokking.train import to_config
+from reproduction.official_snapshot import official_args, official_dataset
 
 FOUND, WHY = snapshot_dirs()
 pytestmark = pytest.mark.skipif(not FOUND, reason=WHY)
