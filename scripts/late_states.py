@@ -45,10 +45,26 @@ def load_state(epoch, state: dict):
     return epoch
 
 
+def read_state(path: Path) -> dict | None:
+    """A cached state, loaded with ``weights_only=True`` (tensors and plain values only: a crafted
+    file in the cache cannot run code); None, with a one-line note, where it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types here: UnpicklingError, RuntimeError, EOFError, ...
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        print(f"note: ignoring {path}: it cannot be read as a cached state ({reason})", file=sys.stderr)
+        return None
+    if not isinstance(state, dict) or "model" not in state or "optimizer" not in state:
+        print(f"note: ignoring {path}: it is not a cached state", file=sys.stderr)
+        return None
+    return state
+
+
 def cached_state(overrides: list[str], epochs: int, seeds: list[int] | None = None) -> dict | None:
-    """The cached state of ``overrides`` after ``epochs`` epochs, or None where it is not cached."""
+    """The cached state of ``overrides`` after ``epochs`` epochs, or None where it is not cached
+    (or the cached file cannot be read)."""
     path = cache_dir() / key(overrides, seeds or [0]) / f"{epochs}.pt"
-    return torch.load(path, weights_only=False) if path.is_file() else None
+    return read_state(path) if path.is_file() else None
 
 
 def late_state(overrides: list[str], epochs: int, seeds: list[int] | None = None, verbose: bool = True) -> dict:
@@ -61,13 +77,16 @@ def late_state(overrides: list[str], epochs: int, seeds: list[int] | None = None
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "what.json").write_text(json.dumps({"overrides": overrides, "seeds": seeds, "torch": torch.__version__}))
     epoch = Epoch.composed(overrides, seeds)
-    done = [int(p.stem) for p in folder.glob("*.pt") if p.stem.isdigit() and int(p.stem) <= epochs]
-    start = max(done, default=0)
-    state = None
-    if start:
-        state = torch.load(folder / f"{start}.pt", weights_only=False)
-        load_state(epoch, state)
-        epoch.epoch = start
+    done = sorted(
+        (int(p.stem) for p in folder.glob("*.pt") if p.stem.isdigit() and int(p.stem) <= epochs), reverse=True
+    )
+    start, state = 0, None
+    for saved in done:  # the newest readable one
+        if (state := read_state(folder / f"{saved}.pt")) is not None:
+            start = saved
+            load_state(epoch, state)
+            epoch.epoch = start
+            break
     t0 = time.perf_counter()
     for e in range(start, epochs):
         epoch()

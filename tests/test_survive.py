@@ -464,3 +464,33 @@ def test_figures_on_partial_results_draw_what_exists_and_write_the_claims(tmp_pa
 )
 def test_hydra_errors_are_the_projects_one_error_line(tmp_path, override, needles):
     one_error_line(cli([override, f"hydra.run.dir={tmp_path / 'r'}"]), *needles)
+
+
+# 18 ------------------------------------------------------------------------------------------------
+def scripts_module(name):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+
+def test_a_crafted_late_state_in_the_cache_cannot_run_code(tmp_path, monkeypatch, capsys):
+    late_states = scripts_module("late_states")
+    monkeypatch.setenv("GROKKING_LATE_CACHE", str(tmp_path / "late"))
+    overrides = ["dataset.modulus=23", "model.width=32", "device=cpu"]
+    folder = tmp_path / "late" / late_states.key(overrides, [0])
+    folder.mkdir(parents=True)
+    with open(folder / "3.pt", "wb") as f:
+        pickle.dump({"model": Exploit(), "optimizer": {}}, f, protocol=2)
+    assert late_states.cached_state(overrides, 3) is None
+    assert not MARKER.exists()
+    state = late_states.late_state(overrides, 3, verbose=False)  # trained afresh: the crafted file is skipped
+    assert not MARKER.exists() and state["epoch"] == 3
+    assert "ignoring" in capsys.readouterr().err
+    assert late_states.cached_state(overrides, 3)["epoch"] == 3  # a real state loads with weights_only=True
+
+
+def test_no_file_is_loaded_with_weights_only_false():
+    sources = [p for d in ("grokking", "reproduction", "scripts") for p in (ROOT / d).rglob("*.py")]
+    assert sources and not [p for p in sources if "weights_only=False" in p.read_text()]
