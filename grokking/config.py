@@ -11,8 +11,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field, is_dataclass
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+MISSING = "???"  # omegaconf.MISSING, the value OmegaConf reads as "not set yet" (hydra stays out of `import grokking`)
 
 
 @dataclass
@@ -112,6 +111,8 @@ class TrainConfig:
 
 def register_configs() -> None:
     """Register the schema so that ``conf/config.yaml`` can extend it."""
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
