@@ -17,15 +17,13 @@ import sys
 import typing
 from collections.abc import Callable
 from dataclasses import is_dataclass
-from pathlib import Path
 
 import hydra
 import yaml
 from omegaconf import DictConfig
 
 from grokking.config import TrainConfig, register_configs
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from grokking.paths import CONF_DIR
 
 
 def group_aliases(group: str) -> dict[str, str]:
