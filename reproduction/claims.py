@@ -39,7 +39,8 @@ from reproduction.results import Replicate, replicates
 
 MISSING = (FileNotFoundError, KeyError, IndexError)
 VERDICTS = ("holds", "within seed spread", "deviates", "missing")
-CLASSES = ("paper only", "ours only", "not checkable")
+CLASSES = ("paper only", "unsettled", "ours only", "not checkable")
+MIN_OFFICIAL_SEEDS = 3  # official seeds that a "paper only" class rests on
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Claim:
     tolerance: str  # the tolerance, in words (e.g. "within ±10 points")
     fmt: str = "{:.3g}"  # how to print our value
     key: str = ""  # a short name other tables cite the claim by (reproduction/headline.yaml)
+    categorical: bool = False  # the values are choices (e.g. the best of a sweep): the mode is reported
 
 
 def bootstrap_ci(values: Sequence[float], level: float = 0.95, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -95,14 +97,55 @@ class Distribution:
 
     @property
     def ci(self) -> tuple[float, float] | None:
+        """The 95 % bootstrap interval of the mean that is printed (n ≥ 5)."""
         return bootstrap_ci(self.values) if len(self.values) >= 5 else None
 
-    def spread_holds(self, holds: Callable[[float], bool], points: int = 401) -> bool:
-        """Whether some value in [min, max] of the replicates satisfies ``holds``."""
-        if not self.values:
+    def ci_overlaps(self, holds: Check, points: int = 401) -> bool:
+        """Whether the 95 % bootstrap interval of the mean (over at least two values) meets the
+        band of ``holds``: the condition for *within seed spread*."""
+        if len(self.values) < 2:
             return False
-        lo, hi = min(self.values), max(self.values)
+        lo, hi = bootstrap_ci(self.values)
         return any(holds(lo + (hi - lo) * i / (points - 1)) for i in range(points))
+
+    def inside(self, holds: Callable[[float], bool]) -> int:
+        """How many replicates have a value inside the band (a milestone never reached is outside)."""
+        return sum(bool(holds(v)) for v in self.values)
+
+    @property
+    def mode(self) -> tuple[float, int] | None:
+        """The most frequent value and its count (the smallest of equally frequent values)."""
+        if not self.values:
+            return None
+        counts = {v: self.values.count(v) for v in sorted(set(self.values))}
+        best = max(counts.values())
+        return next((v, c) for v, c in counts.items() if c == best)
+
+    def side(self, holds: Check, categorical: bool = False) -> str:
+        """Where the replicates miss the band: "below", "above" or "inside" by their mean (by their
+        mode for a categorical claim, by the smallest bound for lower bounds), "never" when no
+        replicate reached the milestone."""
+        if not self.values:
+            return "never"
+        if self.bound:
+            value = min(self.values)
+        elif categorical:
+            value = self.mode[0]
+        else:
+            value = self.mean
+        return holds.side(value)
+
+    def mode_text(self, fmt: str) -> str:
+        """A categorical claim's values: the mode with its count and every value seen,
+        ``6 (mode, 2 of 5; values 6, 8)``."""
+        if not self.values:
+            return f"never (n={self.n})"
+        value, count = self.mode
+        if self.n == 1:
+            return fmt.format(value)
+        seen = ", ".join(fmt.format(v) for v in sorted(set(self.values)))
+        never = f", {self.never} never" if self.never else ""
+        return f"{fmt.format(value)} (mode, {count} of {self.n}; values {seen}{never})"
 
     def ends(self, fmt: str) -> tuple[str, str]:
         """The smallest and largest value as ``fmt``'s field prints them, without its unit."""
@@ -150,14 +193,36 @@ class Verdict:
     claim: Claim
     dist: Distribution | None
     status: str  # one of VERDICTS
+    robust: tuple[str, str] | None = None  # the verdicts with the slack halved and doubled (approx checks)
 
     @property
     def value(self) -> float | None:
-        return None if self.dist is None else self.dist.mean
+        if self.dist is None:
+            return None
+        if self.claim.categorical and self.dist.values:
+            return self.dist.mode[0]
+        return self.dist.mean
 
     @property
     def ours(self) -> str:
-        return "—" if self.dist is None else self.dist.text(self.claim.fmt)
+        if self.dist is None:
+            return "—"
+        return self.dist.mode_text(self.claim.fmt) if self.claim.categorical else self.dist.text(self.claim.fmt)
+
+    @property
+    def in_band(self) -> str:
+        """How many replicates fall inside the band: ``3 of 5``."""
+        if self.dist is None or self.dist.bound:
+            return "—"
+        return f"{self.dist.inside(self.claim.holds)} of {self.dist.n}"
+
+    @property
+    def robustness(self) -> str:
+        """The verdict with the slack halved and doubled, ``holds / holds``; "as stated" for a bound
+        the paper gives (no slack to vary)."""
+        if self.dist is None:
+            return "—"
+        return "as stated" if self.robust is None else " / ".join(self.robust)
 
 
 def measure_all(claim: Claim, reps: list[Replicate]) -> Distribution | None:
@@ -178,32 +243,62 @@ def measure_all(claim: Claim, reps: list[Replicate]) -> Distribution | None:
     return Distribution(tuple(bounds), bound=True) if bounds else None
 
 
+def judge(claim: Claim, dist: Distribution, holds: Check) -> str:
+    """The verdict of ``dist`` against the band ``holds``:
+
+    - *holds*: the mean is inside the band and every replicate reached the milestone (for a
+      categorical claim: most replicates are inside);
+    - *within seed spread*: the mean is not, but the 95 % bootstrap interval of the mean meets the
+      band (categorical: as many replicates inside as outside);
+    - *deviates*: neither.
+    Lower bounds decide only where every value above the smallest of them gets the same verdict."""
+    if dist.bound:
+        decided = holds.above(min(dist.values))
+        return {True: "holds", False: "deviates", None: "missing"}[decided]
+    if claim.categorical:
+        inside, outside = dist.inside(holds), dist.n - dist.inside(holds)
+        return "holds" if 2 * inside > dist.n else "deviates" if 2 * outside > dist.n else "within seed spread"
+    if dist.mean is not None and not dist.never and holds(dist.mean):
+        return "holds"
+    if dist.ci_overlaps(holds):
+        return "within seed spread"
+    return "deviates"
+
+
 def evaluate(claim: Claim, root: Path | Replicate | list[Replicate]) -> Verdict:
     """Measure ``claim`` on every replicate of ``root`` (a results folder), on one replicate, or on
-    a list of them; replicates that lack the claim's runs are left out. Lower bounds decide only
-    where every value above the smallest of them gets the same verdict (else *missing*)."""
+    a list of them, and judge it (:func:`judge`); replicates that lack the claim's runs are left out.
+    An approximate check is also judged with its slack halved and doubled."""
     reps = root if isinstance(root, list) else [root] if isinstance(root, Replicate) else replicates(Path(root))
     dist = measure_all(claim, reps)
     if dist is None:
         return Verdict(claim, None, "missing")
-    if dist.bound:
-        decided = claim.holds.above(min(dist.values))
-        return Verdict(claim, dist, {True: "holds", False: "deviates", None: "missing"}[decided])
-    if dist.mean is not None and not dist.never and claim.holds(dist.mean):
-        return Verdict(claim, dist, "holds")
-    if dist.spread_holds(claim.holds):
-        return Verdict(claim, dist, "within seed spread")
-    return Verdict(claim, dist, "deviates")
+    status = judge(claim, dist, claim.holds)
+    robust = None
+    if claim.holds.approx is not None:
+        robust = tuple(judge(claim, dist, claim.holds.scaled(f)) for f in (0.5, 2.0))
+    return Verdict(claim, dist, status, robust)
 
 
 def deviation_class(ours: Verdict, official: Verdict | None) -> str:
-    """For a deviation of ours: is it the paper's (the official code deviates too), ours only, or
-    not checkable with the official code?"""
+    """For a deviation of ours, whose it is:
+
+    - *paper only*: the official code misses the paper on the same side as ours (below, above, or
+      never reaching the milestone), on at least three official seeds;
+    - *unsettled*: the same, but on fewer than three official seeds;
+    - *ours only*: the official code holds, or misses on another side (ours reverses an order that
+      the official code keeps, say);
+    - *not checkable*: no official run answers the claim."""
     if ours.status != "deviates":
         return ""
-    if official is None or official.status == "missing":
+    if official is None or official.status == "missing" or official.dist is None:
         return "not checkable"
-    return "ours only" if official.status == "holds" else "paper only"
+    if official.status == "holds":
+        return "ours only"
+    cat = ours.claim.categorical
+    if ours.dist.side(ours.claim.holds, cat) != official.dist.side(ours.claim.holds, cat):
+        return "ours only"
+    return "paper only" if official.dist.n >= MIN_OFFICIAL_SEEDS else "unsettled"
 
 
 def _counts(verdicts: list[Verdict]) -> dict[str, int]:
@@ -230,33 +325,54 @@ def summary_line(verdicts: list[Verdict], official: list[Verdict] | None = None)
     return line
 
 
+HEADER = """\
+# Paper claims against this repository's results
+
+Generated by `scripts/claims.py` from `results/`; do not edit by hand. Each value is the mean
+over independent replicates (split and initialization), with the 95 % bootstrap interval of the
+mean for n ≥ 5, the min–max range and n; a categorical value (the best of a sweep) is the mode
+with its count and the values seen.
+
+**Tolerance, one rule.** A bound the paper states ("≥ 95 %", "> 0", "< 8") is used as given. A
+value or range the paper gives as "≈" (read off a figure) gets one slack on each side, unless
+the paper states the side: 10 points for accuracies and other percentages (so "≈ 100 %" is
+≥ 90 % everywhere, "≈ 0 %" ≤ 10 %), 20 % of the value for epochs, and the slack written in the
+row for other quantities. *½× / 2× slack* gives the verdict with the slack halved and doubled.
+
+**Verdicts.** *holds*: the mean is inside the band (every replicate reached the milestone);
+*within seed spread*: the mean is not, but the 95 % bootstrap interval of the mean meets the
+band; *deviates*: neither; *missing*: no replicate has the runs. A categorical claim holds when
+most replicates are inside, deviates when most are outside, and is within seed spread on a tie. *In band*: how many replicates
+are inside the band.
+
+**Classes** of a deviation of ours against the authors' code, run unmodified: *paper only*: the
+official value misses the paper on the same side as ours (below, above, or never reaching the
+milestone), on at least 3 official seeds; *unsettled*: the same on fewer than 3 official seeds;
+*ours only*: the official code holds, or misses on another side; *not checkable*: no official
+run answers the claim.
+
+Onsets are the first logged epoch of two in a row past the threshold (`reproduction.results.onset`);
+a value "at epoch E" is read at each seed's logged epoch nearest E, in both codes
+(`reproduction.results.nearest_rows`). A run that stopped early (the official code keeps no
+checkpoints) answers the onsets it reached and the values at epochs it passed; claims on its end
+stay missing, except where the claim is the largest value over runs: the runs that finished then
+give a lower bound ("≥"), which decides the verdict when every larger value gets the same one.
+"""
+
+
 def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commit: str = "") -> str:
     """The Markdown report: one row per claim (ours, and the official code's when given), then the
     summary line."""
-    head = "| Figure | Claim | Paper | Ours | Tolerance | Verdict |"
-    rule = "| --- | --- | --- | --- | --- | --- |"
+    head = "| Figure | Claim | Paper | Ours | Tolerance | Verdict | In band | ½× / 2× slack |"
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- |"
     if official is not None:
         head += f" Official code {commit} | Official verdict | Class |"
         rule += " --- | --- | --- |"
-    lines = [
-        "# Paper claims against this repository's results",
-        "",
-        "Generated by `scripts/claims.py` from `results/`; do not edit by hand. Each value is the mean",
-        "over independent replicates (split and initialization), with the 95 % bootstrap interval of the",
-        "mean for n ≥ 5, the min–max range and n. Verdicts: *holds* (mean within tolerance), *within",
-        "seed spread* (the mean is not, but part of our replicates' range is), *deviates*, *missing*.",
-        "Onsets are the first logged epoch of two in a row past the threshold (`reproduction.results.onset`).",
-        "A run that stopped early (the official code keeps no checkpoints) answers the onsets it reached",
-        "and the values at epochs it passed; claims on its end stay missing, except where the claim is",
-        'the largest value over runs: the runs that finished then give a lower bound ("≥"), which',
-        "decides the verdict when every larger value gets the same one.",
-        "",
-        head,
-        rule,
-    ]
+    lines = [HEADER, head, rule]
     for i, v in enumerate(verdicts):
         c = v.claim
-        row = f"| {c.figure} | {c.claim} | {c.paper} | {v.ours} | {c.tolerance} | {v.status} |"
+        row = f"| {c.figure} | {c.claim} | {c.paper} | {v.ours} | {c.tolerance} | {v.status} | {v.in_band} |"
+        row += f" {v.robustness} |"
         if official is not None:
             o = official[i]
             row += f" {o.ours} | {o.status} | {deviation_class(v, o)} |"
@@ -264,15 +380,18 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
     return "\n".join([*lines, "", summary_line(verdicts, official), ""])
 
 
-# Checks: a row's ``check`` names one ({at_least: 95}, {within: [96, 10]}) and gives its arguments.
+# Checks: a row's ``check`` names one ({at_least: 95}, {approx: [96, 96, 10]}) and gives its arguments.
 @dataclass(frozen=True)
 class Check:
     """The values a claim accepts: the interval from ``lo`` to ``hi`` (``hi`` itself left out when
-    ``open_hi``). Being an interval, it also says what a lower bound on a value decides (:meth:`above`)."""
+    ``open_hi``). Being an interval, it also says what a lower bound on a value decides (:meth:`above`).
+    ``approx`` (the paper's value or range and the slack around it, see :func:`approx`) is set where
+    the band is the paper's value widened by one slack, so the slack can be varied (:meth:`scaled`)."""
 
     lo: float = -math.inf
     hi: float = math.inf
     open_hi: bool = False
+    approx: tuple[float, float, float, bool] | None = None  # (lo, hi, slack, relative)
 
     def __call__(self, x: float) -> bool:
         return self.lo <= x and (x < self.hi if self.open_hi else x <= self.hi)
@@ -283,14 +402,25 @@ class Check:
             return True if self.hi == math.inf else None
         return False if x >= self.lo else None
 
+    def side(self, x: float) -> str:
+        """Where ``x`` lies against the band: "below", "inside" or "above"."""
+        if x < self.lo:
+            return "below"
+        return "inside" if self(x) else "above"
+
+    def scaled(self, factor: float) -> Check:
+        """The same approximate check with its slack times ``factor`` (only for :func:`approx`)."""
+        lo, hi, slack, relative = self.approx
+        return (approx_rel if relative else approx)(lo, hi, slack * factor)
+
 
 def at_least(bound: float) -> Check:
-    """bound ≤ x."""
+    """bound ≤ x: a bound the paper states, used as given."""
     return Check(lo=bound)
 
 
 def at_most(bound: float) -> Check:
-    """x ≤ bound."""
+    """x ≤ bound: a bound the paper states, used as given."""
     return Check(hi=bound)
 
 
@@ -309,11 +439,22 @@ def in_range(lo: float, hi: float) -> Check:
     return Check(lo, hi, open_hi=True)
 
 
-CHECKS = {f.__name__: f for f in (at_least, at_most, within, between, in_range)}
+def approx(lo: float, hi: float, slack: float) -> Check:
+    """ "≈ lo–hi" (lo = hi for one value) read off a figure: lo − slack ≤ x ≤ hi + slack, the slack in
+    the value's unit (10 points for accuracies)."""
+    return Check(lo - slack, hi + slack, approx=(lo, hi, slack, False))
+
+
+def approx_rel(lo: float, hi: float, fraction: float) -> Check:
+    """ "≈ lo–hi" for epochs: lo · (1 − fraction) ≤ x ≤ hi · (1 + fraction)."""
+    return Check(lo * (1 - fraction), hi * (1 + fraction), approx=(lo, hi, fraction, True))
+
+
+CHECKS = {f.__name__: f for f in (at_least, at_most, within, between, in_range, approx, approx_rel)}
 
 TABLE = Path(__file__).resolve().parent / "claims.yaml"
-FIELDS = ("figure", "claim", "paper", "measure", "args", "check", "tolerance", "fmt", "key")
-OPTIONAL = ("args", "fmt", "key")
+FIELDS = ("figure", "claim", "paper", "measure", "args", "check", "tolerance", "fmt", "key", "categorical")
+OPTIONAL = ("args", "fmt", "key", "categorical")
 TEXT = ("figure", "claim", "paper", "tolerance", "fmt", "key")
 
 
@@ -370,7 +511,24 @@ def claim_from_row(row: object, where: str) -> Claim:
     if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
         raise ClaimsTableError(f"{where}: check {name!r} takes numbers, not {bounds!r}")
     holds = build(CHECKS, "check", name, bounds, where)
-    return Claim(row["figure"], row["claim"], row["paper"], measure, holds, row["tolerance"], fmt, row.get("key", ""))
+    categorical = row.get("categorical", False)
+    if not isinstance(categorical, bool):
+        raise ClaimsTableError(f"{where}: categorical must be true or false, not {categorical!r}")
+    if str(row["paper"]).lstrip().startswith("≈") and holds.approx is None:
+        raise ClaimsTableError(
+            f"{where}: the paper's value {row['paper']!r} is approximate: check it with approx or approx_rel"
+        )
+    return Claim(
+        row["figure"],
+        row["claim"],
+        row["paper"],
+        measure,
+        holds,
+        row["tolerance"],
+        fmt,
+        row.get("key", ""),
+        categorical,
+    )
 
 
 def build(registry: Mapping[str, Callable] | Registry, kind: str, name: object, args: object, where: str) -> Callable:

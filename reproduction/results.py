@@ -197,17 +197,30 @@ def final_mean(figure: str, run: str, column: str, root: Root = RESULTS) -> floa
     return float(df[df.epoch == df.epoch.max()][column].mean())
 
 
+def nearest_rows(df: pd.DataFrame, epoch: int) -> pd.DataFrame:
+    """Each seed's row at its logged epoch nearest ``epoch`` (the later of two equally near): the
+    one rule by which both codes are read "at epoch E" (the official loop logs epoch index e after
+    e + 1 updates, so its rows sit at 1, 51, ..., 301, ... where ours sit at 0, 50, ..., 300)."""
+    keys = [k for k in ("replicate", "seed") if k in df]
+    groups = df.groupby(keys, sort=False) if keys else [(None, df)]
+    picked = []
+    for _, rows in groups:
+        distance = (rows.epoch - epoch).abs()
+        picked.append(rows[rows.epoch == rows.epoch[distance == distance.min()].max()])
+    return pd.concat(picked)
+
+
 def value_at(figure: str, run: str, column: str, epoch: int, root: Root = RESULTS) -> float:
-    """Mean over seeds of ``column`` at the last logged epoch <= ``epoch``. A replicate that stopped
-    early answers once it has logged ``epoch`` or a later one."""
+    """Mean over seeds of ``column`` at each seed's logged epoch nearest ``epoch``
+    (:func:`nearest_rows`). A replicate that stopped early answers once it has logged ``epoch`` or a
+    later one."""
     if isinstance(root, Replicate):
         df, finished = logged(figure, run, root)
         if not finished and df.epoch.max() < epoch:
             raise MissingRun(f"{figure}/{run} stopped at epoch {df.epoch.max()}, before epoch {epoch}")
     else:
         df = metrics(figure, run, root)
-    at = df[df.epoch <= epoch].epoch.max()
-    return float(df[df.epoch == at][column].mean())
+    return float(nearest_rows(df, epoch)[column].mean())
 
 
 HOLD = 2  # logged epochs in a row that must pass a threshold for an onset

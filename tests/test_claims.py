@@ -98,8 +98,8 @@ def write_table(path: Path, **fields) -> Path:
         "paper": "≈ 100 %",
         "measure": "pct_final",
         "args": ["figA", "good"],
-        "check": {"at_least": 95},
-        "tolerance": "≥ 95 %",
+        "check": {"approx": [100, 100, 10]},
+        "tolerance": "≥ 90 %",
         "fmt": "{:.1f} %",
         **fields,
     }
@@ -112,20 +112,30 @@ def test_a_new_claim_is_one_row(tmp_path):
     [claim] = load_claims(write_table(tmp_path / "claims.yaml"))
     verdict = evaluate(claim, tmp_path / "results")
     assert (verdict.status, verdict.value, verdict.ours) == ("holds", 99.0, "99.0 %")
-    assert "| Fig. A | good run generalizes | ≈ 100 % | 99.0 % | ≥ 95 % | holds |" in report([verdict])
+    assert "| Fig. A | good run generalizes | ≈ 100 % | 99.0 % | ≥ 90 % | holds | 1 of 1 | holds / holds |" in report(
+        [verdict]
+    )
 
 
 @pytest.mark.parametrize(
     "fields, error",
     [
         ({"measure": "pct_finale"}, "claims.yaml row 1: unknown measure 'pct_finale'; choose one of: "),
-        ({"check": {"at_lest": 95}}, "claims.yaml row 1: unknown check 'at_lest'; choose one of: at_least, "),
+        (
+            {"check": {"at_lest": 95}},
+            "claims.yaml row 1: unknown check 'at_lest'; choose one of: approx, approx_rel, at_least, ",
+        ),
         ({"tolerance": None}, "claims.yaml row 1: missing field tolerance"),
         (
             {"args": ["figA"]},
             "claims.yaml row 1: measure pct_final(figure, run, column='test_acc'): missing a required argument: 'run'",
         ),
         ({"check": {"within": "1e4"}}, "claims.yaml row 1: check 'within' takes numbers, not ['1e4']"),
+        (
+            {"check": {"at_least": 95}},
+            "claims.yaml row 1: the paper's value '≈ 100 %' is approximate: check it with approx or approx_rel",
+        ),
+        ({"categorical": "yes"}, "claims.yaml row 1: categorical must be true or false, not 'yes'"),
     ],
 )
 def test_a_bad_row_fails_with_one_line_naming_it(tmp_path, fields, error):

@@ -16,6 +16,7 @@ import pytest
 from reproduction.claims import (
     Claim,
     Distribution,
+    approx,
     at_least,
     at_most,
     bootstrap_ci,
@@ -119,13 +120,17 @@ def test_bootstrap_interval_is_deterministic_and_brackets_the_mean():
     assert "95 % CI" in Distribution(tuple(values)).text("{:.1f}")
 
 
-def test_three_way_classes_and_summary_line(tmp_path):
+def test_classes_read_the_direction_and_the_official_seed_count(tmp_path):
     ours, official = tmp_path / "ours", tmp_path / "official"
     write_run(ours / "figX" / "run", [0.0, 0.2])
-    write_run(official / "figX" / "run", [0.0, 0.2], seeds=(42,), official=True)
+    write_run(official / "figX" / "run", [0.0, 0.2], seeds=(42, 0, 1), official=True)
     v = evaluate(CLAIM, ours)
     assert v.status == "deviates"
-    assert deviation_class(v, evaluate(CLAIM, official)) == "paper only"
+    assert deviation_class(v, evaluate(CLAIM, official)) == "paper only"  # below the band in both codes
+    write_run(tmp_path / "one" / "figX" / "run", [0.0, 0.2], seeds=(42,), official=True)
+    assert deviation_class(v, evaluate(CLAIM, tmp_path / "one")) == "unsettled"  # the same, on one official seed
+    write_run(tmp_path / "above" / "figX" / "run", [0.0, 0.9], seeds=(42, 0, 1), official=True)
+    assert deviation_class(v, evaluate(CLAIM, tmp_path / "above")) == "ours only"  # the official code misses above
     assert deviation_class(v, evaluate(CLAIM, tmp_path / "none")) == "not checkable"
     write_run(tmp_path / "good" / "figX" / "run", [0.0, 0.5], seeds=(42,), official=True)
     good = evaluate(CLAIM, tmp_path / "good")
@@ -133,9 +138,45 @@ def test_three_way_classes_and_summary_line(tmp_path):
     line = summary_line([v], [good])
     assert line == (
         "1 claims: 0 hold, 1 deviate; official code on 1: 1 hold, 0 within seed spread, 0 deviate;"
-        " our deviations: 0 paper only, 1 ours only, 0 not checkable"
+        " our deviations: 0 paper only, 0 unsettled, 1 ours only, 0 not checkable"
     )
     assert "| ours only |" in report([v], [good], "720d244")
+
+
+def test_a_never_reached_milestone_is_its_own_side(tmp_path):
+    """Ours reverses an order (a negative gap) where the official code never reaches the milestone:
+    not the same deviation."""
+    never = Claim("Fig. X", "gap", "> 0", lambda r: None if r.root.name == "official" else -5.0, at_least(1), "> 0")
+    write_run(tmp_path / "ours" / "figX" / "run", [0.0, 0.2])
+    write_run(tmp_path / "official" / "figX" / "run", [0.0, 0.2], seeds=(42, 0, 1), official=True)
+    v, o = evaluate(never, tmp_path / "ours"), evaluate(never, tmp_path / "official")
+    assert (v.status, o.status) == ("deviates", "deviates")
+    assert deviation_class(v, o) == "ours only"
+
+
+def test_within_seed_spread_needs_the_interval_of_the_mean_to_meet_the_band(tmp_path):
+    """One replicate of five inside the band is not enough when the 95 % interval of the mean misses it."""
+    for k, final in enumerate([0.30, 0.31, 0.29, 0.30, 0.52]):
+        write_run(tmp_path / ("" if k == 0 else f"replicates/{k}") / "figX" / "run", [0.0, final])
+    verdict = evaluate(CLAIM, tmp_path)
+    assert verdict.status == "deviates" and verdict.in_band == "1 of 5"
+
+
+def test_a_categorical_claim_reads_the_mode(tmp_path):
+    best = Claim("Fig. X", "best", "< 8", final_acc, at_most(60), "< 8", "{:.0f}", categorical=True)
+    for k, final in enumerate([0.6, 0.8, 0.8, 0.6, 0.8]):
+        write_run(tmp_path / ("" if k == 0 else f"replicates/{k}") / "figX" / "run", [0.0, final])
+    verdict = evaluate(best, tmp_path)
+    assert verdict.ours == "80 (mode, 3 of 5; values 60, 80)" and verdict.value == 80.0
+    assert verdict.status == "deviates"  # most replicates are outside the band
+
+
+def test_an_approximate_check_reports_its_verdict_at_half_and_twice_the_slack(tmp_path):
+    wide = replace(CLAIM, holds=approx(50, 50, 5))
+    write_run(tmp_path / "figX" / "run", [0.0, 0.535])
+    verdict = evaluate(wide, tmp_path)
+    assert (verdict.status, verdict.robustness) == ("holds", "deviates / holds")
+    assert evaluate(replace(CLAIM, holds=at_least(50)), tmp_path).robustness == "as stated"
 
 
 def test_replicates_vary_split_and_init():

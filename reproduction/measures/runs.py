@@ -27,7 +27,7 @@ def pct_final(figure: str, run: str, column: str = "test_acc") -> Measure:
 
 @measure("pct_at")
 def pct_at(figure: str, run: str, epoch: int, column: str = "test_acc") -> Measure:
-    """Seed mean of ``column`` at the last logged epoch <= ``epoch``, in percent (a run that stopped
+    """Seed mean of ``column`` at the logged epoch nearest ``epoch``, in percent (a run that stopped
     early answers once it has logged ``epoch``)."""
     return lambda r: 100 * value_at(figure, run, column, epoch, r)
 
