@@ -8,6 +8,12 @@ records for the readable definitions. Training uses these; :mod:`grokking.losses
 Both keep the property the paper is about: when Σ_k exp(z_k - max z) rounds to 1 (Softmax
 Collapse), the per-sample loss is exactly 0 and so is the gradient through the correct class; the
 sum is taken in :func:`grokking.losses.exp_total`'s order (the largest term last).
+
+Every node runs its hand-written backward at first order. When a higher order is requested
+(``create_graph=True``: double backward, gradient penalties, Hessian-vector products), its backward
+computes the same gradient from differentiable operations on the node's input instead, so every
+further order is autograd's own and exact. :class:`StableMaxNLL` is the node behind the public
+``grokking.stablemax_cross_entropy``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from grokking.losses import LOSSES, REDUCED, pick
+from grokking.losses import LOSSES, REDUCED, exp_total, pick, stablemax_s
 
 
 def scatter_sub_(grad: torch.Tensor, y: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -30,24 +36,34 @@ class SoftmaxCE(torch.autograd.Function):
     bfloat16 :func:`softmax_cross_entropy` is the spec itself (torch's ``log_softmax``)."""
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        in_dtype = z.dtype
-        z = z.to(dtype)
+    def forward(ctx, input: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        z = input.to(dtype)
         m, top = z.max(-1, keepdim=True)
         shifted_y = pick(z, y) - m.squeeze(-1)
         e = (z - m).exp_()
         largest = e.gather(-1, top)  # exp_total's order, in place: the others first, then the largest
         total = (e.scatter_(-1, top, 0).sum(-1, keepdim=True) + largest).squeeze(-1)
         e.scatter_(-1, top, largest)
-        ctx.save_for_backward(e, total, y)
-        ctx.in_dtype = in_dtype
+        ctx.save_for_backward(input, e, total, y)
+        ctx.dtype = dtype
         return torch.log(total) - shifted_y
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        e, total, y = ctx.saved_tensors
+        input, e, total, y = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a backward that autograd can differentiate again
+            return softmax_grad_differentiable(input.to(ctx.dtype), y, grad_out).to(input.dtype), None, None
         grad = e.mul_((grad_out / total).unsqueeze(-1))  # e is not needed again: reuse its memory
-        return scatter_sub_(grad, y, grad_out).to(ctx.in_dtype), None, None
+        return scatter_sub_(grad, y, grad_out).to(input.dtype), None, None
+
+
+def softmax_grad_differentiable(z: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """:class:`SoftmaxCE`'s gradient from differentiable operations on ``z`` (the shift max z is a
+    constant: the softmax does not depend on it)."""
+    m, top = z.detach().max(-1, keepdim=True)
+    e = torch.exp(z - m)
+    grad = e * (grad_out / exp_total(e, top)).unsqueeze(-1)
+    return grad.scatter_add(-1, y.expand(z.shape[:-1]).unsqueeze(-1), -grad_out.unsqueeze(-1))
 
 
 class StableMaxCE(torch.autograd.Function):
@@ -60,23 +76,83 @@ class StableMaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        in_dtype = z.dtype
-        z = z.to(dtype)
-        inv_b = torch.clamp(z, max=0).neg_().add_(1).reciprocal_()  # 1 / (1 - min(z, 0))
-        s = torch.clamp(z, min=0).add_(1).mul_(inv_b)  # (1 + max(z, 0)) · (1 / b)
-        total = s.sum(-1)
-        s_y = pick(s, y)
-        ctx.save_for_backward(inv_b, total, s_y, y)
-        ctx.in_dtype = in_dtype
+        inv_b, total, s_y = stablemax_parts(z.to(dtype), y)
+        ctx.save_for_backward(z, inv_b, total, s_y, y)
+        ctx.dtype = dtype
         return torch.log(total) - torch.log(s_y)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        inv_b, total, s_y, y = ctx.saved_tensors
-        slope = inv_b.square()  # s'(z)
-        grad = slope.mul_((grad_out / total).unsqueeze(-1))
-        slope_y = pick(inv_b, y).square()
-        return scatter_sub_(grad, y, grad_out * slope_y / s_y).to(ctx.in_dtype), None, None
+        z, inv_b, total, s_y, y = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a backward that autograd can differentiate again
+            return stablemax_grad_differentiable(z.to(ctx.dtype), y, grad_out).to(z.dtype), None, None
+        return stablemax_grad(inv_b, total, s_y, y, grad_out).to(z.dtype), None, None
+
+
+def stablemax_parts(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """1 / b (shape of ``z``), Σ_k s(z_k) and s(z_y) (one per row) of :class:`StableMaxCE`."""
+    inv_b = torch.rsub(torch.clamp(z, max=0), 1).reciprocal_()  # 1 / (1 - min(z, 0))
+    s = torch.clamp(z, min=0).add_(inv_b)  # max(z, 0) + 1 / b: 1 + z for z ≥ 0 (1 / b = 1), 1 / b below
+    return inv_b, s.sum(-1), pick(s, y)
+
+
+def stablemax_grad(
+    inv_b: torch.Tensor, total: torch.Tensor, s_y: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor
+) -> torch.Tensor:
+    """Σ_n grad_out_n ∂StCE_n/∂z, from :func:`stablemax_parts`."""
+    grad = inv_b.square().mul_((grad_out / total).unsqueeze(-1))  # s'(z) = (1 / b)²
+    slope_y = pick(inv_b, y).square()
+    return scatter_sub_(grad, y, grad_out * slope_y / s_y)
+
+
+def stablemax_grad_differentiable(z: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """The gradient of :func:`stablemax_grad` from differentiable operations on ``z`` (in the dtype
+    to compute in): s and s' as the spec's ``torch.where`` branches, so that autograd
+    differentiates each branch exactly (s'' = 2 / (1 - z)³ for z < 0, 0 above)."""
+    s = stablemax_s(z)
+    slope = torch.where(z >= 0, 1.0, (1 - torch.clamp(z, max=0)).reciprocal().square())
+    grad = slope * (grad_out / s.sum(-1)).unsqueeze(-1)
+    index = y.expand(z.shape[:-1]).unsqueeze(-1)
+    return grad.scatter_add(-1, index, -(grad_out * pick(slope, y) / pick(s, y)).unsqueeze(-1))
+
+
+class StableMaxNLL(torch.autograd.Function):
+    """The StableMax cross-entropy of ``grokking.stablemax_cross_entropy`` as one node: per-target
+    losses of :class:`StableMaxCE`, each times its weight (0 for an ignored target), and the
+    reduction. ``z``: logits with classes last; ``y``: class indices, an ignored target already
+    replaced by a valid class; ``w``: each target's weight (``None``: 1 for every target) with 0 where
+    ignored; ``denominator``: Σ w for ``"mean"``, else ``None``; ``out_dtype``: the result's dtype.
+
+    First order runs the hand-written backward; with ``create_graph=True`` the backward is built from
+    differentiable operations on the input (:func:`stablemax_grad_differentiable`), so double backward,
+    gradient penalties and Hessian-vector products are exact."""
+
+    @staticmethod
+    def forward(ctx, z, y, w, denominator, reduction: str, dtype: torch.dtype, out_dtype: torch.dtype):
+        inv_b, total, s_y = stablemax_parts(z.to(dtype), y)
+        losses = torch.log(total) - torch.log(s_y)
+        ctx.save_for_backward(z, y, w, denominator, inv_b, total, s_y)
+        ctx.reduction, ctx.dtype = reduction, dtype
+        if reduction == "none":
+            return (losses if w is None else losses * w).to(out_dtype)
+        out = losses.sum() if w is None else torch.dot(losses.reshape(-1), w.reshape(-1))
+        return (out if denominator is None else out / denominator).to(out_dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        z, y, w, denominator, inv_b, total, s_y = ctx.saved_tensors
+        g = grad_out.to(ctx.dtype)
+        if denominator is not None:
+            g = g / denominator
+        if w is not None:
+            g = g * w
+        if ctx.reduction != "none":
+            g = g.expand(y.shape)
+        if torch.is_grad_enabled():  # create_graph: a backward that autograd can differentiate again
+            grad = stablemax_grad_differentiable(z.to(ctx.dtype), y, g)
+        else:
+            grad = stablemax_grad(inv_b, total, s_y, y, g)
+        return grad.to(z.dtype), None, None, None, None, None, None
 
 
 def softmax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -32,25 +32,63 @@ def softmax_collapse(logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.exp(z - z.amax(-1, keepdim=True)).sum(-1) == 1
 
 
-def softmax_collapse_fraction(logits: torch.Tensor, dtype: torch.dtype | str) -> torch.Tensor:
-    """Share of the rows of ``logits`` (classes last) in Softmax Collapse in ``dtype`` (a torch dtype
-    or its name, e.g. ``torch.bfloat16`` or ``"float16"``), as a 0-dim float64 tensor: the rows whose
-    softmax in that dtype is exactly one-hot by the rule of :func:`softmax_collapse`, the official
-    code logger's; the cross-entropy and its gradient through the correct class vanish on a subset of
-    them. Training logs it per replica (``sc_fraction_<dtype>``)."""
-    dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-    return softmax_collapse(logits, dtype).double().mean()
+def diagnostic_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A floating-point torch dtype, or its name (one of :data:`SC_DTYPES`); anything else is refused
+    with one line naming the choices."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not valid; choose one of: {', '.join(SC_DTYPES)} (or a torch dtype)")
+        return DTYPES[dtype]
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype={dtype!r} is not a floating-point dtype; choose one of: {', '.join(SC_DTYPES)}")
+    return dtype
+
+
+def classes_last(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``logits`` with the class dimension ``dim`` moved last: the loss's layout, ``(N, C)`` or
+    ``(N, C, d1, ...)`` with ``dim=1``; a 1-D tensor is one unbatched row."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        kind = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a floating-point tensor, got {kind}")
+    if logits.numel() == 0:
+        raise ValueError(f"logits of shape {tuple(logits.shape)} are empty: there is no row to measure")
+    if logits.dim() == 1:
+        return logits
+    if not -logits.dim() <= dim < logits.dim():
+        raise ValueError(f"dim={dim} is not a dimension of logits of shape {tuple(logits.shape)}")
+    return logits.movedim(dim, -1)
+
+
+def softmax_collapse_fraction(logits: torch.Tensor, dtype: torch.dtype | str, dim: int = 1) -> torch.Tensor:
+    """Share of the rows of ``logits`` in Softmax Collapse in ``dtype`` (a floating-point torch dtype
+    or its name: ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"``), as a 0-dim float64
+    tensor: the rows whose softmax in that dtype is exactly one-hot by the rule of
+    :func:`softmax_collapse`, the official code logger's; the cross-entropy and its gradient through
+    the correct class vanish on a subset of them.
+
+    ``logits``: the layout of ``F.cross_entropy`` and ``stablemax_cross_entropy``, classes in ``dim``
+    (1): ``(N, C)``, ``(N, C, d1, ...)`` (each of the N·d1·... positions is a row) or an unbatched
+    ``(C,)``; ``dim=-1`` for classes last. Training logs it per replica (``sc_fraction_<dtype>``)."""
+    dtype = diagnostic_dtype(dtype)
+    return softmax_collapse(classes_last(logits, dim), dtype).double().mean()
 
 
 def nlm_alignment(params) -> dict[str, float]:
     """NLM alignment cos(θ, -∇θL) of each parameter tensor, from its ``.grad``: 1 when the gradient
     step only scales the weights up (naïve loss minimization). ``params``: ``model.named_parameters()``
     (keys are the names) or ``model.parameters()`` (keys "0", "1", ...); tensors without ``.grad``
-    are left out. Training logs the same cosine per tensor and replica (``nlm_cos/<tensor>``)."""
+    are left out, and so are empty tensors. A single tensor is refused (``TypeError``): pass an
+    iterable of them. Training logs the same cosine per tensor and replica (``nlm_cos/<tensor>``)."""
+    if isinstance(params, torch.Tensor):
+        raise TypeError(
+            "params must be an iterable of parameters (model.parameters() or model.named_parameters()), not one tensor"
+        )
     out = {}
     for i, item in enumerate(params):
         name, p = item if isinstance(item, tuple) else (str(i), item)
-        if p.grad is not None:
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params item {name!r} is a {type(p).__name__}, not a tensor")
+        if p.grad is not None and p.numel() > 0:
             out[name] = cosine(p.detach().reshape(1, -1), -p.grad.reshape(1, -1)).item()
     return out
 

@@ -322,7 +322,7 @@ def test_softmax_collapse_fraction_on_crafted_logits():
     assert softmax_collapse_fraction(logits, "float16").item() == 0.6  # from gap 10
     assert softmax_collapse_fraction(logits, torch.float32).item() == 0.4  # from gap 20
     assert softmax_collapse_fraction(logits, torch.float64).item() == 0.2  # gap 40 only
-    assert softmax_collapse_fraction(logits[:4].reshape(2, 2, 2), torch.bfloat16).item() == 0.75
+    assert softmax_collapse_fraction(logits[:4].reshape(2, 2, 2), torch.bfloat16, dim=-1).item() == 0.75
 
 
 def test_nlm_alignment_is_the_cosine_of_weights_and_minus_gradient():
