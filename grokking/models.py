@@ -12,16 +12,19 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from grokking.attend import attend
-from grokking.config import ModelConfig
 from grokking.data import Dataset
 from grokking.errors import require
-from grokking.registry import Registry
+from grokking.registry import Param, Registry
+
+if TYPE_CHECKING:
+    from grokking.config import ModelConfig  # generated from the parameters below
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,10 @@ class ModelEntry:
     footprint: Callable[[ModelConfig, int, int], tuple[int, int]] | None = None
 
 
-MODELS: Registry[ModelEntry] = Registry("model.name", ModelEntry)
+INIT_SCALE = Param(
+    "init_scale", float, 1.0, "every parameter is multiplied by this after the default init", 1e-4, 1e4
+)  # beyond this range the initial weights underflow or the logits overflow
+MODELS: Registry[ModelEntry] = Registry("model.name", ModelEntry, shared=(INIT_SCALE,))
 
 
 def normal_(shape: tuple[int, ...], std: float, gens: list[torch.Generator]) -> nn.Parameter:
@@ -322,19 +328,12 @@ class Transformer(nn.Module):
         return [name for name, _ in self.named_parameters()]
 
 
-def check_mlp(cfg: ModelConfig) -> None:
-    require(cfg.depth >= 1, "model.depth", cfg.depth, "an integer >= 1")
-    require(cfg.width >= 1, "model.width", cfg.width, "an integer >= 1")
-
-
 def mlp_footprint(cfg: ModelConfig, inputs: int, classes: int) -> tuple[int, int]:
     params = inputs * cfg.width + cfg.width * cfg.width * (cfg.depth - 1) + cfg.width * classes
     return params, 3 * cfg.width * cfg.depth + 6 * classes  # activations, their gradients; logits in 3 dtypes
 
 
 def check_transformer(cfg: ModelConfig) -> None:
-    require(cfg.d_model >= 1, "model.d_model", cfg.d_model, "an integer >= 1")
-    require(cfg.d_mlp >= 1, "model.d_mlp", cfg.d_mlp, "an integer >= 1")
     require(
         cfg.n_heads >= 1 and cfg.d_model % cfg.n_heads == 0,
         "model.n_heads",
@@ -352,12 +351,21 @@ def transformer_footprint(cfg: ModelConfig, inputs: int, classes: int) -> tuple[
 MODELS.register(
     "mlp",
     lambda cfg, data, gens: MLP(cfg, data.input_dim, data.num_classes, data.vocab_size, gens),
-    check=check_mlp,
+    params=(
+        Param("depth", int, 2, "hidden layers", low=1),
+        Param("width", int, 200, "hidden units per layer", low=1),
+        Param("bias", bool, False, "biases in every layer"),
+    ),
     footprint=mlp_footprint,
 )
 MODELS.register(
     "transformer",
     lambda cfg, data, gens: Transformer(cfg, data.num_classes, data.vocab_size, gens),
+    params=(
+        Param("d_model", int, 128, "residual width", low=1),
+        Param("n_heads", int, 4, "attention heads (head size d_model / n_heads)", low=1),
+        Param("d_mlp", int, 512, "hidden units of the MLP block", low=1),
+    ),
     tokens=True,
     check=check_transformer,
     footprint=transformer_footprint,

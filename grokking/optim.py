@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from grokking.config import OptimizerConfig
-from grokking.registry import Registry
+from grokking.registry import Param, Registry
+
+if TYPE_CHECKING:
+    from grokking.config import OptimizerConfig  # generated from the parameters below
 
 
 def per_replica_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -244,12 +246,12 @@ def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
     return {"foreach": True}
 
 
-def native_adamw_applies(cfg: OptimizerConfig, params: list[torch.nn.Parameter], native: ModuleType) -> bool:
-    """Whether :class:`NativeAdamW` steps these parameters: AdamW, CPU, float32 or float64, and a
+def native_adamw_applies(params: list[torch.nn.Parameter], native: ModuleType) -> bool:
+    """Whether :class:`NativeAdamW` steps these AdamW parameters: CPU, float32 or float64, and a
     build with its vectorized paths (AVX-512; elsewhere torch's fused step is faster)."""
     dtypes = (torch.float32, torch.float64)
     cpu = all(p.device.type == "cpu" and p.dtype in dtypes for p in params)
-    return cfg.base == "adamw" and cpu and native.adamw_vectorized()
+    return cpu and native.adamw_vectorized()
 
 
 Base = Callable[..., torch.optim.Optimizer]
@@ -257,41 +259,58 @@ Base = Callable[..., torch.optim.Optimizer]
 
 @dataclass(frozen=True)
 class OptimizerEntry:
-    """An ``optimizer.base`` option: ``make(cfg, params, native)`` returns the optimizer class (or
-    factory) and its keyword arguments; ``keys``: the ``optimizer.*`` values it reads (any other
-    hyperparameter set away from its default has no effect, and validation says so)."""
+    """An ``optimizer.base`` option: ``base`` is the optimizer class (or factory); it is built with
+    the option's own parameters (``params=`` of its registration) as keywords, lists as tuples.
+    ``implementation``: it takes torch's ``fused``/``foreach`` flags (:func:`implementation`)."""
 
-    make: Callable[[OptimizerConfig, list[torch.nn.Parameter], ModuleType | None], tuple[Base, dict[str, Any]]]
-    keys: tuple[str, ...] = ("lr", "weight_decay")
-
-
-OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer.base", OptimizerEntry)
+    base: Base
+    implementation: bool = False
 
 
-@OPTIMIZERS.register("adamw", keys=("lr", "betas", "eps", "weight_decay"))
-def adamw(cfg: OptimizerConfig, params: list[torch.nn.Parameter], native: ModuleType | None) -> tuple[Base, dict]:
-    """torch's AdamW; on CPU, :class:`NativeAdamW` where :func:`native_adamw_applies`."""
-    hyper = {"lr": cfg.lr, "betas": tuple(cfg.betas), "eps": cfg.eps, "weight_decay": cfg.weight_decay}
-    if native is not None and native_adamw_applies(cfg, params, native):
-        return partial(NativeAdamW, module=native), hyper
-    return torch.optim.AdamW, {**hyper, **implementation(params)}
+# read by every base: how the gradient is transformed before the base optimizer steps
+ORTHOGONAL = Param("orthogonal", bool, False, "⊥Grad: step with the gradient's component orthogonal to θ")
+NORMALIZE_GRAD = Param("normalize_grad", bool, False, "divide the gradient by its full L2 norm before stepping")
+LR = Param("lr", float, 1e-3, "learning rate", low=0, low_open=True, expected="a positive number")
+WEIGHT_DECAY = Param("weight_decay", float, 0.0, "decoupled decay (AdamW) or L2 term added to the gradient", low=0)
+OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer.base", OptimizerEntry, shared=(ORTHOGONAL, NORMALIZE_GRAD))
+MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
 
-
-@OPTIMIZERS.register("sgd", keys=("lr", "momentum", "weight_decay"))
-def sgd(cfg: OptimizerConfig, params: list[torch.nn.Parameter], native: ModuleType | None) -> tuple[Base, dict]:
-    hyper = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
-    return torch.optim.SGD, {**hyper, **implementation(params)}
+OPTIMIZERS.register(
+    "adamw",
+    torch.optim.AdamW,
+    params=(
+        LR,
+        Param(
+            "betas", list[float], [0.9, 0.99], "moment decay rates", 0, 1, high_open=True, length=2,
+            expected="two numbers in [0, 1)",
+        ),
+        Param("eps", float, 1e-25, "added to the denominator", 0, MAX_EPS),
+        WEIGHT_DECAY,
+    ),
+    implementation=True,
+)  # fmt: skip
+OPTIMIZERS.register(
+    "sgd",
+    torch.optim.SGD,
+    params=(LR, Param("momentum", float, 0.0, "heavy-ball momentum", 0, 1, high_open=True), WEIGHT_DECAY),
+    implementation=True,
+)
 
 
 def build_optimizer(
     cfg: OptimizerConfig, params: Iterable[torch.nn.Parameter], native: ModuleType | None = None
 ) -> torch.optim.Optimizer:
     """The optimizer of ``cfg`` for batched parameters (dimension 0 indexes the replicas): the base
-    optimizer of ``OPTIMIZERS[cfg.base]`` (``native`` is the module of :mod:`grokking.native`, for
-    AdamW's C++ update), wrapped in :class:`OrthoGrad` (⊥Grad, ``orthogonal``) or
-    :class:`NormalizedGrad` (``normalize_grad``)."""
+    optimizer of ``OPTIMIZERS[cfg.base]`` with its parameters' values, wrapped in :class:`OrthoGrad`
+    (⊥Grad, ``orthogonal``) or :class:`NormalizedGrad` (``normalize_grad``). ``native``, the module of
+    :mod:`grokking.native`, gives AdamW its C++ update where :func:`native_adamw_applies`."""
     params = list(params)
-    base, hyper = OPTIMIZERS[cfg.base].make(cfg, params, native)
+    entry, hyper = OPTIMIZERS[cfg.base], OPTIMIZERS.arguments(cfg)
+    base = entry.base
+    if base is torch.optim.AdamW and native is not None and native_adamw_applies(params, native):
+        base = partial(NativeAdamW, module=native)
+    elif entry.implementation:
+        hyper = {**hyper, **implementation(params)}
     if cfg.normalize_grad:
         return NormalizedGrad(params, base, orthogonal=cfg.orthogonal, **hyper)
     if cfg.orthogonal:

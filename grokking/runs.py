@@ -9,14 +9,17 @@ import torch
 from omegaconf import OmegaConf
 
 from grokking.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint
-from grokking.config import TrainConfig
+from grokking.config import TrainConfig, with_old_values
 from grokking.data import Dataset, build_dataset
 from grokking.losses import DTYPES, LossFn, build_loss
 from grokking.models import build_model
 
 
 def load_config(run_dir: str | Path) -> TrainConfig:
-    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(Path(run_dir) / CONFIG))
+    """The run's saved config; a key it lacks (saved before the key existed) takes its spec's old
+    value, the one the run was trained with."""
+    saved = OmegaConf.to_container(OmegaConf.load(Path(run_dir) / CONFIG), resolve=True)
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), with_old_values(saved))
     return OmegaConf.to_object(merged)
 
 

@@ -19,7 +19,7 @@ from grokking.backward import scaled_backward
 from grokking.config import TrainConfig
 from grokking.data import Dataset
 from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
-from grokking.native import STEPS, NativeStep, NativeUnavailable, blocker, load
+from grokking.native import STEPS, NativeStep, NativeUnavailable, load, unsupported
 from grokking.validation import ConfigError
 
 
@@ -45,8 +45,12 @@ def native_module(cpu_kernel: str) -> ModuleType | None:
 
 
 def native_step(cfg: TrainConfig, model: torch.nn.Module, data: Dataset) -> NativeStep | None:
-    """The C++ training step for this run, or None where ``cfg.cpu_kernel`` and the run leave autograd."""
-    if blocker(cfg) is not None or data.train_x.device.type != "cpu":
+    """The C++ training step for this run, or None where ``cfg.cpu_kernel`` and the run leave autograd
+    (under ``cpu_kernel=auto`` a run outside the kernels' capabilities says so in one line)."""
+    if cfg.cpu_kernel == "torch" or data.train_x.device.type != "cpu":
+        return None
+    if (why := unsupported(cfg)) is not None:  # cpu_kernel=native was refused by validation
+        notice(f"cpu_kernel=auto: the C++ training step does not compute {why}; training through autograd")
         return None
     module = native_module(cfg.cpu_kernel)  # None with cpu_kernel=torch
     return None if module is None else STEPS[cfg.model.name](module, cfg, model, data)

@@ -5,42 +5,21 @@ Each failure raises :class:`ConfigError` with one line naming the bad value and 
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from dataclasses import fields, is_dataclass
 
 import torch
 
-from grokking.config import OptimizerConfig, TrainConfig
-from grokking.data import DATASETS
+from grokking.config import GROUPS, PRECISION, TrainConfig, settings
+from grokking.data import DATASETS, uses_fraction
 from grokking.errors import ConfigError, choice, require
-from grokking.losses import DTYPES, LOSSES
 from grokking.models import MODELS
-from grokking.native import KERNEL_CHOICES, blocker
-from grokking.optim import OPTIMIZERS
+from grokking.native import unsupported
 from grokking.tracking import TRACKERS
 
 __all__ = ["ConfigError", "validate"]
 
-MODEL_DTYPES = ("float32", "float64")
-TEMPERATURE_RANGE = (1e-3, 1e3)  # beyond these, logits / T overflow or every logit rounds to 0
-INIT_SCALE_RANGE = (1e-4, 1e4)  # beyond these, the initial weights underflow or the logits overflow
-MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
-MAX_SEED = 2**63 - 1
 STOP_METRICS = ("test_acc", "train_acc")
-HYPER_KEYS = ("lr", "betas", "eps", "weight_decay", "momentum")  # what an optimizer.base may read
-
-
-def check_finite(node: object, prefix: str = "") -> None:
-    """Every float of the config, at any depth, is finite (inf or nan makes a run meaningless)."""
-    for f in fields(node):
-        value, key = getattr(node, f.name), prefix + f.name
-        if is_dataclass(value):
-            check_finite(value, key + ".")
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-            raise ConfigError(f"{key}={value} is not valid; expected a finite number")
 
 
 def example_counts(cfg: TrainConfig) -> tuple[int, int, str] | None:
@@ -50,15 +29,24 @@ def example_counts(cfg: TrainConfig) -> tuple[int, int, str] | None:
     return None if examples is None else examples(cfg.dataset)
 
 
+def check_specs(cfg: TrainConfig) -> None:
+    """Every value against its spec: each group's chosen option reads its parameters in range and
+    leaves the others at their defaults (:meth:`grokking.registry.Registry.check`); precision and
+    the top-level settings are in range."""
+    for group, (registry, _) in GROUPS.items():
+        registry.check(getattr(cfg, group))
+    for p in PRECISION:
+        p.check(f"precision.{p.name}", getattr(cfg.precision, p.name))
+    for p in settings():
+        p.check(p.name, getattr(cfg, p.name))
+
+
 def validate(cfg: TrainConfig) -> None:
-    d, m, o = cfg.dataset, cfg.model, cfg.optimizer
-    check_finite(cfg)
+    d, m = cfg.dataset, cfg.model
     dataset, model = DATASETS[d.name], MODELS[m.name]  # unknown names fail here, with the choices
-    loss_entry, base = LOSSES[cfg.loss.name], OPTIMIZERS[o.base]
-    choice("precision.loss_dtype", cfg.precision.loss_dtype, tuple(DTYPES))
-    choice("precision.model_dtype", cfg.precision.model_dtype, MODEL_DTYPES)
-    k = cfg.precision.backward_log2_scale
-    require(0 <= k <= 64, "precision.backward_log2_scale", k, "an integer exponent in [0, 64]")
+    for registry, _ in GROUPS.values():
+        registry[getattr(getattr(cfg, registry.group), registry.selector)]
+    check_specs(cfg)
     tracker = TRACKERS[cfg.logger.name]
     if tracker.check is not None:
         tracker.check(cfg.logger)
@@ -70,24 +58,13 @@ def validate(cfg: TrainConfig) -> None:
                 f"logger={cfg.logger.name} needs the {tracker.package} package: pip install -e '.[{tracker.package}]'"
             ) from None
 
-    require(0 <= d.seed <= MAX_SEED, "dataset.seed", d.seed, f"an integer in [0, {MAX_SEED}]")
-    require(0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer in [0, {MAX_SEED}]")
-    if cfg.seeds is not None:
-        require(all(0 <= s <= MAX_SEED for s in cfg.seeds), "seeds", cfg.seeds, f"integers in [0, {MAX_SEED}]")
-        if cfg.seed != 0:  # the default: seeds replace it
-            raise ConfigError(
-                f"seed={cfg.seed} has no effect when seeds={cfg.seeds} is given; put it in seeds or leave seed out"
-            )
-    if dataset.fraction:
-        require(0 < d.train_fraction < 1, "dataset.train_fraction", d.train_fraction, "a fraction in (0, 1)")
-    elif d.train_fraction != 0.4:  # the schema's default; the dataset's size key sets its split
+    if cfg.seeds is not None and cfg.seed != 0:  # the default: seeds replace it
         raise ConfigError(
-            f"dataset.train_fraction={d.train_fraction} has no effect with dataset={d.name}; "
-            f"set {dataset.size_key} instead"
+            f"seed={cfg.seed} has no effect when seeds={cfg.seeds} is given; put it in seeds or leave seed out"
         )
     if dataset.check is not None:
         dataset.check(d)
-    if dataset.fraction and (counts := example_counts(cfg)) is not None:
+    if uses_fraction(d.name) and (counts := example_counts(cfg)) is not None:
         n_train, n_test, what = counts
         if n_train < 1 or n_test < 1:
             side = "training" if n_train < 1 else "test"
@@ -96,8 +73,6 @@ def validate(cfg: TrainConfig) -> None:
                 "training); expected a fraction that keeps at least one example on each side"
             )
 
-    low, high = INIT_SCALE_RANGE
-    require(low <= m.init_scale <= high, "model.init_scale", m.init_scale, f"a number in [{low:g}, {high:g}]")
     if model.tokens and not dataset.tokens:
         raise ConfigError(
             f"model={m.name} needs token inputs; dataset={d.name} is not valid with it; "
@@ -106,33 +81,11 @@ def validate(cfg: TrainConfig) -> None:
     if model.check is not None:
         model.check(m)
 
-    require(o.lr > 0, "optimizer.lr", o.lr, "a positive number")
-    require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optimizer.betas", o.betas, "two numbers in [0, 1)")
-    require(0 <= o.eps <= MAX_EPS, "optimizer.eps", o.eps, f"a number in [0, {MAX_EPS:g}]")
-    require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
-    require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "a number in [0, 1)")
-    defaults = OptimizerConfig(base=o.base)
-    for key in HYPER_KEYS:
-        if key not in base.keys and getattr(o, key) != getattr(defaults, key):
-            users = ", ".join(OPTIMIZERS.names(lambda e, key=key: key in e.keys))
-            raise ConfigError(
-                f"optimizer.{key}={getattr(o, key)} has no effect with optimizer.base={o.base}; "
-                f"it is read by optimizer.base={users}"
-            )
-
-    loss = cfg.loss
-    low, high = TEMPERATURE_RANGE
-    require(low <= loss.temperature <= high, "loss.temperature", loss.temperature, f"a number in [{low:g}, {high:g}]")
-    require(0 <= loss.label_smoothing < 1, "loss.label_smoothing", loss.label_smoothing, "a number in [0, 1)")
-    if loss.label_smoothing and not loss_entry.smoothing:
-        takes = " or ".join(f"loss={n}" for n in LOSSES.names(lambda e: e.smoothing))
-        raise ConfigError(f"loss.label_smoothing={loss.label_smoothing} needs {takes}, not loss={loss.name}")
-    require(loss.logit_norm_penalty >= 0, "loss.logit_norm_penalty", loss.logit_norm_penalty, "a number >= 0")
-    if cfg.sc_intervention_epoch is not None:
-        require(
-            cfg.sc_intervention_epoch >= 0, "sc_intervention_epoch", cfg.sc_intervention_epoch, "an epoch >= 0 or null"
+    if cfg.sc_intervention_epoch is not None and cfg.sc_intervention_epoch >= cfg.epochs:
+        raise ConfigError(
+            f"sc_intervention_epoch={cfg.sc_intervention_epoch} is never reached in epochs={cfg.epochs}; "
+            f"expected an epoch in [0, {cfg.epochs - 1}] or null"
         )
-    require(cfg.snapshot_every >= 0, "snapshot_every", cfg.snapshot_every, "an integer >= 0 (0 = none)")
 
     stop = cfg.stop_when
     if stop.metric is not None:
@@ -140,12 +93,6 @@ def validate(cfg: TrainConfig) -> None:
     require(0 < stop.threshold <= 1, "stop_when.threshold", stop.threshold, "an accuracy in (0, 1]")
     require(stop.patience >= 1, "stop_when.patience", stop.patience, "an integer >= 1 (logged epochs)")
 
-    require(cfg.epochs > 0, "epochs", cfg.epochs, "a positive integer")
-    require(cfg.log_every > 0, "log_every", cfg.log_every, "a positive integer")
-    require(0 <= cfg.log_resolution < 1, "log_resolution", cfg.log_resolution, "a fraction in [0, 1) (0 = off)")
-    require(
-        cfg.checkpoint_every >= 0, "checkpoint_every", cfg.checkpoint_every, "an integer >= 0 (0 = only at the end)"
-    )
     if cfg.seeds is not None:
         require(len(cfg.seeds) > 0 and len(set(cfg.seeds)) == len(cfg.seeds), "seeds", cfg.seeds, "distinct integers")
     require(
@@ -153,8 +100,7 @@ def validate(cfg: TrainConfig) -> None:
     )
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device} is not available on this machine; choose one of: auto, cpu")
-    choice("cpu_kernel", cfg.cpu_kernel, KERNEL_CHOICES)
-    if cfg.cpu_kernel == "native" and (why := blocker(cfg)) is not None:
+    if cfg.cpu_kernel == "native" and (why := unsupported(cfg)) is not None:
         raise ConfigError(f"cpu_kernel=native cannot run {why}; choose one of: cpu_kernel=auto, cpu_kernel=torch")
     if cfg.cuda_graph and (cfg.device == "cpu" or not torch.cuda.is_available()):
         where = "device=cpu" if cfg.device == "cpu" else "this machine has no CUDA device"

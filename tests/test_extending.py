@@ -37,10 +37,14 @@ def section(title: str) -> tuple[str, list[str]]:
 
 @pytest.fixture
 def registered():
-    """Runs a section's code and removes what it registered afterwards."""
-    added = []
+    """Runs a section's code and removes what it registered afterwards (an option the page shows
+    as the repository defines it is taken away first, and put back after)."""
+    added, restore = [], []
 
-    def _run(title: str, registry) -> str:
+    def _run(title: str, registry, replaces: str | None = None) -> str:
+        if replaces is not None:
+            restore.append((registry, replaces, registry.entries[replaces], registry.params[replaces]))
+            registry.unregister(replaces)
         before = set(registry.entries)
         code, _ = section(title)
         exec(compile(code, str(PAGE), "exec"), {})
@@ -51,33 +55,71 @@ def registered():
     yield _run
     for registry, name in added:
         registry.unregister(name)
+    for registry, name, entry, params in restore:
+        registry.register(name, entry.fn, params=params)
 
 
-def test_a_registered_dataset_trains(registered, tmp_path):
+def yaml_overrides(block: str, group: str) -> list[str]:
+    """The keys of a YAML block of the page as overrides of ``group``."""
+    import yaml
+
+    return [f"{group}.{k}={v}" for k, v in yaml.safe_load(block).items()]
+
+
+def test_a_registered_dataset_trains_with_its_parameters(registered, tmp_path):
     name = registered("A dataset", DATASETS)
-    summary = train(
-        compose([f"dataset.name={name}", "dataset.n_samples=200", "dataset.train_fraction=0.5", *TINY]), tmp_path
-    )
+    _, yamls = section("A dataset")
+    overrides = [o.replace("n_points=400", "n_points=200") for o in yaml_overrides(yamls[0], "dataset")]
+    summary = train(compose([*overrides, *TINY]), tmp_path)
     assert summary["status"] == "completed"
     assert pd.read_csv(tmp_path / "metrics.csv").train_acc.iloc[-1] > 0.5  # a linearly separable task
+    assert "n_points: 200" in (tmp_path / "config.yaml").read_text()  # its parameter is part of the config
+    with pytest.raises(ConfigError, match=f"dataset.n_points=50 has no effect with dataset=add_mod; .*={name}$"):
+        check(compose(["dataset.n_points=50"]))
+    with pytest.raises(ConfigError, match="dataset.features=0 is not valid; expected an integer >= 1"):
+        check(compose([*overrides, "dataset.features=0"]))
 
 
-def test_a_registered_loss_trains(registered, tmp_path):
-    name = registered("A loss", LOSSES)
-    summary = train(compose([f"loss.name={name}", "dataset.modulus=23", *TINY]), tmp_path)
+def test_the_loss_section_is_the_repository_s_zloss_and_trains_through_autograd(registered, tmp_path, capfd):
+    code, _ = section("A loss")
+    assert code.split("\n\n\n", 1)[1] in (PAGE.parent.parent / "grokking" / "losses.py").read_text()
+    name = registered("A loss", LOSSES, replaces="zloss")
+    summary = train(compose([f"loss={name}", "loss.z_coef=1e-3", "dataset.modulus=23", *TINY]), tmp_path)
     df = pd.read_csv(tmp_path / "metrics.csv")
     assert summary["status"] == "completed" and summary["training_step"] == "torch"  # no C++ kernel for it
     assert df.train_loss.iloc[-1] < df.train_loss.iloc[0]
+    notices = [line for line in capfd.readouterr().err.splitlines() if "autograd" in line]
+    assert notices == [
+        "cpu_kernel=auto: the C++ training step does not compute loss=zloss "
+        "(only loss=softmax or loss=stablemax); training through autograd"
+    ]
+    with pytest.raises(
+        ConfigError, match="loss.z_coef=0.001 has no effect with loss=softmax; it is read by loss=zloss$"
+    ):
+        check(compose(["loss=softmax", "loss.z_coef=1e-3"]))
+
+
+def test_zloss_is_cross_entropy_plus_the_squared_log_normalizer():
+    from grokking.losses import build_loss, softmax_cross_entropy
+
+    z = torch.tensor([[2.0, 0.5, 1.8], [0.0, 3.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0, 1])
+    cfg, _ = to_config(compose(["loss=zloss", "loss.z_coef=0.5"]))
+    expected = softmax_cross_entropy(z, y, torch.float64) + 0.5 * torch.logsumexp(z, -1) ** 2
+    assert torch.allclose(build_loss(cfg.loss)(z, y, torch.float64), expected)
 
 
 def test_a_registered_optimizer_trains_and_takes_perpgrad(registered, tmp_path):
     name = registered("An optimizer", OPTIMIZERS)
     _, yamls = section("An optimizer")
-    assert f"base: {name}" in yamls[0]
-    summary = train(compose(["optimizer=perp_adamw", f"optimizer.base={name}", "dataset.modulus=23", *TINY]), tmp_path)
+    assert f"base: {name}" in yamls[0] and "orthogonal: true" in yamls[0]
+    overrides = yaml_overrides(yamls[0], "optimizer")
+    summary = train(compose([*overrides, "dataset.modulus=23", *TINY]), tmp_path)
     assert summary["status"] == "completed"
     with pytest.raises(ConfigError, match=f"optimizer.momentum=0.5 has no effect with optimizer.base={name}"):
         check(compose([f"optimizer.base={name}", "optimizer.momentum=0.5"]))
+    cfg, _ = to_config(compose([*overrides, "optimizer.lr_decay=0.25"]))
+    assert OPTIMIZERS.arguments(cfg.optimizer) == {"lr": 0.01, "lr_decay": 0.25, "weight_decay": 0.0}
 
 
 def test_a_registered_column_is_logged_and_a_resume_across_it_keeps_earlier_rows(registered, tmp_path):
@@ -106,11 +148,15 @@ def test_a_name_cannot_be_registered_twice():
         LOSSES.register("softmax", lambda z, y, dtype: z)
 
 
-def test_the_kernels_tables_name_registered_options():
+def test_the_kernels_capabilities_name_registered_options_and_settings():
+    from grokking.config import group_specs, settings
     from grokking.models import MODELS
-    from grokking.native import LOSS_KINDS, STEPS
+    from grokking.native import KERNELS, LOSS_KINDS
 
-    assert set(LOSS_KINDS) <= set(LOSSES.names()) and set(STEPS) <= set(MODELS.names())
+    assert set(LOSS_KINDS) <= set(LOSSES.names()) and set(KERNELS) <= set(MODELS.names())
+    keys = {f"{g}.{k}" for g, params in group_specs().items() for k in params} | {p.name for p in settings()}
+    for kernel in KERNELS.values():
+        assert set(kernel.implements) - {"model.name", "loss.name"} <= keys
 
 
 def test_a_dataset_entry_states_what_other_code_asked_of_its_name():
@@ -118,14 +164,3 @@ def test_a_dataset_entry_states_what_other_code_asked_of_its_name():
     assert DATASETS.names(lambda e: e.pairs) == ("add_mod", "mul_mod", "sub_mod", "add_mod_binary")
     with pytest.raises(ConfigError, match="model=transformer needs token inputs; dataset=sparse_parity"):
         check(compose(["model=transformer", "dataset=sparse_parity"]))
-
-
-def test_hinge_matches_its_definition():
-    from grokking.losses import LOSSES as losses
-
-    code, _ = section("A loss")
-    scope: dict = {}
-    exec(compile(code.replace('@LOSSES.register("hinge")\n', ""), str(PAGE), "exec"), scope)
-    z, y = torch.tensor([[2.0, 0.5, 1.8], [0.0, 3.0, 0.0]]), torch.tensor([0, 1])
-    assert torch.allclose(scope["hinge"](z, y, torch.float64), torch.tensor([0.8, 0.0], dtype=torch.float64))
-    assert "hinge" not in losses

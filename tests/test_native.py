@@ -15,7 +15,18 @@ from grokking.step import TrainStep
 from grokking.train import to_config
 from grokking.validation import ConfigError, validate
 
-SMALL = ["device=cpu", "dataset.modulus=23", "model.width=32", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+SIZES = {"mlp": ["model.width=32"], "transformer": ["model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]}
+
+
+def small(overrides=()) -> list[str]:
+    """A small run of the model that ``overrides`` choose (each model's own size keys: a key of the
+    other model is refused)."""
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "mlp")
+    dataset = next((o.split("=", 1)[1] for o in overrides if o.startswith("dataset=")), "add_mod")
+    return ["device=cpu", *(["dataset.modulus=23"] if dataset.endswith("_mod") else []), *SIZES[model]]
+
+
+SMALL = small()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,7 +37,7 @@ def kernel():
 
 
 def make_step(overrides, kernel="native", seeds=(0,)):
-    cfg, _ = to_config(compose([*SMALL, *overrides, f"cpu_kernel={kernel}"]))
+    cfg, _ = to_config(compose([*small(overrides), *overrides, f"cpu_kernel={kernel}"]))
     validate(cfg)
     dtype = DTYPES[cfg.precision.model_dtype]
     data = build_dataset(cfg.dataset).to("cpu", dtype)
@@ -190,9 +201,56 @@ def test_results_do_not_depend_on_where_the_inputs_lie_in_memory(kernel):
 
 def test_a_model_without_a_kernel_trains_through_autograd():
     cfg, _ = to_config(compose(SMALL))
-    assert native.blocker(cfg) is None
+    assert native.unsupported(cfg) is None
     cfg.model.name = "resnet"  # a model added later, with no kernel of its own
-    assert native.blocker(cfg) == "model=resnet (only model=mlp or model=transformer)"
+    assert native.unsupported(cfg) == "model=resnet (only model=mlp or model=transformer)"
+
+
+@pytest.mark.parametrize(
+    "overrides, why",
+    [
+        (["loss.temperature=2"], "loss.temperature=2.0 (the kernel implements only loss.temperature=1.0)"),
+        (
+            ["loss.label_smoothing=0.1"],
+            "loss.label_smoothing=0.1 (the kernel implements only loss.label_smoothing=0.0)",
+        ),
+        (["loss.logit_norm_penalty=0.01"], "loss.logit_norm_penalty=0.01 (the kernel implements only"),
+        (["loss=taylor"], "loss=taylor (only loss=softmax or loss=stablemax)"),
+        (["precision=float16"], "precision.loss_dtype=float16 (only precision.loss_dtype=float32 or"),
+    ],
+)
+def test_what_the_kernels_do_not_claim_is_refused_under_native_and_announced_under_auto(overrides, why, capfd):
+    from grokking.validation import ConfigError, validate
+
+    cfg, _ = to_config(compose([*small(overrides), *overrides, "cpu_kernel=native"]))
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert str(err.value).startswith(f"cpu_kernel=native cannot run {why}") and "\n" not in str(err.value)
+    step = make_step(overrides, kernel="auto")
+    assert step.native is None  # autograd
+    (line,) = [x for x in capfd.readouterr().err.splitlines() if x.startswith("cpu_kernel=auto")] or [""]
+    assert why in line or line == ""  # said once per process (an earlier test may have said it)
+
+
+@pytest.mark.parametrize("param", ["loss.new_knob", "model.new_knob"])
+def test_a_parameter_added_later_is_outside_the_kernels_until_one_claims_it(param):
+    from grokking.losses import LOSSES
+    from grokking.models import MODELS
+    from grokking.registry import Param
+
+    registry = {"loss": LOSSES, "model": MODELS}[param.split(".")[0]]
+    option = "softmax" if registry is LOSSES else "mlp"
+    params = registry.params[option]
+    registry.params[option] = (*params, Param("new_knob", float, 0.0))  # as its registration would declare it
+    registry.changed()
+    try:
+        cfg, _ = to_config(compose([*SMALL, f"{param}=0.5"]))
+        assert native.unsupported(cfg) == f"{param}=0.5 (the kernel implements only {param}=0.0)"
+        cfg, _ = to_config(compose(SMALL))
+        assert native.unsupported(cfg) is None  # at its default the kernels compute what they always did
+    finally:
+        registry.params[option] = params
+        registry.changed()
 
 
 @pytest.mark.parametrize("model", ["mlp", "transformer"])
@@ -203,7 +261,7 @@ def test_the_at_mm_path_matches_autograd_too(kernel, model):
     kernel.set_direct_blas(False)
     try:
         torch.set_num_threads(2)
-        overrides = [f"model={model}", "loss=stablemax", "precision=float64", "model.bias=true"]
+        overrides = [f"model={model}", "loss=stablemax", "precision=float64", *(["model.bias=true"] * (model == "mlp"))]
         assert_same_step(make_step(overrides), make_step(overrides, kernel="torch"), rtol=2e-6)
     finally:
         kernel.set_direct_blas(True)

@@ -5,10 +5,11 @@ parameter gradient of the MLP in one call, cutting the batch into chunks that st
 caches (see the file's header). ``transformer_step.cpp`` does the same for the per-sample part of
 the one-layer transformer; its per-token tables stay in autograd. Both compute what
 :class:`grokking.step.TrainStep` computes through autograd, with the same formulas and dtypes; only
-the order of the sums over samples differs (tests/test_native.py compares them). They cover the
-runs most of the paper's figures make: CPU, softmax or StableMax cross-entropy in float32 or
-float64, no temperature, label smoothing, logit penalty or SC intervention. Everything else takes
-the autograd path. ``adamw.cpp`` is AdamW's update (:class:`grokking.optim.NativeAdamW`) for every
+the order of the sums over samples differs (tests/test_native.py compares them). What they compute
+is declared once, in :data:`KERNELS` (model, losses, dtypes and every setting a kernel computes at
+a value other than its default); :func:`unsupported` reads it, and it alone decides whether a run
+takes the C++ step: anything outside it (a new option or parameter included, until a kernel claims
+it) takes the autograd path, with a one-line notice under ``cpu_kernel=auto``. ``adamw.cpp`` is AdamW's update (:class:`grokking.optim.NativeAdamW`) for every
 AdamW run on CPU: the dtype's own arithmetic, also at full speed where the moments are subnormal
 (tests/test_native_adamw.py).
 
@@ -28,8 +29,11 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -37,8 +41,8 @@ from grokking.backward import unscale_grads
 from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
-LOSS_KINDS = {"softmax": 0, "stablemax": 1}
-INTERVENE = 2  # added to a loss kind: the SC intervention (no gradient through the correct-class logit)  # the losses (names in grokking.losses.LOSSES) the kernels compute
+LOSS_KINDS = {"softmax": 0, "stablemax": 1}  # the losses (names in grokking.losses.LOSSES) the kernels compute
+INTERVENE = 2  # added to a loss kind: the SC intervention (no gradient through the correct-class logit)
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
 HEADERS = [HERE / "common.h"]
@@ -53,23 +57,40 @@ class NativeUnavailable(RuntimeError):
     """The kernels cannot be built or loaded here; the message says why in one line."""
 
 
-def blocker(cfg: TrainConfig) -> str | None:
-    """Why the kernels cannot run this config (one line), or None when they can."""
-    if cfg.model.name not in STEPS:
-        return f"model={cfg.model.name} (only model={' or model='.join(STEPS)})"
-    if cfg.loss.name not in LOSS_KINDS:
-        return f"loss={cfg.loss.name} (only loss={' or loss='.join(LOSS_KINDS)})"
-    if cfg.precision.loss_dtype not in ("float32", "float64"):
-        return f"precision.loss_dtype={cfg.precision.loss_dtype} (only float32 or float64)"
-    for key, value, default in [
-        ("loss.temperature", cfg.loss.temperature, 1.0),
-        ("loss.label_smoothing", cfg.loss.label_smoothing, 0.0),
-        ("loss.logit_norm_penalty", cfg.loss.logit_norm_penalty, 0.0),
-    ]:
-        if value != default:
-            return f"{key}={value} (only {default})"
+def step_settings(cfg: TrainConfig) -> Iterator[tuple[str, Any, Any]]:
+    """(dotted key, value, default) of every setting the training step reads: the model's and the
+    loss's option and parameters, precision, and the SC intervention. (The dataset only supplies the
+    inputs and the optimizer steps after; neither enters the step.)"""
+    from grokking.config import PRECISION
+    from grokking.losses import LOSSES
+    from grokking.models import MODELS
+
+    for registry in (MODELS, LOSSES):
+        node = getattr(cfg, registry.group)
+        name = getattr(node, registry.selector)
+        yield registry.key, name, None
+        for p in registry.reads(name):
+            yield f"{registry.group}.{p.name}", getattr(node, p.name), p.default
+    for p in PRECISION:
+        yield f"precision.{p.name}", getattr(cfg.precision, p.name), p.default
+    yield "sc_intervention_epoch", cfg.sc_intervention_epoch, None
+
+
+def unsupported(cfg: TrainConfig) -> str | None:
+    """Why the C++ training step cannot run this config (one line naming the setting), or None when
+    it can: the one place that decides it, from :data:`KERNELS`."""
     if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
         return f"device={cfg.device} runs on CUDA (the kernels are CPU only)"
+    kernel = KERNELS.get(cfg.model.name)
+    if kernel is None:
+        return f"model={cfg.model.name} (only {' or '.join(f'model={m}' for m in KERNELS)})"
+    for key, value, default in step_settings(cfg):
+        shown = key.removesuffix(".name")
+        if key not in kernel.implements:
+            if value != default:
+                return f"{shown}={value} (the kernel implements only {shown}={default})"
+        elif (values := kernel.implements[key]) is not ANY and value not in values:
+            return f"{shown}={value} (only {' or '.join(f'{shown}={v}' for v in values)})"
     return None
 
 
@@ -266,7 +287,38 @@ class NativeTransformerStep(NativeStep):
         return stack([o[0] for o in outs]), stack([o[1] for o in outs])
 
 
-STEPS: dict[str, type[NativeStep]] = {"mlp": NativeMLPStep, "transformer": NativeTransformerStep}  # by model name
+ANY = None  # KERNELS: every value the config allows
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What one C++ training step computes. ``implements`` maps each setting it computes at other
+    values than its default to those values (:data:`ANY`: every valid one); ``model.name`` and
+    ``loss.name`` list the options it computes. Every other setting of the step
+    (:func:`step_settings`: a parameter added later included) must be at its default."""
+
+    step: type[NativeStep]
+    implements: dict[str, tuple | None]
+
+
+COMMON = {  # what both kernels compute
+    "loss.name": tuple(LOSS_KINDS),
+    "precision.loss_dtype": ("float32", "float64"),
+    "precision.model_dtype": ANY,
+    "precision.backward_log2_scale": ANY,
+    "sc_intervention_epoch": ANY,  # the INTERVENE flag
+    "model.init_scale": ANY,  # the initialization only
+}
+KERNELS: dict[str, Kernel] = {  # by model name: the capability description, and the only one
+    "mlp": Kernel(
+        NativeMLPStep, {"model.name": ("mlp",), **COMMON, "model.depth": ANY, "model.width": ANY, "model.bias": ANY}
+    ),
+    "transformer": Kernel(
+        NativeTransformerStep,
+        {"model.name": ("transformer",), **COMMON, "model.d_model": ANY, "model.n_heads": ANY, "model.d_mlp": ANY},
+    ),
+}
+STEPS: dict[str, type[NativeStep]] = {name: kernel.step for name, kernel in KERNELS.items()}
 
 
 def chunk_size(n: int, chunk: int) -> int:
