@@ -10,6 +10,8 @@ every group's hyperparameters, and it loads the ``state_dict`` of the base optim
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -44,34 +46,62 @@ def per_replica_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return m * torch.stack([(t.flatten(1) / m.view(-1, 1)).pow(2).sum(1) for t in tensors]).sum(0).sqrt()
 
 
-def orthogonal_component(theta: torch.Tensor, g: torch.Tensor, rescale: bool = True) -> torch.Tensor:
+PARALLEL = ("rescale", "zero")  # what ⊥Grad does with a gradient parallel to θ (see orthogonal_component)
+
+
+def parallel_tolerance(g: torch.Tensor) -> float:
+    """|g⊥| / |g| at or below which g counts as parallel to θ for ``parallel="zero"``: the rounding
+    error of the projection, 16·log2(2n)·ε for n entries per replica in g's dtype."""
+    n = max(g[0].numel(), 1)
+    return 16 * math.log2(2 * n) * torch.finfo(g.dtype).eps
+
+
+def orthogonal_component(
+    theta: torch.Tensor, g: torch.Tensor, rescale: bool = True, parallel: str = "rescale"
+) -> torch.Tensor:
     """g⊥ = g - (θ·g / θ·θ) θ per replica; with ``rescale`` it takes the norm of g.
 
     The rescaled version works on ĝ = g / :func:`safe_scale` (per replica): g⊥ is linear in g and the
     factor |g| / |g⊥| does not depend on g's scale, so the result is the same, and no square of a
     tiny gradient underflows to zero.
+
+    A gradient parallel to θ has g⊥ = 0 up to rounding. With ``parallel="rescale"`` (the paper's
+    and the released code's behaviour) that rounding residue is rescaled to the norm of g like any
+    other g⊥: a full-size step in a direction set by rounding, not orthogonal to θ (only an exactly
+    zero g⊥ stays 0). With ``parallel="zero"`` a g⊥ within the rounding error of the projection
+    (:func:`parallel_tolerance`) becomes an exact 0: no step for that replica.
     """
     shape = (-1, *[1] * (g.dim() - 1))
     tiny = torch.finfo(g.dtype).tiny
     theta_sq = per_replica_dot(theta, theta)
     if not rescale:
         coef = torch.where(theta_sq > 0, per_replica_dot(theta, g) / theta_sq.clamp_min(tiny), 0)
-        return g - coef * theta
+        perp = g - coef * theta
+        if parallel == "zero":
+            m = safe_scale([g]).view(shape)  # compare the squares of g / m: no underflow
+            perp_sq, g_sq = per_replica_dot(perp / m, perp / m), per_replica_dot(g / m, g / m)
+            perp = perp.masked_fill(perp_sq <= parallel_tolerance(g) ** 2 * g_sq, 0)
+        return perp
     m = safe_scale([g]).view(shape)
     g_hat = g / m
     coef = torch.where(theta_sq > 0, per_replica_dot(theta, g_hat) / theta_sq.clamp_min(tiny), 0)
     perp = torch.addcmul(g_hat, coef, theta, value=-1)
     perp_sq = per_replica_dot(perp, perp)
-    factor = torch.where(perp_sq > 0, (per_replica_dot(g_hat, g_hat) / perp_sq.clamp_min(tiny)).sqrt(), 1.0)
+    g_sq = per_replica_dot(g_hat, g_hat)
+    factor = torch.where(perp_sq > 0, (g_sq / perp_sq.clamp_min(tiny)).sqrt(), 1.0)
+    if parallel == "zero":
+        factor = factor.masked_fill(perp_sq <= parallel_tolerance(g) ** 2 * g_sq, 0)
     return perp.mul_(factor * m)  # an exactly-zero g⊥ (g parallel to θ, or g = 0) is not rescaled
 
 
-def project(theta: torch.Tensor, g: torch.Tensor, rescale: bool, per_replica: bool) -> torch.Tensor:
+def project(
+    theta: torch.Tensor, g: torch.Tensor, rescale: bool, per_replica: bool, parallel: str = "rescale"
+) -> torch.Tensor:
     """:func:`orthogonal_component` of the whole tensor, or of each slice along dimension 0 with
     ``per_replica``."""
     if per_replica:
-        return orthogonal_component(theta, g, rescale)
-    return orthogonal_component(theta.reshape(1, -1), g.reshape(1, -1), rescale).view_as(g)
+        return orthogonal_component(theta, g, rescale, parallel)
+    return orthogonal_component(theta.reshape(1, -1), g.reshape(1, -1), rescale, parallel).view_as(g)
 
 
 class GradientWrapper(torch.optim.Optimizer):
@@ -138,30 +168,206 @@ class OrthoGrad(GradientWrapper):
     """⊥Grad: each parameter's gradient g is replaced by its component orthogonal to the parameter,
     g⊥ = g - (θ·g / θ·θ) θ, rescaled to the norm of g (``rescale``), before ``base`` steps.
 
-    ``base`` is built with every keyword in ``base_kwargs`` (lr, betas, eps, weight_decay, momentum,
-    ...), and parameter groups may set any of them, ``rescale`` included, per group. With
-    ``per_replica`` (a group key too), dimension 0 of every parameter indexes independent models
-    (seeds trained as one batched model), and each slice is projected on its own.
+    ``base`` is an optimizer class (or a factory taking param groups and keywords), built with every
+    keyword in ``base_kwargs`` (lr, betas, eps, weight_decay, momentum, ...), or an optimizer
+    instance over the same parameters, which is then used as it is (its groups, hyperparameters and
+    state). Parameter groups may set any hyperparameter, ``rescale``, ``per_replica`` and
+    ``parallel`` included, per group. With ``per_replica`` (a group key too), dimension 0 of every
+    parameter indexes independent models (seeds trained as one batched model), and each slice is
+    projected on its own. ``parallel``: what a gradient parallel to θ becomes (``"rescale"``, the
+    paper's, or ``"zero"``; :func:`orthogonal_component`). ``step(closure)`` hands the base a closure
+    that projects the gradients it computes, so closure-driven bases (LBFGS) see projected gradients
+    at every evaluation.
 
         opt = OrthoGrad(model.parameters(), base=torch.optim.AdamW, lr=1e-3, weight_decay=0.0)
     """
 
+    OWN = ("rescale", "per_replica", "parallel")
+
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base: Callable[..., torch.optim.Optimizer] = torch.optim.AdamW,
+        base: Callable[..., torch.optim.Optimizer] | torch.optim.Optimizer = torch.optim.AdamW,
         rescale: bool = True,
         *,
         per_replica: bool = False,
+        parallel: str = "rescale",
         **base_kwargs: Any,
     ):
-        super().__init__(params, base, {"rescale": rescale, "per_replica": per_replica}, base_kwargs)
+        check_parallel(parallel)
+        own = {"rescale": rescale, "per_replica": per_replica, "parallel": parallel}
+        if isinstance(base, torch.optim.Optimizer):
+            params, base = adopt(base, list(params), own, base_kwargs)
+        elif not callable(base):
+            raise TypeError(f"base={base!r} is not an optimizer class, factory or instance (e.g. torch.optim.AdamW)")
+        super().__init__(params, base, own, base_kwargs)
+        for group in self.param_groups:
+            check_group(group)
+        check_replicas(self.param_groups)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if hasattr(self, "base"):  # once built: refuse a bad group before the base takes it
+            params = param_group["params"]
+            params = [params] if isinstance(params, torch.Tensor) else list(params)
+            group = {**self.defaults, **param_group, "params": params}
+            check_group(group)
+            check_replicas([*self.param_groups, group])
+            param_group = {**param_group, "params": params}
+        super().add_param_group(param_group)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The base's ``load_state_dict`` after the checks torch's optimizers make (as many groups,
+        each with as many parameters) and two more, so that a mismatch fails here and not at
+        ``step()``: the saved groups hold no hyperparameter the base lacks (the state of another
+        optimizer), and each parameter's saved state has the keys of its current state (once it has
+        one) and tensors of the parameter's shape where they have its number of dimensions (2 or
+        more; a size 1 broadcasts, as in factored states). A state saved by the base optimizer alone
+        loads too: keys it lacks, such as ``rescale``, keep their current values."""
+        check_state_dict(self, state_dict)
+        super().load_state_dict(state_dict)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if closure is None:
+            if needs_closure(self.base):
+                raise TypeError(
+                    f"{type(self.base).__name__} evaluates the loss itself: call step(closure) with a closure"
+                    " that zeroes the gradients, computes the loss, calls backward() and returns the loss"
+                )
+            with torch.no_grad():
+                self.transform_()
+            return self.base.step()
+
+        def projected() -> Any:
+            with torch.enable_grad():
+                loss = closure()
+            with torch.no_grad():
+                self.transform_()
+            return loss
+
+        return self.base.step(projected)
 
     def transform_(self) -> None:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad.copy_(project(p, p.grad, group["rescale"], group["per_replica"]))
+                    p.grad.copy_(project(p, p.grad, group["rescale"], group["per_replica"], group["parallel"]))
+
+
+def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer.step`` has a ``closure`` argument without a default (LBFGS)."""
+    try:
+        closure = inspect.signature(optimizer.step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return False
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def check_parallel(parallel: Any) -> None:
+    if parallel not in PARALLEL:
+        raise ValueError(f"parallel={parallel!r} is not valid; choose one of: {', '.join(PARALLEL)}")
+
+
+def check_group(group: dict[str, Any]) -> None:
+    """An :class:`OrthoGrad` group's own keys: ``parallel`` one of :data:`PARALLEL`; with
+    ``per_replica``, every parameter has a replica dimension 0 and at least one more."""
+    check_parallel(group.get("parallel", "rescale"))
+    if group.get("per_replica"):
+        for p in group["params"]:
+            if p.dim() < 2:
+                raise ValueError(
+                    f"per_replica=True needs parameters of shape (replicas, ...) with at least 2 dimensions;"
+                    f" a parameter of shape {tuple(p.shape)} has none: use per_replica=False for an ordinary model"
+                )
+
+
+def check_replicas(groups: list[dict[str, Any]]) -> None:
+    """All ``per_replica`` parameters share the size of their dimension 0, the replica count."""
+    shapes = [tuple(p.shape) for group in groups if group.get("per_replica") for p in group["params"]]
+    for shape in shapes[1:]:
+        if shape[0] != shapes[0][0]:
+            raise ValueError(
+                f"per_replica=True: parameters of shapes {shapes[0]} and {shape} disagree on the replica count"
+                f" (dimension 0: {shapes[0][0]} vs {shape[0]}); use per_replica=False for an ordinary model"
+            )
+
+
+def adopt(
+    instance: torch.optim.Optimizer, params: list, own: dict[str, Any], base_kwargs: dict[str, Any]
+) -> tuple[list, Callable[..., torch.optim.Optimizer]]:
+    """``OrthoGrad(params, base=instance)``: the instance's groups (given ⊥Grad's keys where they lack
+    them) and state become the wrapper's; ``params`` must be the instance's parameters."""
+    if isinstance(instance, GradientWrapper):
+        raise TypeError(f"base is already a {type(instance).__name__}: wrap its base optimizer instead")
+    if base_kwargs:
+        raise TypeError(
+            f"base is an optimizer instance, which keeps its own hyperparameters; {', '.join(sorted(base_kwargs))}"
+            " would have no effect: set them on the instance, or pass its class as base"
+        )
+    given = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
+    theirs = [p for group in instance.param_groups for p in group["params"]]
+    if {id(p) for p in given} != {id(p) for p in theirs}:
+        raise ValueError(
+            f"base is an optimizer instance over {len(theirs)} other parameter tensors than the {len(given)} given:"
+            " pass the parameters it was built with"
+        )
+
+    def build(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+        for group in instance.param_groups:
+            for key, value in own.items():
+                group.setdefault(key, value)
+        return instance
+
+    return theirs, build
+
+
+def check_state_dict(optimizer: GradientWrapper, state_dict: Any) -> None:
+    """The checks of :meth:`OrthoGrad.load_state_dict`, each failing with one line."""
+    if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+        raise ValueError("load_state_dict: expected an optimizer state_dict, a dict with 'state' and 'param_groups'")
+    saved, groups = state_dict["param_groups"], optimizer.param_groups
+    if len(saved) != len(groups):
+        raise ValueError(f"load_state_dict: the state has {len(saved)} parameter groups, this optimizer {len(groups)}")
+    for i, (s, g) in enumerate(zip(saved, groups)):
+        if len(s["params"]) != len(g["params"]):
+            raise ValueError(
+                f"load_state_dict: group {i} of the state has {len(s['params'])} parameters, this optimizer's"
+                f" {len(g['params'])}"
+            )
+    known = {key for g in groups for key in g} | set(OrthoGrad.OWN)
+    foreign = sorted({key for s in saved for key in s} - known)
+    if foreign:
+        raise ValueError(
+            f"load_state_dict: the state's groups hold {', '.join(foreign)}, which {type(optimizer.base).__name__}"
+            " does not have: it is the state of another optimizer"
+        )
+    states = state_dict["state"]
+    for saved_id, p in zip(
+        (i for s in saved for i in s["params"]), (p for g in groups for p in g["params"]), strict=True
+    ):
+        entry = states.get(saved_id)
+        if not entry:
+            continue
+        current = optimizer.state.get(p)
+        if current and set(entry) != set(current):
+            raise ValueError(
+                f"load_state_dict: the state of a parameter of shape {tuple(p.shape)} holds {', '.join(sorted(entry))};"
+                f" {type(optimizer.base).__name__} keeps {', '.join(sorted(current))}"
+            )
+        for key, value in entry.items():
+            if not torch.is_tensor(value):
+                continue
+            mine = current.get(key) if current else None
+            if torch.is_tensor(mine) and mine.shape != value.shape:
+                bad = True
+            elif value.dim() == p.dim() >= 2:
+                bad = any(a not in (b, 1) for a, b in zip(value.shape, p.shape))
+            else:
+                bad = False
+            if bad:
+                raise ValueError(
+                    f"load_state_dict: the state's {key!r} of shape {tuple(value.shape)} does not fit a parameter of"
+                    f" shape {tuple(p.shape)}: it was saved for another model"
+                )
 
 
 class NormalizedGrad(GradientWrapper):
