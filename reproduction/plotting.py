@@ -9,22 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from reproduction.palette import COLORS  # noqa: E402,F401  (the figures import it from here)
 from reproduction.results import exists  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "results" / "figures"
 
-# one color per precision / method, used consistently across figures
-COLORS = {
-    "bfloat16": "#e377c2",
-    "float16": "#d62728",
-    "float32": "#1f77b4",
-    "float64": "#2ca02c",
-    "adamw": "#7f7f7f",
-    "perp": "#9467bd",
-    "stablemax": "#ff7f0e",
-    "softmax": "#1f77b4",
-    "wd": "#8c564b",
-}
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
