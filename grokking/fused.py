@@ -69,59 +69,63 @@ def softmax_grad_differentiable(z: torch.Tensor, y: torch.Tensor, grad_out: torc
 class StableMaxCE(torch.autograd.Function):
     """StCE = log Σ_k s(z_k) - log s(z_y); ∂/∂z_k = s'(z_k) / Σ_j s(z_j) - onehot(y)_k s'(z_y) / s(z_y).
 
-    s(x) = a / b with a = 1 + max(x, 0) and b = 1 - min(x, 0): for x ≥ 0 that is (1 + x) / 1, for
-    x < 0 it is 1 / (1 - x), both rounded exactly as in :func:`grokking.losses.stablemax_s`, and
+    s(x) = max(x, 0) + 1 / b with b = 1 - min(x, 0): for x ≥ 0 that is x + 1 (1 / b = 1), for x < 0
+    it is 1 / (1 - x), both rounded exactly as in :func:`grokking.losses.stablemax_s`, and
     s'(x) = (1 / b)². No masks: ``torch.where`` costs several elementwise passes on CPU.
     """
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        inv_b, total, s_y = stablemax_parts(z.to(dtype), y)
-        ctx.save_for_backward(z, inv_b, total, s_y, y)
+        index = y.expand(z.shape[:-1]).unsqueeze(-1)
+        inv_b, total, s_y = stablemax_parts(z.to(dtype), index)
+        ctx.save_for_backward(z, inv_b, total, s_y, index)
         ctx.dtype = dtype
-        return torch.log(total) - torch.log(s_y)
+        return (torch.log(total) - torch.log(s_y)).squeeze(-1)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        z, inv_b, total, s_y, y = ctx.saved_tensors
+        z, inv_b, total, s_y, index = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: a backward that autograd can differentiate again
-            return stablemax_grad_differentiable(z.to(ctx.dtype), y, grad_out).to(z.dtype), None, None
-        return stablemax_grad(inv_b, total, s_y, y, grad_out).to(z.dtype), None, None
+            return stablemax_grad_differentiable(z.to(ctx.dtype), index, grad_out).to(z.dtype), None, None
+        return stablemax_grad(inv_b, total, s_y, index, grad_out).to(z.dtype), None, None
 
 
-def stablemax_parts(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """1 / b (shape of ``z``), Σ_k s(z_k) and s(z_y) (one per row) of :class:`StableMaxCE`."""
-    inv_b = torch.rsub(torch.clamp(z, max=0), 1).reciprocal_()  # 1 / (1 - min(z, 0))
-    s = torch.clamp(z, min=0).add_(inv_b)  # max(z, 0) + 1 / b: 1 + z for z ≥ 0 (1 / b = 1), 1 / b below
-    return inv_b, s.sum(-1), pick(s, y)
+def stablemax_parts(z: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """1 / b (shape of ``z``), Σ_k s(z_k) and s(z_y) (shape ``(..., 1)``) of :class:`StableMaxCE`;
+    ``index``: the correct classes, shape ``(..., 1)``. Two allocations the size of ``z``."""
+    inv_b = torch.clamp(z, max=0).neg_().add_(1).reciprocal_()  # 1 / (1 - min(z, 0))
+    s = torch.clamp(z, min=0).add_(inv_b)  # max(z, 0) + 1 / b
+    return inv_b, s.sum(-1, keepdim=True), s.gather(-1, index)
 
 
 def stablemax_grad(
-    inv_b: torch.Tensor, total: torch.Tensor, s_y: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor
+    inv_b: torch.Tensor, total: torch.Tensor, s_y: torch.Tensor, index: torch.Tensor, grad_out: torch.Tensor
 ) -> torch.Tensor:
-    """Σ_n grad_out_n ∂StCE_n/∂z, from :func:`stablemax_parts`."""
-    grad = inv_b.square().mul_((grad_out / total).unsqueeze(-1))  # s'(z) = (1 / b)²
-    slope_y = pick(inv_b, y).square()
-    return scatter_sub_(grad, y, grad_out * slope_y / s_y)
+    """Σ_n grad_out_n ∂StCE_n/∂z from :func:`stablemax_parts` (``grad_out`` without the class
+    dimension); ``inv_b`` is left as it is, so that a retained graph can run backward again."""
+    g = grad_out.unsqueeze(-1)
+    grad = inv_b.square().mul_(g / total)  # s'(z) = (1 / b)²
+    correct = inv_b.gather(-1, index).square_().mul_(g).div_(s_y).neg_()  # -g s'(z_y) / s(z_y)
+    return grad.scatter_add_(-1, index, correct)
 
 
-def stablemax_grad_differentiable(z: torch.Tensor, y: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+def stablemax_grad_differentiable(z: torch.Tensor, index: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
     """The gradient of :func:`stablemax_grad` from differentiable operations on ``z`` (in the dtype
-    to compute in): s and s' as the spec's ``torch.where`` branches, so that autograd
+    to compute in) and ``grad_out``: s and s' as the spec's ``torch.where`` branches, so that autograd
     differentiates each branch exactly (s'' = 2 / (1 - z)³ for z < 0, 0 above)."""
     s = stablemax_s(z)
     slope = torch.where(z >= 0, 1.0, (1 - torch.clamp(z, max=0)).reciprocal().square())
-    grad = slope * (grad_out / s.sum(-1)).unsqueeze(-1)
-    index = y.expand(z.shape[:-1]).unsqueeze(-1)
-    return grad.scatter_add(-1, index, -(grad_out * pick(slope, y) / pick(s, y)).unsqueeze(-1))
+    g = grad_out.unsqueeze(-1)
+    grad = slope * (g / s.sum(-1, keepdim=True))
+    return grad.scatter_add(-1, index, -g * slope.gather(-1, index) / s.gather(-1, index))
 
 
 class StableMaxNLL(torch.autograd.Function):
     """The StableMax cross-entropy of ``grokking.stablemax_cross_entropy`` as one node: per-target
     losses of :class:`StableMaxCE`, each times its weight (0 for an ignored target), and the
-    reduction. ``z``: logits with classes last; ``y``: class indices, an ignored target already
-    replaced by a valid class; ``w``: each target's weight (``None``: 1 for every target) with 0 where
-    ignored; ``denominator``: Σ w for ``"mean"``, else ``None``; ``out_dtype``: the result's dtype.
+    reduction. ``z``: logits with classes last; ``y``: class indices of shape ``z.shape[:-1]``, an
+    ignored target already replaced by a valid class; ``w``: each target's weight, 0 where ignored;
+    ``denominator``: Σ w for ``"mean"``, else ``None``; ``out_dtype``: the result's dtype.
 
     First order runs the hand-written backward; with ``create_graph=True`` the backward is built from
     differentiable operations on the input (:func:`stablemax_grad_differentiable`), so double backward,
@@ -129,30 +133,30 @@ class StableMaxNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, y, w, denominator, reduction: str, dtype: torch.dtype, out_dtype: torch.dtype):
-        inv_b, total, s_y = stablemax_parts(z.to(dtype), y)
-        losses = torch.log(total) - torch.log(s_y)
-        ctx.save_for_backward(z, y, w, denominator, inv_b, total, s_y)
-        ctx.reduction, ctx.dtype = reduction, dtype
+        index = y.unsqueeze(-1)
+        inv_b, total, s_y = stablemax_parts(z if z.dtype == dtype else z.to(dtype), index)
+        losses = (torch.log(total) - torch.log(s_y)).squeeze(-1)
+        ctx.save_for_backward(z, index, w, denominator, inv_b, total, s_y)
+        ctx.dtype = dtype
         if reduction == "none":
-            return (losses if w is None else losses * w).to(out_dtype)
-        out = losses.sum() if w is None else torch.dot(losses.reshape(-1), w.reshape(-1))
-        return (out if denominator is None else out / denominator).to(out_dtype)
+            out = losses * w
+        else:
+            out = torch.dot(losses, w) if losses.dim() == 1 else (losses * w).sum()
+            out = out if denominator is None else out / denominator
+        return out if out.dtype == out_dtype else out.to(out_dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        z, y, w, denominator, inv_b, total, s_y = ctx.saved_tensors
-        g = grad_out.to(ctx.dtype)
+        z, index, w, denominator, inv_b, total, s_y = ctx.saved_tensors
+        g = grad_out if grad_out.dtype == ctx.dtype else grad_out.to(ctx.dtype)
         if denominator is not None:
             g = g / denominator
-        if w is not None:
-            g = g * w
-        if ctx.reduction != "none":
-            g = g.expand(y.shape)
+        g = g * w  # the shape of the targets
         if torch.is_grad_enabled():  # create_graph: a backward that autograd can differentiate again
-            grad = stablemax_grad_differentiable(z.to(ctx.dtype), y, g)
+            grad = stablemax_grad_differentiable(z.to(ctx.dtype), index, g)
         else:
-            grad = stablemax_grad(inv_b, total, s_y, y, g)
-        return grad.to(z.dtype), None, None, None, None, None, None
+            grad = stablemax_grad(inv_b, total, s_y, index, g)
+        return grad if grad.dtype == z.dtype else grad.to(z.dtype), None, None, None, None, None, None
 
 
 def softmax_cross_entropy(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

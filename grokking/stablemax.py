@@ -81,20 +81,18 @@ def stablemax_cross_entropy(
     autocast does for ``F.cross_entropy``. Differentiable at every order.
     """
     check(input, target, reduction, weight, label_smoothing)
-    if input.dtype in REDUCED and torch.is_autocast_enabled(input.device.type):
+    autocast = torch.is_autocast_enabled(input.device.type)
+    if autocast and input.dtype in REDUCED:
         input = input.float()  # autocast's float32 policy for cross_entropy
     compute = dtype or input.dtype
     z = input.movedim(1, -1) if input.dim() > 2 else input  # classes last
     kept = target != ignore_index
     y = torch.where(kept, target, 0)  # any valid class: an ignored target's weight is 0
-    if weight is None:
-        w = kept.to(compute)
-    else:
-        w = weight.detach().to(compute)[y] * kept
+    w = kept.to(compute) if weight is None else weight.detach().to(compute)[y] * kept
     if label_smoothing:
         return smoothed(z, y, kept, w, weight, reduction, label_smoothing, compute).to(input.dtype)
     denominator = w.sum() if reduction == "mean" else None
-    if torch.is_autocast_enabled(input.device.type):  # compute in ``compute``, not in autocast's choice
+    if autocast:  # compute in ``compute``, not in the dtypes autocast would choose op by op
         with torch.autocast(input.device.type, enabled=False):
             return StableMaxNLL.apply(z, y, w, denominator, reduction, compute, input.dtype)
     return StableMaxNLL.apply(z, y, w, denominator, reduction, compute, input.dtype)
