@@ -13,13 +13,16 @@ import functools
 import importlib.util
 import os
 import re
+import shutil
 import sys
 import typing
 from collections.abc import Callable
 from dataclasses import is_dataclass
+from pathlib import Path
 
 import hydra
 import yaml
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from grokking.config import TrainConfig, register_configs
@@ -44,24 +47,104 @@ def group_options(group: str, aliases: bool = False) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if p.stem not in former)
 
 
+def group_values(arg: str) -> tuple[str, list[str]] | None:
+    """``(group, options)`` that a ``group=...`` argument asks for: one option, or the options of a
+    sweep (``a,b``, ``choice(a,b)``, ``range()``, ``glob(pattern)`` matched against the group's
+    options). None for an argument that is not a group override or that the override grammar
+    rejects (Hydra then reports it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+    from hydra.errors import HydraException
+
+    if "=" not in arg or arg.startswith("-"):
+        return None
+    key = arg.split("=", 1)[0].lstrip("+~")
+    if not (CONF_DIR / key).is_dir():
+        return None
+    try:
+        override = OverridesParser.create().parse_overrides([arg])[0]
+        value = override.value()
+        if isinstance(value, Glob):
+            return key, value.filter(group_options(key, aliases=True))
+        if override.is_sweep_override():
+            return key, list(override.sweep_string_iterator())
+    except (HydraException, ValueError, TypeError):  # e.g. interval(): not a list of options; Hydra says so
+        return None
+    return (key, [value]) if isinstance(value, str) and value not in ("", "null") else None
+
+
 def check_group_overrides(args: list[str]) -> str | None:
-    """The error line for the first ``group=option`` argument naming an option that does not exist."""
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    """The error line for the first ``group=...`` argument naming an option that does not exist,
+    or a ``glob()`` that matches none."""
     for arg in args:
-        if "=" not in arg or arg.startswith("-"):
+        if (asked := group_values(arg)) is None:
             continue
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+~")
-        if key not in groups or value in ("", "null"):
-            continue
-        for option in value.split(","):
+        key, options = asked
+        if not options:
+            return f"{arg} matches no option of {key}; choose among: {', '.join(group_options(key))}"
+        for option in options:
             if option not in group_options(key, aliases=True):
                 return f"{key}={option} is not valid; choose one of: {', '.join(group_options(key))}"
     return None
 
 
 class JobFailed(Exception):
-    """A job of a sweep ended with an error (already reported on its own line)."""
+    """A job of a sweep ended with an error (already reported on its own line); ``job`` names its
+    directory in the sweep."""
+
+    job: str | None = None
+
+
+SWEEP_DIR: Path | None = None  # the directory of the -m sweep this process runs, once it started
+
+
+class SweepTable(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): when a -m sweep ends, one line per
+    job with its swept overrides, status and final accuracies. A sweep whose jobs failed prints it
+    from :func:`report_errors`, before the error line that names them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        global SWEEP_DIR
+        SWEEP_DIR = Path(config.hydra.sweep.dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        print_sweep_table(SWEEP_DIR or Path(config.hydra.sweep.dir))
+
+
+def print_sweep_table(sweep_dir: Path) -> tuple[object, list[str]]:
+    """Print the sweep's compact table (stdout); returns the full table and its swept keys."""
+    from grokking.sweep_summary import compact, summarize
+
+    table, keys = summarize(sweep_dir)
+    counts = table.drop_duplicates("job")["status"].value_counts()
+    status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    print(f"sweep {sweep_dir}: {table['job'].nunique()} jobs, {status}")
+    print(compact(table, keys), end="")
+    print(f"full table and plot: python scripts/summarize.py {sweep_dir}", flush=True)
+    return table, keys
+
+
+def failed_sweep_line(err: JobFailed) -> str:
+    """One line naming every failed job of the sweep (after its table), or ``err``'s own line
+    where the sweep's directory cannot be read."""
+    from grokking.sweep_summary import failed_jobs, job_label
+
+    if SWEEP_DIR is None:
+        return str(err)
+    try:
+        table, keys = print_sweep_table(SWEEP_DIR)
+    except Exception:  # the error line matters more than the table
+        return str(err)
+    failed = failed_jobs(table)
+    if err.job is not None and err.job not in failed:
+        failed.append(err.job)
+    if len(failed) <= 1:
+        return str(err)
+    named = ", ".join(f"job {job} ({job_label(table, keys, job)})" for job in failed)
+    return (
+        f"{len(failed)} of {table['job'].nunique()} jobs of the sweep failed: {named}; the other jobs ran "
+        "(see each job's error above)"
+    )
 
 
 def schema_keys(dotted: str) -> list[str] | None:
@@ -110,12 +193,16 @@ def report_errors(func: Callable[[], object]) -> object:
     except Exception as err:
         from_task = raised_in_task(err)
         if isinstance(err, JobFailed):
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {failed_sweep_line(err)}", file=sys.stderr)
+        elif raised_in_launcher(err) and not from_task:
+            line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            print(f"error: the launcher could not start the sweep's jobs: {line}", file=sys.stderr)
         elif isinstance(err, (HydraException, OmegaConfBaseException)) and not from_task:
             print(f"error: {hydra_error_line(err)}", file=sys.stderr)
         elif isinstance(err, OSError) and not from_task:
-            where = err.filename or "the run directory"
-            print(f"error: {where} cannot be used ({err.strerror}); choose another run directory", file=sys.stderr)
+            from grokking.run_dir import os_error_line
+
+            print(f"error: {os_error_line(err)}", file=sys.stderr)
         else:
             return HYDRA_RUN_AND_REPORT(functools.partial(reraise, err))
         sys.exit(2)
@@ -127,6 +214,19 @@ def raised_in_task(err: BaseException) -> bool:
     while tb is not None:
         code = tb.tb_frame.f_code
         if code.co_name == "job" and code.co_filename == __file__:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+LAUNCHER_PACKAGES = ("hydra_plugins/hydra_submitit_launcher/", "submitit/")  # where a scheduler's errors come from
+
+
+def raised_in_launcher(err: BaseException) -> bool:
+    """Whether ``err`` came out of a cluster launcher's submission (e.g. sbatch refused the jobs)."""
+    tb = err.__traceback__
+    while tb is not None:
+        if any(package in tb.tb_frame.f_code.co_filename.replace(os.sep, "/") for package in LAUNCHER_PACKAGES):
             return True
         tb = tb.tb_next
     return False
@@ -169,16 +269,28 @@ def plugin_installed(module: str) -> bool:
         return False
 
 
+# launcher option -> the commands it submits with (a cluster's scheduler on PATH)
+LAUNCHER_COMMANDS = {"slurm": ("sbatch", "srun")}
+
+
 def check_launcher_plugins(args: list[str]) -> str | None:
-    """The error line for the first ``launcher=`` option whose Hydra plugin is not installed."""
+    """The error line for the first ``launcher=`` option whose Hydra plugin is not installed, or
+    whose scheduler's commands are not on PATH (``launcher=slurm`` off a SLURM cluster)."""
     for arg in args:
-        if arg.startswith("launcher="):
-            for option in arg.split("=", 1)[1].split(","):
-                module, extra = LAUNCHER_PLUGINS.get(option, (None, None))
-                if module is not None and not plugin_installed(module):
-                    package = module.removeprefix("hydra_plugins.").replace("_", "-")
-                    install = f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
-                    return f"launcher={option} needs the {package} plugin, which is not installed: {install}"
+        if (asked := group_values(arg)) is None or asked[0] != "launcher":
+            continue
+        for option in asked[1]:
+            module, extra = LAUNCHER_PLUGINS.get(option, (None, None))
+            if module is not None and not plugin_installed(module):
+                package = module.removeprefix("hydra_plugins.").replace("_", "-")
+                install = f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
+                return f"launcher={option} needs the {package} plugin, which is not installed: {install}"
+            if missing := [c for c in LAUNCHER_COMMANDS.get(option, ()) if shutil.which(c) is None]:
+                return (
+                    f"launcher={option} submits to a SLURM cluster, but {' and '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not on PATH; run on the cluster's login node, "
+                    "or try the same sweep here with launcher=submitit_local (or launcher=local)"
+                )
     return None
 
 
@@ -206,10 +318,12 @@ def sweep_job(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None
                 raise
             if exit.code != 3:  # 3 = diverged
                 job = HydraConfig.get().job
-                raise JobFailed(
+                failed = JobFailed(
                     f"job {job.num} of the sweep ({job.override_dirname or 'no overrides'}) failed with exit code "
                     f"{exit.code}; the other jobs ran (see the job's error above)"
-                ) from None
+                )
+                failed.job = Path(HydraConfig.get().runtime.output_dir).name
+                raise failed from None
 
     return job
 

@@ -1,8 +1,12 @@
 """One table for a whole sweep: ``python scripts/summarize.py multirun/2025-01-01/12-00-00``.
 
-Reads every job of a Hydra multirun directory: the jobs the sweep launched (expanded from its
-``multirun.yaml``) and every ``<sweep>/<job>/`` with a ``.hydra/overrides.yaml``. It writes, into
-the sweep directory:
+Reads the jobs of the sweep that last ran in a Hydra multirun directory: the jobs its
+``multirun.yaml`` launched (expanded as Hydra expands ``a,b``, ``choice()``, ``range()`` and
+``glob()``), each with the swept values it was launched with. Without a readable multirun.yaml,
+every ``<sweep>/<job>/`` with a ``.hydra/overrides.yaml`` is a job. A second sweep into the same
+directory is summarized as itself: job directories it did not launch are left out (and named), and
+a job whose directory holds another sweep's run of a different config is listed as
+``holds another run``, without that run's numbers. It writes, into the sweep directory:
 
 - ``sweep_summary.csv`` and ``sweep_summary.md``: one row per job (per seed when a job trains
   several seeds at once) with the swept values, status, final and best test accuracy, the epochs of
@@ -23,15 +27,19 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+from omegaconf import DictConfig
 
 from grokking.checkpoint import METRICS, SUMMARY
 
 IGNORED_KEYS = ("launcher", "hydra.")  # overrides that choose how jobs run, not what they compute
+ROW_KEYS = ("seed",)  # swept keys that the rows hold themselves (one row per seed)
+ANOTHER_RUN = "holds another run"  # a job directory holding the run of another sweep (refused or not yet run)
 COLUMNS = [
     "status",
     "epoch",
@@ -46,38 +54,114 @@ COLUMNS = [
 ]
 
 
-def launched_jobs(sweep_dir: Path) -> dict[Path, list[str]]:
-    """The jobs the sweep launched, ``{job directory: overrides}`` in job-number order, expanded from
-    ``multirun.yaml`` as Hydra's basic sweeper expands them (empty where it cannot be read)."""
+def config_loader():
+    """Hydra's config loader over ``conf/``: the override parser needs it to expand ``glob()`` over a group."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+
+    from grokking.cli import CONF_DIR
+
+    return ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
+
+
+def launched_jobs(sweep_dir: Path) -> tuple[list[list[str]], bool]:
+    """The jobs the sweep launched (each its list of overrides, in job-number order), expanded from
+    ``multirun.yaml`` as Hydra's basic sweeper expands them (``a,b``, ``choice()``, ``range()``,
+    ``glob()``), and whether their directories are named by job number (``hydra.sweep.subdir``).
+    ``([], True)`` where multirun.yaml is missing or cannot be read."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         hydra = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["hydra"]
-        if str(hydra["sweep"]["subdir"]) != "${hydra.job.num}":
-            return {}
-        parsed = OverridesParser.create().parse_overrides(list(hydra["overrides"]["task"]))
-        batches = BasicSweeper.split_arguments(parsed, None)[0]
+        by_number = str(hydra["sweep"]["subdir"]) == "${hydra.job.num}"
+        parser = OverridesParser.create(config_loader=config_loader())
+        parsed = parser.parse_overrides(list(hydra["overrides"]["task"]))
+        return BasicSweeper.split_arguments(parsed, None)[0], by_number
     except Exception:  # no multirun.yaml, or one this reader does not understand: the directories alone
-        return {}
-    return {sweep_dir / str(num): overrides for num, overrides in enumerate(batches)}
+        return [], True
+
+
+def as_dict(overrides: list[str]) -> dict[str, str]:
+    """Overrides as ``{key: value}`` (values as typed), without the ones that choose how jobs run."""
+    pairs = (o.split("=", 1) for o in overrides if isinstance(o, str) and "=" in o)
+    return {k.lstrip("+~"): v for k, v in pairs if not k.lstrip("+~").startswith(IGNORED_KEYS)}
+
+
+def recorded_overrides(job_dir: Path) -> list[str] | None:
+    """The overrides a job directory's run was started with (``.hydra/overrides.yaml``), or None."""
+    try:
+        overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return None
+    return overrides if isinstance(overrides, list) else None
+
+
+@dataclass
+class Job:
+    """One job of a sweep: its directory and the overrides the sweep launched it with (from
+    multirun.yaml; None when the sweep's job list cannot be read and the directory is all we have)."""
+
+    name: str
+    path: Path
+    launched: list[str] | None = None
+
+    def overrides(self) -> dict[str, str]:
+        return as_dict(self.launched if self.launched is not None else recorded_overrides(self.path) or [])
+
+    def holds_another_run(self) -> bool:
+        """Whether the directory holds a run that is not this job's: one recorded with other overrides
+        (e.g. by an earlier sweep into the same directory) whose config also differs (a job of the
+        same config is skipped, and the earlier run is its result)."""
+        recorded = recorded_overrides(self.path)
+        if self.launched is None or recorded is None or as_dict(recorded) == as_dict(self.launched):
+            return False
+        from grokking.train import completed_with_same_config
+
+        try:
+            return not completed_with_same_config(self.path, compose_job(self.launched))
+        except Exception:  # a launched job that no longer composes: its directory cannot be its run
+            return True
+
+
+def compose_job(overrides: list[str]) -> DictConfig:
+    """A job's config as its sweep composed it; also at the end of a sweep, inside the Hydra app
+    (whose config search path is already set)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from grokking.cli import compose
+
+    if not GlobalHydra.instance().is_initialized():
+        return compose(overrides)
+    from hydra import compose as hydra_compose
+
+    return hydra_compose("config", overrides=list(overrides))
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Job directories of a sweep (launched or found), in job-number order."""
-    jobs = {*launched_jobs(sweep_dir), *(p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml"))}
-    return sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else p.name))
+    """Directories of a sweep holding a Hydra job (``<job>/.hydra/overrides.yaml``), in job-number order."""
+    found = (p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml"))
+    return sorted(found, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else p.name))
 
 
-def job_overrides(job_dir: Path, launched: dict[Path, list[str]] | None = None) -> dict[str, str]:
-    """The job's command-line overrides as ``{key: value}`` (values as typed)."""
-    path = job_dir / ".hydra" / "overrides.yaml"
-    try:
-        overrides = yaml.safe_load(path.read_text()) or []
-    except (OSError, yaml.YAMLError):
-        overrides = (launched or {}).get(job_dir, [])
-    pairs = (o.split("=", 1) for o in overrides if isinstance(o, str) and "=" in o)
-    return {k.lstrip("+~"): v for k, v in pairs if not k.lstrip("+~").startswith(IGNORED_KEYS)}
+def sweep_jobs(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
+    """The jobs of the sweep that last ran in ``sweep_dir`` (its ``multirun.yaml``), and the job
+    directories there that are not among them (left by an earlier sweep into the same directory).
+    Without a readable multirun.yaml, every job directory found is a job."""
+    launched, by_number = launched_jobs(sweep_dir)
+    found = job_dirs(sweep_dir)
+    if not launched:
+        return [Job(p.name, p) for p in found], []
+    if by_number:
+        jobs = [Job(str(num), sweep_dir / str(num), overrides) for num, overrides in enumerate(launched)]
+    else:  # named subdirectories: a job's directory is the one recorded with its overrides
+        named = {tuple(sorted(as_dict(recorded_overrides(p) or []).items())): p for p in found}
+        jobs = []
+        for num, overrides in enumerate(launched):
+            path = named.get(tuple(sorted(as_dict(overrides).items())))
+            jobs.append(Job(path.name, path, overrides) if path else Job(f"#{num}", sweep_dir / f"#{num}", overrides))
+    ours = {job.path for job in jobs}
+    return jobs, [p for p in found if p not in ours]
 
 
 def read_metrics(path: Path) -> pd.DataFrame | None:
@@ -142,23 +226,67 @@ def job_rows(job_dir: Path) -> list[dict[str, Any]]:
 
 
 def summarize(sweep_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The sweep table and its swept keys."""
+    """The sweep table and its swept keys. ``table.attrs["not_in_sweep"]`` names the job
+    directories that are not jobs of the sweep (left by an earlier sweep into the directory)."""
     sweep_dir = Path(sweep_dir)
-    jobs = job_dirs(sweep_dir)
+    jobs, strays = sweep_jobs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir} holds no Hydra job directories (<job>/.hydra/overrides.yaml)")
-    launched = launched_jobs(sweep_dir)
-    overrides = [job_overrides(j, launched) for j in jobs]
+    overrides = [job.overrides() for job in jobs]
     keys = swept_keys(overrides)
-    records = [
-        {"job": job.name, **{k: o.get(k) for k in keys}, **row}
-        for job, o in zip(jobs, overrides)
-        for row in job_rows(job)
-    ]
-    table = pd.DataFrame.from_records(records, columns=["job", *keys, "seed", *COLUMNS])
+    columns = [k for k in keys if k not in ROW_KEYS]  # a swept seed is the rows' own seed column
+    records = []
+    for job, o in zip(jobs, overrides):
+        rows = [{"seed": None, "status": ANOTHER_RUN}] if job.holds_another_run() else job_rows(job.path)
+        for row in rows:
+            if row["seed"] is None and "seed" in o:
+                row = {**row, "seed": o["seed"]}
+            records.append({"job": job.name, **{k: o.get(k) for k in columns}, **row})
+    table = pd.DataFrame.from_records(records, columns=["job", *columns, "seed", *COLUMNS])
     for col in ("seed", "epoch", "epoch_train_acc_100", "epoch_test_acc_50", "epoch_test_acc_95"):
-        table[col] = table[col].astype("Int64")  # integers with gaps (never reached) shown as <NA>
+        table[col] = pd.to_numeric(table[col]).astype("Int64")  # integers with gaps (never reached) shown as <NA>
+    table.attrs["not_in_sweep"] = [p.name for p in strays]
     return table, keys
+
+
+FAILED = ("failed", ANOTHER_RUN)  # statuses of jobs that did not run
+
+
+def job_label(table: pd.DataFrame, keys: list[str], job: str) -> str:
+    """A job's swept overrides, ``key=value ...`` (``–`` for a sweep of one job without overrides)."""
+    rows = table[table["job"].astype(str) == str(job)]
+    if rows.empty:
+        return "–"
+    first = rows.iloc[0]
+    swept = [f"{k}={first[k]}" for k in keys if k in rows and not (k == "seed" and len(rows) > 1)]
+    return " ".join(swept) or "–"
+
+
+def mean_cell(values: pd.Series) -> str:
+    values = pd.to_numeric(values).dropna()
+    return f"{values.mean():.3f}" if len(values) else "–"
+
+
+def compact(table: pd.DataFrame, keys: list[str]) -> str:
+    """The sweep in a few aligned lines, one per job: its swept overrides, status and final train and
+    test accuracy (the mean over its seeds when it trains several)."""
+    lines = [["job", "overrides", "status", "train_acc", "test_acc"]]
+    several = False
+    for job, rows in table.groupby("job", sort=False):
+        several |= len(rows) > 1
+        status = ",".join(dict.fromkeys(rows["status"]))
+        accs = [mean_cell(rows[col]) for col in ("final_train_acc", "final_test_acc")]
+        lines.append([str(job), job_label(table, keys, job), status, *accs])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    if several:
+        text.append("(accuracies of jobs that train several seeds are means over their seeds)")
+    return "\n".join(text) + "\n"
+
+
+def failed_jobs(table: pd.DataFrame) -> list[str]:
+    """The jobs of the table that failed: no results, or a directory holding another run."""
+    return list(dict.fromkeys(table.loc[table["status"].isin(FAILED), "job"].astype(str)))
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -252,6 +380,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: cannot write the summary into {args.sweep_dir} ({err.strerror})", file=sys.stderr)
         raise SystemExit(2) from None
     print(to_markdown(table), end="")
+    if strays := table.attrs.get("not_in_sweep"):
+        print(
+            f"left out {', '.join(strays)}: job directories of an earlier sweep into {args.sweep_dir}, not jobs of "
+            "the sweep its multirun.yaml describes",
+            file=sys.stderr,
+        )
     print(f"wrote {args.sweep_dir}/sweep_summary.csv, .md and .png")
 
 

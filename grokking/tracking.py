@@ -11,12 +11,18 @@ at the end (``finish``); ``abort`` closes it when training raises. The wandb run
 - is resumed (same run id) when training resumes from a checkpoint in the same directory.
 
 wandb is imported only when ``logger=wandb`` is asked for, so it is an optional dependency.
+
+:func:`progress` is the run's progress display: tqdm's bar, or, in a job of a sweep whose launcher
+runs jobs side by side (``launcher=local``, submitit), whole lines naming the job, so that the
+jobs' progress does not interleave on one terminal line and reads cleanly in a job's log file.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,3 +142,91 @@ class WandbTracker:
 
 def build_tracker(cfg: LoggerConfig, config: dict[str, Any], out_dir: Path) -> Any:
     return TRACKERS[cfg.name].build(cfg, config, out_dir)
+
+
+PROGRESS_EVERY_S = 30.0  # a parallel job's progress: one line at most this often, and one when it ends
+
+
+def parallel_job() -> str | None:
+    """``job <num> (<overrides>)`` inside a job of a -m sweep whose launcher runs jobs side by side
+    (any launcher but Hydra's basic one, which runs them one after another), else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN or str(hc.launcher.get("_target_", "")).endswith(".BasicLauncher"):
+        return None
+    swept = swept_keys(Path(hc.sweep.dir))
+    mine = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
+    return f"job {hc.job.num} ({' '.join(mine) or hc.job.override_dirname or 'no overrides'})"
+
+
+def swept_keys(sweep_dir: Path) -> set[str]:
+    """The keys the sweep varies (``a,b``, ``choice()``, ``range()``, ``glob()`` in its multirun.yaml);
+    empty when it cannot be read."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        task = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["hydra"]["overrides"]["task"]
+        return {o.key_or_group for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()}
+    except Exception:  # no multirun.yaml, or one this reader does not understand: name every override
+        return set()
+
+
+class ProgressLines:
+    """tqdm's interface as the training loop uses it (iterate, ``set_postfix``, ``close``), written as
+    whole lines: ``<label>: epoch 150/300 (50 %, 812 epochs/s) loss=... train=... test=... SC=...``,
+    one every ``every`` seconds and one at the end, each in a single write."""
+
+    def __init__(
+        self,
+        iterable: Iterable,
+        initial: int,
+        total: int,
+        label: str,
+        every: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.iterable, self.n, self.total, self.label = iterable, initial, total, label
+        self.every, self.clock = every, clock
+        self.start_n, self.start = initial, clock()
+        self.last = self.start
+        self.postfix: dict[str, str] = {}
+        self.closed = False
+
+    def __iter__(self) -> Iterator:
+        for item in self.iterable:
+            yield item
+            self.n += 1
+            if self.clock() - self.last >= self.every:
+                self.write()
+
+    def set_postfix(self, values: dict[str, str], refresh: bool = False) -> None:
+        self.postfix = dict(values)
+
+    def write(self) -> None:
+        now = self.clock()
+        self.last = now
+        rate = (self.n - self.start_n) / (now - self.start) if now > self.start else None
+        speed = f", {rate:.3g} epochs/s" if rate else ""
+        percent = 100 * self.n / self.total if self.total else 100
+        values = "".join(f" {k}={v}" for k, v in self.postfix.items())
+        sys.stderr.write(f"{self.label}: epoch {self.n}/{self.total} ({percent:.0f} %{speed}){values}\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.write()
+
+
+def progress(iterable: Iterable, initial: int, total: int) -> Any:
+    """The training loop's progress: lines naming the job in a parallel sweep's job, else tqdm's bar."""
+    if (label := parallel_job()) is not None:
+        return ProgressLines(iterable, initial, total, label)
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, initial=initial, total=total, desc="train", mininterval=1.0, dynamic_ncols=True)

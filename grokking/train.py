@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from grokking import metrics
 from grokking.checkpoint import (
@@ -51,7 +50,7 @@ from grokking.models import build_model
 from grokking.optim import build_optimizer, load_optimizer_state, optimizer_kind
 from grokking.runtime import keep_freed_memory
 from grokking.step import TrainStep, native_module
-from grokking.tracking import build_tracker
+from grokking.tracking import build_tracker, progress
 from grokking.validation import ConfigError, validate
 
 EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
@@ -437,9 +436,7 @@ def _train_accepted(
         graphs = StepGraphs(lambda intervene: train_step(intervene)[2], optimizer)
     t0 = time.perf_counter()
     epoch = start
-    bar = tqdm(
-        range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="train", mininterval=1.0, dynamic_ncols=True
-    )
+    bar = progress(range(start, cfg.epochs), initial=start, total=cfg.epochs)  # tqdm, or lines in a parallel sweep
     with StopSignal() as stop:
         try:
             for epoch in bar:

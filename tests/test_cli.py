@@ -138,3 +138,49 @@ def test_fig15_sweep_with_perpgrad_beside_it_is_one_multirun(tmp_path):
     configs = [(p / "config.yaml").read_text() for p in runs]
     assert sum("orthogonal: true" in c for c in configs) == 2
     assert all(json.loads((p / "summary.json").read_text())["status"] == "completed" for p in runs)
+
+
+def loss_options() -> str:
+    from grokking.cli import group_options
+
+    return ", ".join(group_options("loss"))
+
+
+GROUP_SWEEPS = [
+    ("loss=choice(softmax,stablemax)", None),
+    ("loss=glob(s*)", None),
+    ("loss=glob(*,exclude=mse)", None),
+    ("loss=softmax,stablemax", None),
+    ("+loss=stablemax", None),
+    ("loss=choice(softmax,stablmax)", "loss=stablmax is not valid; choose one of: {options}"),
+    ("loss=glob(x*)", "loss=glob(x*) matches no option of loss; choose among: {options}"),
+    ("loss=range(0,2)", "loss=0 is not valid; choose one of: {options}"),
+    ("loss=softmax,stablmax", "loss=stablmax is not valid; choose one of: {options}"),
+]
+
+
+@pytest.mark.parametrize("arg,line", GROUP_SWEEPS, ids=[a for a, _ in GROUP_SWEEPS])
+def test_group_sweeps_take_hydras_sweep_syntax(arg, line):
+    """``choice()``, ``range()`` and ``glob()`` over a config group are checked option by option,
+    as Hydra will expand them; a bad option is named on its own."""
+    from grokking.cli import check_group_overrides
+
+    assert check_group_overrides([arg]) == (line and line.format(options=loss_options()))
+
+
+@pytest.mark.slow
+def test_choice_and_glob_sweeps_over_groups_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "train.py", "-m", "loss=choice(softmax,stablemax)", "optimizer=glob(perp_*)", *SMALL,
+         "epochs=3", "log_every=1", "cpu_kernel=torch", f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    table = [line.split() for line in res.stdout.splitlines() if line[:1].isdigit()]
+    assert [row[1:4] for row in table if len(row) > 3] == [
+        ["loss=softmax", "optimizer=perp_adamw", "completed"],
+        ["loss=softmax", "optimizer=perp_sgd", "completed"],
+        ["loss=stablemax", "optimizer=perp_adamw", "completed"],
+        ["loss=stablemax", "optimizer=perp_sgd", "completed"],
+    ]

@@ -43,6 +43,14 @@ def test_local_launcher_two_by_two_gives_four_runs_and_their_table(tmp_path):
         summary = summary_of(job)
         assert summary["status"] == "completed"
         assert summary["torch_threads"] == max(1, os.cpu_count() // 2)  # two jobs at once share the cores
+    # the jobs ran side by side: whole progress lines naming the job, never a bar redrawn with \r
+    assert "\r" not in res.stderr
+    last = sorted(line.split(":")[0] for line in res.stderr.splitlines() if ": epoch 20/20 (100 %" in line)
+    labels = [f"precision={d} optimizer.weight_decay={w:g}" for d, w in expected]
+    assert last == [f"job {n} ({label})" for n, label in enumerate(labels)]
+    # and the sweep ended with its table, one line per job
+    table = [line.split() for line in res.stdout.splitlines() if line[:1].isdigit()]
+    assert [row[:4] for row in table] == [[str(n), *label.split(), "completed"] for n, label in enumerate(labels)]
 
     summarize_main([str(sweep)])
     table = pd.read_csv(sweep / "sweep_summary.csv")
@@ -135,6 +143,43 @@ def test_a_missing_launcher_plugin_ends_with_one_line_naming_the_extra(monkeypat
     assert cli_module.check_launcher_plugins([f"launcher={launcher}"]) == line
 
 
+def test_slurm_off_a_cluster_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """``launcher=slurm`` where sbatch and srun are not on PATH (submitit could not submit)."""
+    from grokking import cli as cli_module
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    monkeypatch.setattr(cli_module, "plugin_installed", lambda module: True)
+    line = (
+        "launcher=slurm submits to a SLURM cluster, but sbatch and srun are not on PATH; run on the cluster's "
+        "login node, or try the same sweep here with launcher=submitit_local (or launcher=local)"
+    )
+    for arg in ("launcher=slurm", "launcher=choice(local,slurm)"):
+        monkeypatch.setattr(sys, "argv", ["train.py", "-m", arg, "seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"])
+        with pytest.raises(SystemExit) as exit:
+            cli_module.run(lambda cfg: None)
+        assert exit.value.code == 2
+        assert capsys.readouterr().err == f"error: {line}\n"
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "sbatch").write_text("#!/bin/sh\n")
+    (tmp_path / "sbatch").chmod(0o755)
+    assert "but srun is not on PATH" in cli_module.check_launcher_plugins(["launcher=slurm"])
+
+
+def test_a_submission_the_scheduler_refuses_is_one_line(capsys):
+    """An error raised while submitit submits (e.g. sbatch rejects the partition) is one line, not a traceback."""
+    from grokking import cli as cli_module
+
+    scope: dict = {}
+    code = "def submit():\n    raise RuntimeError('sbatch: error: invalid partition name specified\\nmore detail')\n"
+    exec(compile(code, "/site-packages/submitit/slurm/slurm.py", "exec"), scope)
+    with pytest.raises(SystemExit) as exit:
+        cli_module.report_errors(scope["submit"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: the launcher could not start the sweep's jobs: sbatch: error: invalid partition name specified\n"
+    )
+
+
 @pytest.mark.slow
 def test_a_fresh_environment_from_the_readme_first_command_runs_the_local_sweep(tmp_path):
     """The README's first command (torch, then the package without extras) is all that the README's
@@ -173,3 +218,148 @@ def test_jobs_sharing_a_process_match_jobs_run_alone(tmp_path):
     for j in range(8):
         (offline,) = (sweep / str(j) / "wandb").glob("offline-run-*")
         assert offline.name.endswith(run_ids[j].strip())
+
+
+# --- sweep summaries of any sweep, built from what a sweep leaves on disk (no training) ---------
+
+
+def fake_sweep(sweep: Path, task: list[str], subdir: str = "${hydra.job.num}") -> None:
+    """The multirun.yaml Hydra writes as a sweep starts: its task overrides and job subdirectory."""
+    sweep.mkdir(parents=True, exist_ok=True)
+    hydra = {"sweep": {"dir": str(sweep), "subdir": subdir}, "overrides": {"hydra": [], "task": task}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
+
+
+def fake_job(job: Path, overrides: list[str], test_acc: float | None = 0.5, seeds=(0,), status="completed") -> None:
+    """A job directory: Hydra's record of its overrides and, unless ``test_acc`` is None (a job that
+    failed before training), a summary.json."""
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if test_acc is not None:
+        final = {"test_acc": test_acc, "train_acc": 1.0, "sc_fraction": 0.0, "train_loss": 0.1}
+        per_seed = {str(s): {"final": final, "best_test_acc": test_acc} for s in seeds}
+        (job / "summary.json").write_text(json.dumps({"status": status, "epoch": 20, "per_seed": per_seed}))
+
+
+def test_a_seed_sweep_is_summarized_with_one_seed_column(tmp_path, capsys):
+    """The README's own example sweeps seed: its rows carry the seed once, and the plot takes it as an axis."""
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep, ["loss=softmax,stablemax", "seed=0,1,2"])
+    for num, (loss, seed) in enumerate((loss, seed) for loss in ("softmax", "stablemax") for seed in (0, 1, 2)):
+        fake_job(sweep / str(num), [f"loss={loss}", f"seed={seed}"], test_acc=0.1 * num, seeds=(seed,))
+    summarize_main([str(sweep), "--x", "seed", "--y", "loss"])
+    table = pd.read_csv(sweep / "sweep_summary.csv")
+    assert list(table.columns[:4]) == ["job", "loss", "seed", "status"]
+    assert list(table["seed"]) == [0, 1, 2, 0, 1, 2] and list(table["loss"]) == ["softmax"] * 3 + ["stablemax"] * 3
+    assert list(table["final_test_acc"]) == pytest.approx([0.1 * n for n in range(6)])
+    assert (sweep / "sweep_summary.png").stat().st_size > 0
+    assert "error" not in capsys.readouterr().err
+
+
+def test_a_group_sweep_with_glob_lists_every_launched_job(tmp_path):
+    """``loss=glob(s*)`` is expanded against the loss group as Hydra expands it: the jobs that never
+    started are listed too."""
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep, ["loss=glob(s*)", "seed=0,1"])
+    fake_job(sweep / "0", ["loss=softmax", "seed=0"])
+    fake_job(sweep / "1", ["loss=softmax", "seed=1"], seeds=(1,))
+    table = write_summary(sweep)
+    assert list(table["loss"]) == ["softmax", "softmax", "stablemax", "stablemax"]
+    assert list(table["seed"]) == [0, 1, 0, 1]
+    assert list(table["status"]) == ["completed", "completed", "not started", "not started"]
+
+
+def test_a_second_sweep_into_the_same_directory_is_summarized_as_itself(tmp_path, capsys):
+    """Three seed jobs, then a loss sweep into the same directory: the table is the loss sweep's.
+    Job 0 of the second sweep has the config of the first sweep's job 0 (Hydra skipped it, and that
+    run is its result); job 1's directory holds another config's run (refused); job 2 is not a job
+    of the second sweep."""
+    from grokking.cli import compose
+    from grokking.train import to_config
+
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        fake_job(sweep / str(seed), [f"seed={seed}"], test_acc=0.9)
+    (sweep / "0" / "config.yaml").write_text(yaml.safe_dump(to_config(compose(["loss=softmax"]))[1]))
+    fake_sweep(sweep, ["loss=softmax,stablemax"])
+    summarize_main([str(sweep)])
+    table = pd.read_csv(sweep / "sweep_summary.csv")
+    assert list(table["job"]) == [0, 1] and list(table["loss"]) == ["softmax", "stablemax"]
+    assert list(table["status"]) == ["completed", "holds another run"]
+    assert table["final_test_acc"].iloc[0] == pytest.approx(0.9) and pd.isna(table["final_test_acc"].iloc[1])
+    assert "seed" not in table.columns[:2]  # the first sweep's swept key is not this sweep's
+    assert "left out 2: job directories of an earlier sweep" in capsys.readouterr().err
+
+
+def test_named_job_directories_are_matched_to_the_jobs_by_their_overrides(tmp_path):
+    """A sweep with a named ``hydra.sweep.subdir`` (as scripts/study_baselines.py runs) sees only its own jobs."""
+    sweep = tmp_path / "sweep"
+    fake_job(sweep / "lr0.1_s0", ["optimizer.lr=0.1", "seed=0"])
+    fake_job(sweep / "lr0.01_s0", ["optimizer.lr=0.01", "seed=0"])
+    fake_job(sweep / "lr1_s0", ["optimizer.lr=1", "seed=0"])  # an earlier sweep's
+    fake_sweep(sweep, ["optimizer.lr=0.01,0.1,0.5", "seed=0"], subdir="lr${optimizer.lr}_s${seed}")
+    table = write_summary(sweep)
+    assert list(table["job"]) == ["lr0.01_s0", "lr0.1_s0", "#2"]
+    assert list(table["status"]) == ["completed", "completed", "not started"]
+    assert table.attrs["not_in_sweep"] == ["lr1_s0"]
+
+
+def test_every_failed_job_is_named_in_the_sweep_error_after_the_table(tmp_path, monkeypatch, capsys):
+    from grokking import cli as cli_module
+
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep, ["optimizer.lr=0,0.01,-1,0.1"])
+    fake_job(sweep / "0", ["optimizer.lr=0"], test_acc=None)
+    fake_job(sweep / "1", ["optimizer.lr=0.01"], test_acc=0.25)
+    fake_job(sweep / "2", ["optimizer.lr=-1"], test_acc=None)
+    fake_job(sweep / "3", ["optimizer.lr=0.1"], test_acc=0.75, status="diverged")  # a result, not a failure
+    monkeypatch.setattr(cli_module, "SWEEP_DIR", sweep)
+    err = cli_module.JobFailed("job 0 of the sweep (optimizer.lr=0) failed with exit code 2")
+    err.job = "0"
+
+    def sweep_that_failed():
+        raise err
+
+    with pytest.raises(SystemExit) as exit:
+        cli_module.report_errors(sweep_that_failed)
+    assert exit.value.code == 2
+    out, stderr = capsys.readouterr()
+    assert stderr == (
+        "error: 2 of 4 jobs of the sweep failed: job 0 (optimizer.lr=0), job 2 (optimizer.lr=-1); "
+        "the other jobs ran (see each job's error above)\n"
+    )
+    lines = out.splitlines()
+    assert lines[0] == f"sweep {sweep}: 4 jobs, 2 failed, 1 completed, 1 diverged"
+    assert lines[1].split() == ["job", "overrides", "status", "train_acc", "test_acc"]
+    assert [line.split() for line in lines[2:6]] == [
+        ["0", "optimizer.lr=0", "failed", "–", "–"],
+        ["1", "optimizer.lr=0.01", "completed", "1.000", "0.250"],
+        ["2", "optimizer.lr=-1", "failed", "–", "–"],
+        ["3", "optimizer.lr=0.1", "diverged", "1.000", "0.750"],
+    ]
+
+
+def test_the_sweep_table_is_a_hydra_callback_at_the_end_of_every_sweep(tmp_path, capsys):
+    from hydra.utils import get_class
+
+    from grokking.cli import CONF_DIR, SweepTable
+
+    callbacks = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["hydra"]["callbacks"]
+    assert [get_class(c["_target_"]) for c in callbacks.values()] == [SweepTable]
+    sweep = tmp_path / "sweep"
+    fake_sweep(sweep, ["seed=0,1"])
+    fake_job(sweep / "0", ["seed=0"], seeds=(0,), test_acc=0.5)
+    fake_job(sweep / "1", ["seed=1"], seeds=(1,), test_acc=1.0)
+    config = yaml.safe_load((sweep / "multirun.yaml").read_text())
+    from omegaconf import OmegaConf
+
+    callback = SweepTable()
+    callback.on_multirun_start(OmegaConf.create(config))
+    callback.on_multirun_end(OmegaConf.create(config))
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in out[1:4]] == [
+        ["job", "overrides", "status", "train_acc", "test_acc"],
+        ["0", "seed=0", "completed", "1.000", "0.500"],
+        ["1", "seed=1", "completed", "1.000", "1.000"],
+    ]
+    assert out[-1] == f"full table and plot: python scripts/summarize.py {sweep}"
