@@ -124,8 +124,9 @@ class StableMaxNLL(torch.autograd.Function):
     """The StableMax cross-entropy of ``grokking.stablemax_cross_entropy`` as one node: per-target
     losses of :class:`StableMaxCE`, each times its weight (0 for an ignored target), and the
     reduction. ``z``: logits with classes last; ``y``: class indices of shape ``z.shape[:-1]``, an
-    ignored target already replaced by a valid class; ``w``: each target's weight, 0 where ignored;
-    ``denominator``: Σ w for ``"mean"``, else ``None``; ``out_dtype``: the result's dtype.
+    ignored target already replaced by a valid class; ``w``: each target's weight, 0 where ignored
+    (``None``: 1 for every target); ``denominator``: Σ w for ``"mean"`` (a tensor, or the number of
+    targets without ``w``), else ``None``; ``out_dtype``: the result's dtype.
 
     First order runs the hand-written backward; with ``create_graph=True`` the backward is built from
     differentiable operations on the input (:func:`stablemax_grad_differentiable`), so double backward,
@@ -136,22 +137,25 @@ class StableMaxNLL(torch.autograd.Function):
         index = y.unsqueeze(-1)
         inv_b, total, s_y = stablemax_parts(z if z.dtype == dtype else z.to(dtype), index)
         losses = (torch.log(total) - torch.log(s_y)).squeeze(-1)
-        ctx.save_for_backward(z, index, w, denominator, inv_b, total, s_y)
-        ctx.dtype = dtype
+        ctx.save_for_backward(z, index, w, inv_b, total, s_y)
+        ctx.dtype, ctx.denominator = dtype, denominator
         if reduction == "none":
-            out = losses * w
+            out = losses if w is None else losses * w
         else:
-            out = torch.dot(losses, w) if losses.dim() == 1 else (losses * w).sum()
+            if w is None:
+                out = losses.sum()
+            else:
+                out = torch.dot(losses, w) if losses.dim() == 1 else (losses * w).sum()
             out = out if denominator is None else out / denominator
         return out if out.dtype == out_dtype else out.to(out_dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        z, index, w, denominator, inv_b, total, s_y = ctx.saved_tensors
+        z, index, w, inv_b, total, s_y = ctx.saved_tensors
         g = grad_out if grad_out.dtype == ctx.dtype else grad_out.to(ctx.dtype)
-        if denominator is not None:
-            g = g / denominator
-        g = g * w  # the shape of the targets
+        if ctx.denominator is not None:
+            g = g / ctx.denominator
+        g = g.expand(index.shape[:-1]) if w is None else g * w  # the shape of the targets
         if torch.is_grad_enabled():  # create_graph: a backward that autograd can differentiate again
             grad = stablemax_grad_differentiable(z.to(ctx.dtype), index, g)
         else:

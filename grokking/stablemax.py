@@ -86,12 +86,16 @@ def stablemax_cross_entropy(
         input = input.float()  # autocast's float32 policy for cross_entropy
     compute = dtype or input.dtype
     z = input.movedim(1, -1) if input.dim() > 2 else input  # classes last
-    kept = target != ignore_index
-    y = torch.where(kept, target, 0)  # any valid class: an ignored target's weight is 0
-    w = kept.to(compute) if weight is None else weight.detach().to(compute)[y] * kept
-    if label_smoothing:
-        return smoothed(z, y, kept, w, weight, reduction, label_smoothing, compute).to(input.dtype)
-    denominator = w.sum() if reduction == "mean" else None
+    if weight is None and not label_smoothing and input.device.type == "cpu" and not (target == ignore_index).any():
+        # nothing to weigh or leave out (a check that costs no device sync on the CPU)
+        y, w, denominator = target, None, target.numel() if reduction == "mean" else None
+    else:
+        kept = target != ignore_index
+        y = torch.where(kept, target, 0)  # any valid class: an ignored target's weight is 0
+        w = kept.to(compute) if weight is None else weight.detach().to(compute)[y] * kept
+        if label_smoothing:
+            return smoothed(z, y, kept, w, weight, reduction, label_smoothing, compute).to(input.dtype)
+        denominator = w.sum() if reduction == "mean" else None
     if autocast:  # compute in ``compute``, not in the dtypes autocast would choose op by op
         with torch.autocast(input.device.type, enabled=False):
             return StableMaxNLL.apply(z, y, w, denominator, reduction, compute, input.dtype)
