@@ -7,7 +7,7 @@ help:  ## list every target with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: install
-install:  ## install the package with test and launcher extras (CPU torch first)
+install:  ## install the package with every extra the tests use: train, repro, wandb, slurm (CPU torch first)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[test]'
 
