@@ -1,8 +1,9 @@
 """Checkable claims of the paper, held against the distribution of our replicates.
 
-The claims are the rows of ``reproduction/claims.yaml``, one row per claim: figure, wording, the
-paper's value, a measure of :mod:`reproduction.measures` with its arguments, a check (``at_least``,
-``at_most``, ``within``, ``between``, ``in_range``, below), the tolerance in words and a format.
+The claims are the ``claims`` rows of the experiment manifests (``reproduction/experiments/``), one
+row per claim: figure, wording, the paper's value, a measure of :mod:`reproduction.measures` with its
+arguments, a check (``at_least``, ``at_most``, ``within``, ``between``, ``in_range``, below), the
+tolerance in words and a format.
 :func:`load_claims` turns the rows into :class:`Claim` objects and names the row of any error.
 
 A :class:`Claim` names the paper's value, measures ours from one replicate of ``results/`` and
@@ -452,7 +453,6 @@ def approx_rel(lo: float, hi: float, fraction: float) -> Check:
 
 CHECKS = {f.__name__: f for f in (at_least, at_most, within, between, in_range, approx, approx_rel)}
 
-TABLE = Path(__file__).resolve().parent / "claims.yaml"
 FIELDS = ("figure", "claim", "paper", "measure", "args", "check", "tolerance", "fmt", "key", "categorical")
 OPTIONAL = ("args", "fmt", "key", "categorical")
 TEXT = ("figure", "claim", "paper", "tolerance", "fmt", "key")
@@ -464,23 +464,56 @@ class ClaimsTableError(ValueError):
 
 
 def load_claims(path: Path | None = None) -> list[Claim]:
-    """The claims of the table at ``path`` (default ``reproduction/claims.yaml``), in its order."""
-    path = Path(path) if path is not None else TABLE
+    """The claims of every experiment manifest (``reproduction/experiments/``), in the manifests'
+    order, or those of one file at ``path``: a manifest, or a plain list of rows. In a manifest a
+    row's ``figure`` defaults to the manifest's and ``paper`` to "—" (an experiment of one's own is
+    checked against its own expectations)."""
+    from reproduction.manifest import ManifestError, experiments, load
+
+    try:
+        if path is None:
+            manifests = list(experiments().values())
+        else:
+            rows = _read_rows(Path(path))
+            if isinstance(rows, list):
+                return _claims([(row, f"{Path(path).name} row {i}") for i, row in enumerate(rows, 1)])
+            manifests = [load(Path(path))]
+    except ManifestError as e:
+        raise ClaimsTableError(str(e)) from None
+    located = []
+    for exp in manifests:
+        for i, row in enumerate(exp.claims, 1):
+            if isinstance(row, dict):
+                row = {"figure": exp.figure, "paper": "—", **row}
+            located.append((row, f"{exp.path.name} claims row {i}"))
+    return _claims(located)
+
+
+def _read_rows(path: Path) -> object:
     try:
         rows = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ClaimsTableError(f"{path.name}: not valid YAML{where} ({getattr(e, 'problem', e)})") from None
-    if not isinstance(rows, list):
+    if not isinstance(rows, list | dict):
         raise ClaimsTableError(f"{path.name}: expected a list of rows, one per claim")
-    claims = [claim_from_row(row, f"{path.name} row {i}") for i, row in enumerate(rows, 1)]
-    seen: dict[str, int] = {}
-    for i, c in enumerate(claims, 1):
+    return rows
+
+
+def _claims(located: list[tuple[object, str]]) -> list[Claim]:
+    """The claims of ``(row, where)`` pairs; a key used twice is an error naming both rows."""
+    claims = [claim_from_row(row, where) for row, where in located]
+    seen: dict[str, str] = {}
+    for c, (_, where) in zip(claims, located, strict=True):
         if c.key in seen:
-            raise ClaimsTableError(f"{path.name} row {i}: key {c.key!r} is already row {seen[c.key]}'s")
+            other = seen[c.key]
+            same_file = other.rpartition(" row ")[0] == where.rpartition(" row ")[0]
+            raise ClaimsTableError(
+                f"{where}: key {c.key!r} is already {'row ' + other.rpartition(' row ')[2] if same_file else other}'s"
+            )
         if c.key:
-            seen[c.key] = i
+            seen[c.key] = where
     return claims
 
 

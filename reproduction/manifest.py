@@ -32,6 +32,7 @@ with one line naming the file and the field.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class Experiment:
     plot: Plot | None = None
     postprocess: str | None = None
     claims: tuple[dict[str, Any], ...] = ()
+    sweeps: tuple[Sweep, ...] = ()  # the grids that are plain products (scripts/reproduce.py --print-multirun)
 
     def overrides(self) -> dict[str, list[str]]:
         """run name -> overrides, in order."""
@@ -191,6 +193,37 @@ def _run_name(name: Any, path: Path, where: str) -> str:
 
 def _value_text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A grid that is a plain product (every value an override, named by itself): one Hydra
+    multirun, ``python train.py -m <overrides> <key>=<v1>,<v2> ...``, each job in ``subdir``."""
+
+    overrides: tuple[str, ...]
+    swept: tuple[str, ...]  # key=v1,v2,...
+    subdir: str  # the run-name template with Hydra interpolations
+    runs: tuple[str, ...]
+
+
+def _hydra_subdir(template: str) -> str:
+    """A run-name template as ``hydra.sweep.subdir``: ``{loss}`` (a config group) becomes
+    ``${hydra:runtime.choices.loss}``, ``{model.depth}`` (a value) ``${model.depth}``."""
+    from grokking.paths import CONF_DIR
+
+    def part(key: str) -> str:
+        return f"${{hydra:runtime.choices.{key}}}" if (CONF_DIR / key).is_dir() else f"${{{key}}}"
+
+    return re.sub(r"\{([^{}]*)\}", lambda m: part(m.group(1)), template)
+
+
+def grid_sweep(grid: dict[str, Any], runs: list[tuple[str, tuple[str, ...]]]) -> Sweep | None:
+    """The grid as one multirun, where it is a plain product; else None."""
+    product = grid["product"]
+    if any(isinstance(v, dict) for values in product.values() for v in values):
+        return None
+    swept = tuple(f"{key}={','.join(_value_text(v) for v in values)}" for key, values in product.items())
+    return Sweep(tuple(grid.get("overrides", [])), swept, _hydra_subdir(grid["name"]), tuple(n for n, _ in runs))
 
 
 def expand_grid(grid: Any, path: Path, where: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -318,10 +351,19 @@ def _plot(value: Any, path: Path, runs: dict[str, Run]) -> Plot:
 
 
 def load(path: Path) -> Experiment:
-    """The manifest at ``path`` (its name is the experiment's)."""
+    """The manifest at ``path`` (its name is the experiment's); read again only once the file changed."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        stat = path.stat()
+    except OSError as e:
+        raise ManifestError(f"{path.name}: cannot be read ({e.strerror})") from None
+    return _load(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load(path: Path, mtime_ns: int, size: int) -> Experiment:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as e:
         raise ManifestError(f"{path.name}: cannot be read ({e.strerror})") from None
     except yaml.YAMLError as e:
@@ -355,11 +397,14 @@ def load(path: Path) -> Experiment:
             add(name, _overrides(spec.get("overrides"), path, f"{at}.overrides"), rep, at)
         else:
             add(name, _overrides(spec, path, at), target, at)
-    grids = data.get("grid", [])
+    grids, sweeps = data.get("grid", []), []
     for i, grid in enumerate(grids if isinstance(grids, list) else [grids], 1):
         at = f"grid[{i}]" if isinstance(grids, list) else "grid"
-        for name, overrides in expand_grid(grid, path, at):
+        expanded = expand_grid(grid, path, at)
+        for name, overrides in expanded:
             add(name, overrides, target, at)
+        if (sweep := grid_sweep(grid, expanded)) is not None:
+            sweeps.append(sweep)
 
     official = data.get("official", {})
     if not isinstance(official, dict):
@@ -384,6 +429,7 @@ def load(path: Path) -> Experiment:
         plot=None if data.get("plot") is None else _plot(data["plot"], path, runs),
         postprocess=postprocess,
         claims=tuple(claims),
+        sweeps=tuple(sweeps),
     )
 
 
@@ -422,3 +468,11 @@ def replicated_runs() -> dict[str, dict[str, int]]:
         if runs:
             out[name] = runs
     return out
+
+
+def grid_sweeps(exp: Experiment) -> list[tuple[tuple[str, ...], tuple[str, ...], str]]:
+    """The experiment's runs as Hydra multiruns, ``(overrides, swept, subdir)``: one per plain-product
+    grid, then every other run as a multirun of one job (no sweep, its name as the subdir)."""
+    swept = {name for sweep in exp.sweeps for name in sweep.runs}
+    sweeps = [(s.overrides, s.swept, s.subdir) for s in exp.sweeps]
+    return sweeps + [(exp.runs[n].overrides, (), n) for n in exp.runs if n not in swept]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from reproduction.manifest import OfficialRun, experiments
 from reproduction.results import seed_status
+
+__all__ = ["OFFICIAL_RUNS", "OfficialRun"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT.parent / "shared" / "official" / "fixed-720d244"
@@ -24,128 +26,9 @@ OFFICIAL_COMMIT = "720d244"  # the fixed snapshot: its runs are the official col
 SEEDS5 = (42, 0, 1, 2, 3)  # 42 is the official default (single-seed runs use it alone)
 
 
-@dataclass(frozen=True)
-class OfficialRun:
-    """One of our runs (``results/<figure>/<name>``) as flags of the official script.
-
-    Flags use the fixed snapshot's spelling; :func:`flags_for` translates them for the release.
-    ``log_frequency`` only sets how often the official logger measures: it evaluates in eval mode
-    without gradients and consumes no random numbers, so it does not change the trajectory.
-    """
-
-    flags: tuple[str, ...]
-    epochs: int
-    log_frequency: int
-    seeds: tuple[int, ...] = (42,)
-    fixed_only: bool = False  # flags the released snapshot does not have
-    crashes: bool = False  # the official script fails on these flags (``note`` says why); skipped
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_SUB = ("--binary_operation", "subtract_mod")  # Fig. 6a's task (the flag defaults to addition)
-
-
-def _fig2(frac: float, prec: str) -> OfficialRun:
-    eps = ("--adam_epsilon", "1e-30") if frac == 0.4 else ()
-    flags = ("--lr", "0.0005", "--train_fraction", str(frac), "--cross_entropy_dtype", prec, *eps)
-    return OfficialRun(flags, 20000, 50)
-
-
-_STABLEMAX = ("--loss_function", "stablemax", "--cross_entropy_dtype", "float64", "--beta2", "0.999")
-
-# figure -> run name (as in scripts/reproduce.py) -> the official script's flags
+# experiment -> run name -> the official script's flags that stand for it (each manifest's ``official``)
 OFFICIAL_RUNS: dict[str, dict[str, OfficialRun]] = {
-    "fig1": {
-        "a_perp_adamw": OfficialRun(
-            ("--lr", "0.01", "--train_fraction", "0.4", "--beta2", "0.99", "--orthogonal_gradients"), 300, 10, SEEDS5
-        ),
-        "b_stablemax": OfficialRun(("--lr", "0.01", "--train_fraction", "0.4", *_STABLEMAX), 80000, 500),
-        "c_softmax": OfficialRun(
-            ("--lr", "0.01", "--train_fraction", "0.4", "--cross_entropy_dtype", "float64"), 80000, 500
-        ),
-    },
-    "fig2": {
-        f"frac{frac}_{prec}": _fig2(frac, prec)
-        for frac in (0.4, 0.6, 0.7)
-        for prec in ("float16", "float32", "float64")
-    },
-    "fig4": {
-        "add_mod": OfficialRun(("--lr", "0.01", "--train_fraction", "0.4", *_STABLEMAX), 100000, 1000),
-        "mul_mod": OfficialRun(
-            ("--lr", "0.01", "--train_fraction", "0.4", *_STABLEMAX, "--binary_operation", "product_mod"), 100000, 1000
-        ),
-        "sparse_parity": OfficialRun(
-            ("--lr", "0.01", "--train_fraction", "0.5", *_STABLEMAX[:4], "--dataset", "sparse_parity")
-            + ("--num_noise_features", "40", "--num_parity_features", "3", "--num_samples", "2000")
-            + ("--adam_epsilon", "1e-18", "--beta2", "0.999"),
-            100000,
-            1000,
-        ),
-        # Fig. 4 right: our one-hot and base-2 inputs; the official binary input is the plain base-2 code
-        "input_one_hot": OfficialRun(
-            ("--lr", "0.02", "--train_fraction", "0.4", "--cross_entropy_dtype", "float64"), 1000, 5, SEEDS5
-        ),
-        "input_base2": OfficialRun(
-            ("--lr", "0.02", "--train_fraction", "0.4", "--cross_entropy_dtype", "float64", "--dataset", "binary_alg"),
-            1000,
-            5,
-            SEEDS5,
-            crashes=True,
-            note="both snapshots crash at the first step: the binary_alg dataset stores one-hot targets, "
-            "and the loss gathers them as integer labels (tests/test_official_runner.py shows it)",
-        ),
-    },
-    "fig6": {
-        "a_adamw": OfficialRun(("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", *_SUB), 5000, 50),
-        "a_adamw_wd": OfficialRun(
-            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", *_SUB, "--weight_decay", "1.5"), 5000, 50
-        ),
-        "a_perp_adamw": OfficialRun(
-            ("--lr", "0.001", "--train_fraction", "0.4", "--use_transformer", *_SUB, "--orthogonal_gradients"), 5000, 50
-        ),
-        "b_adamw": OfficialRun(("--lr", "0.005", "--train_fraction", "0.4"), 500, 5, SEEDS5),
-        "b_perp_adamw": OfficialRun(
-            ("--lr", "0.005", "--train_fraction", "0.4", "--orthogonal_gradients"), 500, 5, SEEDS5
-        ),
-        "b_perp_sgd": OfficialRun(
-            ("--lr", "10", "--train_fraction", "0.4", "--orthogonal_gradients", "--optimizer", "SGD")
-            + ("--train_dtype", "float64", "--loss_function", "stablemax", "--cross_entropy_dtype", "float64"),
-            500,
-            5,
-            SEEDS5,
-        ),
-    },
-    "fig8": {
-        "baseline": OfficialRun(
-            ("--lr", "0.001", "--train_fraction", "0.6", "--cross_entropy_dtype", "float64"), 20000, 50
-        ),
-    },
-    "fig15": {  # lr 0.002 as our experiment (the paper's is unpublished), and the lr 0.005 grid
-        **{
-            f"{prefix}wd{wd}": OfficialRun(("--lr", lr, "--train_fraction", "0.4", "--weight_decay", str(wd)), 3000, 10)
-            for prefix, lr in (("", "0.002"), ("lr0.005_", "0.005"))
-            for wd in (2, 4, 6, 8)
-        },
-        **{
-            f"{prefix}perp_adamw": OfficialRun(
-                ("--lr", lr, "--train_fraction", "0.4", "--orthogonal_gradients"), 3000, 10
-            )
-            for prefix, lr in (("", "0.002"), ("lr0.005_", "0.005"))
-        },
-    },
-    "fig9": {  # the official script runs plain SGD here: our plain_sgd_* runs, not the normalized-SGD ones
-        f"plain_sgd_frac{frac}_{prec}": OfficialRun(
-            ("--optimizer", "SGD", "--lr", "3.0" if frac == 0.4 else "4.0", "--train_fraction", str(frac))
-            + ("--cross_entropy_dtype", prec, "--use_lr_scheduler"),
-            10000,
-            50,
-            fixed_only=True,
-            note="plain SGD (momentum 0.2): the official loop never reads --use_lr_scheduler",
-        )
-        for frac in (0.4, 0.6, 0.7)
-        for prec in ("float16", "float32", "float64")
-    },
+    name: dict(exp.official) for name, exp in experiments().items() if exp.official
 }
 
 _RELEASE_DTYPE_FLAGS = {"--cross_entropy_dtype": "--softmax_precision", "--train_dtype": "--train_precision"}

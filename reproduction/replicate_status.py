@@ -2,22 +2,21 @@
 ``docs/replicates.md``, written from ``results/`` so that it cannot drift from the committed runs.
 
 A replicate counts once its run has finished (``completed`` or ``diverged`` in its summary.json):
-replicate 0 is ``results/<figure>/<run>/``, replicate k lies in ``results/replicates/<k>/``. The
-target is 5 replicates per run, 3 for the 80k- and 100k-epoch runs (Figs. 1b, 1c and 4). Runs that
-only vary another run's init seed (an explicit ``seed=`` or ``seeds=``) are not replicated and are
-left out; ``scripts/claims.py`` passes the rest of ``scripts/reproduce.py``'s run table.
+replicate 0 is ``results/<experiment>/<run>/``, replicate k lies in ``results/replicates/<k>/``. Each
+run's target is its manifest's (``replicates``; ``reproduction.manifest.replicated_runs``): 5 for the
+paper's runs, 3 for the 80k- and 100k-epoch runs (Figs. 1b, 1c and 4). Runs that only vary another
+run's init seed (an explicit ``seed=`` or ``seeds=``) are not replicated and are left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
-from reproduction.results import MissingRun, Replicate, completed, replicate_indices, run_dir, summary
+from reproduction.results import Replicate, completed, replicate_indices, run_dir
 
 START = "<!-- replicates: written by `make figures` from results/; do not edit -->"
 END = "<!-- /replicates -->"
-TARGET, LONG_TARGET, LONG_EPOCHS = 5, 3, 80_000
 
 
 def finished(figure: str, run: str, results: Path) -> int:
@@ -25,21 +24,13 @@ def finished(figure: str, run: str, results: Path) -> int:
     return sum(completed(run_dir(figure, run, Replicate(results, k))) for k in replicate_indices(results))
 
 
-def target(figure: str, run: str, results: Path) -> int:
-    """The replicates a run should have: 3 for runs of 80k epochs or more, else 5."""
-    try:
-        epochs = int(summary(figure, run, results)["epochs"])
-    except (MissingRun, KeyError, TypeError, ValueError):
-        return TARGET
-    return LONG_TARGET if epochs >= LONG_EPOCHS else TARGET
+def counts(runs: Mapping[str, Mapping[str, int]], results: Path) -> list[tuple[str, str, int, int]]:
+    """(experiment, run, finished replicates, target) of every run of ``runs`` (experiment -> run ->
+    target), in its order."""
+    return [(fig, name, finished(fig, name, results), goal) for fig in runs for name, goal in runs[fig].items()]
 
 
-def counts(runs: Mapping[str, Sequence[str]], results: Path) -> list[tuple[str, str, int, int]]:
-    """(figure, run, finished replicates, target) of every run, in the order of ``runs``."""
-    return [(fig, name, finished(fig, name, results), target(fig, name, results)) for fig in runs for name in runs[fig]]
-
-
-def block(runs: Mapping[str, Sequence[str]], results: Path) -> str:
+def block(runs: Mapping[str, Mapping[str, int]], results: Path) -> str:
     """The status block: a line of totals, then one Markdown row per figure and replicate count (the
     runs with that many finished replicates, and their target; most replicated first)."""
     rows = counts(runs, results)

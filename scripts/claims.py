@@ -2,7 +2,7 @@
 
     python scripts/claims.py
 
-The claims are the rows of ``reproduction/claims.yaml`` (Figs. 1-16 and the Table 1 analog, one row per
+The claims are the ``claims`` rows of the manifests ``reproduction/experiments/*.yaml`` (Figs. 1-16 and the Table 1 analog, one row per
 claim; ``reproduction.claims.load_claims`` reads them), their measures are in ``reproduction/measures/``.
 With official-code runs under ``results/official/<commit>/`` (``scripts/official.py``), the same
 claims are measured on them and every deviation of ours is classed (paper only / ours only / not
@@ -29,10 +29,10 @@ sys.path.insert(0, str(HERE.parent))
 from reproduction import quoted, replicate_status, verdict_counts  # noqa: E402
 from reproduction.claims import ClaimsTableError, evaluate, load_claims, report, summary_line  # noqa: E402
 from reproduction.headline import load_rows, replace_block, table  # noqa: E402
+from reproduction.manifest import replicated_runs  # noqa: E402
 from reproduction.official import OFFICIAL_COMMIT  # noqa: E402
 from reproduction.results import RESULTS  # noqa: E402
 from scripts import recheck  # noqa: E402
-from scripts.reproduce import replicated_runs  # noqa: E402
 
 README = HERE.parent / "README.md"
 STATUS = HERE.parent / "docs" / "replicates.md"

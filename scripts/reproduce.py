@@ -1,4 +1,4 @@
-"""Run the experiments behind each paper figure into ``results/<figure>/<run>/``.
+"""Run the experiments of ``reproduction/experiments/<experiment>.yaml`` into ``results/<experiment>/<run>/``.
 
     python scripts/reproduce.py fig2                 # every run of Fig. 2
     python scripts/reproduce.py fig2 fig8 --jobs 2   # two runs at a time
@@ -6,19 +6,21 @@
     python scripts/reproduce.py fig1 --device cuda --cuda-graph   # one run at a time, each 4-5x faster
     python scripts/reproduce.py --list               # what would run
     python scripts/reproduce.py fig2 --replicates 5  # add replicates 1-4 of every Fig. 2 run
+    python scripts/reproduce.py fig2 --replicates target  # each run up to its manifest's target
+    python scripts/reproduce.py fig13 --print-multirun    # the same runs as python train.py -m commands
 
+The runs, their replicate targets and post-processing steps are the manifests' (``reproduction/manifest.py``).
 Replicate k >= 1 of a run changes both the train/test split and the initialization
 (``dataset.seed=k`` and ``seed=k``; a run that trains several init seeds at once gets seeds shifted
-by 1000 k) and lies in ``results/replicates/<k>/<figure>/<run>/``; replicate 0 is the run itself.
+by 1000 k) and lies in ``results/replicates/<k>/<experiment>/<run>/``; replicate 0 is the run itself.
 Runs that only vary the init seed of another run (an explicit ``seed=`` or ``seeds=``) are not
 replicated.
 
 Each run is ``python train.py <overrides>`` with its own run directory, so an interrupted
 reproduction resumes where it stopped (completed runs are skipped). Checkpoints stay in the run
 directories (git ignores them); ``results/`` keeps config.yaml, metrics.csv and summary.json.
-Figures 7 and 12 add a post-processing step that writes small CSV files from the saved parameters
-(Fig. 12 analyses its own two short runs: ⊥AdamW, which groks without weight decay, and AdamW,
-which memorizes).
+An experiment with a ``postprocess`` step (Figs. 7 and 12) writes small CSV files from the saved
+parameters once its runs are done.
 """
 
 from __future__ import annotations
@@ -34,130 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-# figure -> run name -> overrides (on top of the figure's conf/experiment file)
-RUNS: dict[str, dict[str, list[str]]] = {
-    "fig1": {
-        "a_perp_adamw": ["experiment=fig1a"],
-        "b_stablemax": ["experiment=fig1b"],
-        # two more init seeds: is the late onset of Fig. 1b seed-to-seed spread?
-        "b_stablemax_seed1": ["experiment=fig1b", "seed=1"],
-        "b_stablemax_seed2": ["experiment=fig1b", "seed=2"],
-        "c_softmax": ["experiment=fig1c"],
-    },
-    "fig2": {
-        f"frac{frac}_{prec}": [
-            "experiment=fig2",
-            f"dataset.train_fraction={frac}",
-            f"precision={prec}",
-            *(["optimizer.eps=1e-30"] if frac == 0.4 else []),
-        ]
-        for frac in (0.4, 0.6, 0.7)
-        for prec in ("float16", "float32", "float64")
-    },
-    # Fig. 2's 70 % setting with the loss in bfloat16, three replicates (split seed = init seed)
-    "fig2_bf16": {
-        f"seed{s}": [
-            "experiment=fig2",
-            "dataset.train_fraction=0.7",
-            "precision=bfloat16",
-            f"seed={s}",
-            f"dataset.seed={s}",
-        ]
-        for s in (0, 1, 2)
-    },
-    "fig4": {
-        "add_mod": ["experiment=fig4", "dataset=add_mod"],
-        "mul_mod": ["experiment=fig4", "dataset=mul_mod"],
-        "sparse_parity": ["experiment=fig4", "dataset=sparse_parity", "model.bias=true", "optimizer.eps=1e-18"],
-        "input_one_hot": ["experiment=fig4_input", "dataset=add_mod"],
-        "input_binary": ["experiment=fig4_input", "dataset=add_mod_binary"],
-        "input_base2": [
-            "experiment=fig4_input",
-            "dataset=add_mod_binary",
-            "dataset.code=binary",
-            "dataset.code_bits=7",
-        ],
-    },
-    "fig5": {
-        "mlp": ["experiment=fig5"],
-        "mlp_bias": ["experiment=fig5", "model.bias=true"],
-        "transformer": ["experiment=fig5", "model=transformer"],
-    },
-    "fig6": {
-        "a_adamw": ["experiment=fig6a"],
-        "a_adamw_wd": ["experiment=fig6a", "optimizer.weight_decay=1.5"],
-        "a_perp_adamw": ["experiment=fig6a", "optimizer=perp_adamw", "optimizer.lr=0.001"],
-        "b_adamw": ["experiment=fig6b"],
-        "b_perp_adamw": ["experiment=fig6b", "optimizer=perp_adamw", "optimizer.lr=0.005"],
-        "b_perp_sgd": [
-            "experiment=fig6b",
-            "optimizer=perp_sgd",
-            "optimizer.lr=10",
-            "loss=stablemax",
-            "precision=float64",
-            "precision.model_dtype=float64",
-        ],
-    },
-    "fig7": {
-        "sgd": ["experiment=fig7"],
-        "sgd_wd": ["experiment=fig7", "optimizer.weight_decay=1e-4"],
-        "perp_sgd": ["experiment=fig7", "optimizer=perp_sgd", "precision.model_dtype=float64"],
-    },
-    "fig8": {
-        "baseline": ["experiment=fig8"],
-        "intervention": ["experiment=fig8", "sc_intervention_epoch=6000"],
-    },
-    "fig9": {
-        f"{name}frac{frac}_{prec}": [
-            "experiment=fig9",
-            f"dataset.train_fraction={frac}",
-            f"precision={prec}",
-            f"optimizer.lr={3.0 if frac == 0.4 else 4.0}",
-            *plain,
-        ]
-        # the paper's normalized SGD, and the plain SGD (momentum 0.2) that the authors' run script runs
-        for name, plain in (("", []), ("plain_sgd_", ["optimizer.normalize_grad=false", "optimizer.momentum=0.2"]))
-        for frac in (0.4, 0.6, 0.7)
-        for prec in ("float16", "float32", "float64")
-    },
-    "fig10": {"sgd": ["experiment=fig10"]},
-    "fig11": {
-        "baseline": ["experiment=fig11"],
-        "logit_penalty": ["experiment=fig11", "loss.logit_norm_penalty=0.001"],
-        "taylor": ["experiment=fig11", "loss=taylor"],
-    },
-    "fig13": {f"depth{d}": ["experiment=fig13", f"model.depth={d}"] for d in (1, 2, 3)},
-    "fig14": {
-        "no_wd": ["experiment=fig14"],
-        "wd": ["experiment=fig14", "optimizer.weight_decay=1.0"],
-    },
-    "fig15": {
-        **{f"wd{wd}": ["experiment=fig15", f"optimizer.weight_decay={wd}"] for wd in (2, 4, 6, 8)},
-        "perp_adamw": ["experiment=fig15", "optimizer=perp_adamw", "optimizer.lr=0.002"],
-        # the paper's lr is unknown: the same sweep at lr 0.005 (where ⊥AdamW works in Fig. 6b)
-        **{
-            f"lr0.005_wd{wd}": ["experiment=fig15", "optimizer.lr=0.005", f"optimizer.weight_decay={wd}"]
-            for wd in (2, 4, 6, 8)
-        },
-        "lr0.005_perp_adamw": ["experiment=fig15", "optimizer=perp_adamw", "optimizer.lr=0.005"],
-    },
-    "fig16": {
-        "baseline": ["experiment=fig16"],
-        "temperature4": ["experiment=fig16", "loss.temperature=4"],
-        "temperature16": ["experiment=fig16", "loss.temperature=16"],
-        "label_smoothing": ["experiment=fig16", "loss.label_smoothing=0.2"],
-    },
-    "fig12": {
-        "grokked_perp_adamw": ["experiment=fig1a", "seeds=[0]"],
-        "memorizing_adamw": ["experiment=fig6b", "seeds=[0]"],
-    },
-    "table1": {
-        "softmax_adamw": ["experiment=table1"],
-        "stablemax_adamw": ["experiment=table1", "loss=stablemax", "precision=float64"],
-        "softmax_perp_adamw": ["experiment=table1", "optimizer=perp_adamw", "optimizer.lr=0.001"],
-    },
-}
+from reproduction.manifest import Experiment, ManifestError, experiments, grid_sweeps  # noqa: E402
+
+# experiment -> run name -> overrides (each manifest's runs, reproduction/experiments/<experiment>.yaml)
+RUNS: dict[str, dict[str, list[str]]] = {name: exp.overrides() for name, exp in experiments().items() if exp.runs}
 
 
 def experiment_seeds(overrides: list[str]) -> list[int] | None:
@@ -186,12 +70,6 @@ def replicate_overrides(overrides: list[str], k: int) -> list[str]:
 def replicated(overrides: list[str]) -> bool:
     """Whether a run gets replicates: not one that only varies another run's init seed."""
     return not any(o.startswith(("seed=", "seeds=")) for o in overrides)
-
-
-def replicated_runs() -> dict[str, list[str]]:
-    """The runs that get replicates, by figure (figures with none left out)."""
-    runs = {fig: [name for name, ov in named.items() if replicated(ov)] for fig, named in RUNS.items()}
-    return {fig: names for fig, names in runs.items() if names}
 
 
 def replicate_root(out: Path, k: int) -> Path:
@@ -301,21 +179,59 @@ def run_one(
     return label, code, time.time() - start
 
 
-def postprocess(figure: str, out: Path) -> None:
-    if figure == "fig7":
-        from reproduction.trajectory import export_trajectories
+def postprocess(exp: Experiment, out: Path) -> None:
+    """The experiment's ``postprocess`` step (``module:function``), given its run folders and its folder."""
+    import importlib
 
-        export_trajectories({name: out / "fig7" / name for name in RUNS["fig7"]}, out / "fig7")
-    if figure == "fig12":
-        from reproduction.fourier import export_spectra
+    module, function = exp.postprocess.split(":")
+    getattr(importlib.import_module(module), function)(
+        {name: out / exp.name / name for name in exp.runs}, out / exp.name
+    )
 
-        export_spectra({name: out / "fig12" / name for name in RUNS["fig12"]}, out / "fig12")
+
+def multirun_commands(exp: Experiment, replicates: int, out: Path) -> list[str]:
+    """``python train.py -m`` commands that make the experiment's runs in the layout of this script:
+    one per plain-product grid and replicate, one per other run, each job writing
+    ``<out>/[replicates/<k>/]<experiment>/<run>/`` (Hydra's ``hydra.sweep.dir`` and
+    ``hydra.sweep.subdir``). A multirun skips the completed runs of the same config and resumes the
+    others, as this script does."""
+
+    import shlex
+
+    lines = []
+    for k in range(replicates):
+        root = replicate_root(out, k) / exp.name
+        where = os.path.relpath(root, ROOT) if root.resolve().is_relative_to(ROOT) else str(root)
+        for overrides, swept, subdir in grid_sweeps(exp):
+            if k and not replicated(list(overrides)):
+                continue
+            fixed = replicate_overrides(list(overrides), k)
+            args = [*fixed, *swept, f"hydra.sweep.dir={where}", f"hydra.sweep.subdir={subdir}"]
+            lines.append(" ".join(["python train.py -m", *map(shlex.quote, args)]))
+    return lines
 
 
-def main() -> None:
+def replicate_count(text: str) -> int | str:
+    """``--replicates``: a positive number, or ``target`` (each run's target from its manifest)."""
+    if text == "target":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        fail(f"--replicates {text} is not valid; expected a positive number (1 = the run itself) or target")
+    return n
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        table = {name: exp for name, exp in experiments().items() if exp.runs}
+    except ManifestError as e:
+        fail(str(e))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("figures", nargs="*", help=f"figures to run ({', '.join(RUNS)}, or all)")
-    parser.add_argument("--only", nargs="*", help="run only these runs: NAME or FIGURE/NAME (see --list)")
+    parser.add_argument("figures", nargs="*", help=f"experiments to run ({', '.join(table)}, or all)")
+    parser.add_argument("--only", nargs="*", help="run only these runs: NAME or EXPERIMENT/NAME (see --list)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (default: cores / jobs)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
@@ -324,38 +240,52 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="results folder")
     parser.add_argument(
-        "--replicates", type=int, default=1, help="independent replicates per run, the run itself included (default 1)"
+        "--replicates",
+        type=replicate_count,
+        default=1,
+        help="independent replicates per run, the run itself included (default 1), or target: each run's"
+        " target from its manifest",
     )
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    parser.add_argument(
+        "--print-multirun",
+        action="store_true",
+        help="print the python train.py -m commands that make the same runs in the same folders, and exit",
+    )
     parser.add_argument(
         "--plan",
         action="store_true",
         help="print the CPU time of the runs still to make, idle and beside another job",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.jobs < 1:
         fail(f"--jobs {args.jobs} is not valid; expected a positive number of runs at a time")
     if args.threads < 0:
         fail(f"--threads {args.threads} is not valid; expected a positive number (0 = cores / jobs)")
 
-    figures = list(RUNS) if args.figures in ([], ["all"]) else args.figures
-    unknown = [f for f in figures if f not in RUNS]
+    figures = list(table) if args.figures in ([], ["all"]) else args.figures
+    unknown = [f for f in figures if f not in table]
     if unknown:
-        fail(f"unknown figure {unknown[0]}; choose from: {', '.join([*RUNS, 'all'])}")
-    runs = [(fig, name, overrides) for fig in figures for name, overrides in RUNS[fig].items()]
+        fail(f"unknown experiment {unknown[0]}; choose from: {', '.join([*table, 'all'])}")
+    runs = [(fig, run) for fig in figures for run in table[fig].runs.values()]
     if args.only:
-        known = {name for _, name, _ in runs} | {f"{fig}/{name}" for fig, name, _ in runs}
+        known = {run.name for _, run in runs} | {f"{fig}/{run.name}" for fig, run in runs}
         if unknown := [o for o in args.only if o not in known]:
             fail(f"--only {unknown[0]} is not a run of {' '.join(figures)}; see --list for the choices")
-    if args.replicates < 1:
-        fail(f"--replicates {args.replicates} is not valid; expected a positive number (1 = the run itself)")
-    todo = [(fig, name, ov) for fig, name, ov in runs if not args.only or {name, f"{fig}/{name}"} & set(args.only)]
+    if args.print_multirun:
+        for fig in figures:
+            n = max(r.replicates for r in table[fig].runs.values()) if args.replicates == "target" else args.replicates
+            print("\n".join(multirun_commands(table[fig], n, args.out)))
+        return
+    todo = [(fig, run) for fig, run in runs if not args.only or {run.name, f"{fig}/{run.name}"} & set(args.only)]
     extra = ["cuda_graph=true"] if args.cuda_graph else []
     jobs = [
-        (fig, name, [*replicate_overrides(ov, k), *extra], replicate_root(args.out, k))
-        for k in range(args.replicates)
-        for fig, name, ov in todo
-        if k == 0 or replicated(ov)
+        (fig, run.name, [*replicate_overrides(list(run.overrides), k), *extra], replicate_root(args.out, k))
+        for k in range(
+            max((r.replicates for _, r in todo), default=1) if args.replicates == "target" else args.replicates
+        )
+        for fig, run in todo
+        if k == 0 or (run.replicated and (args.replicates != "target" or k < run.replicates))
     ]
     if args.list:
         for fig, name, overrides, out in jobs:
@@ -374,9 +304,10 @@ def main() -> None:
             print(f"{label}: {'ok' if code == 0 else f'exit {code}'} ({seconds:.0f} s)", flush=True)
             if code != 0:
                 failed.append(label)
-    for fig in {fig for fig, _, _ in todo} & {"fig7", "fig12"}:  # exports from that figure's runs
-        if all(status(args.out / fig / name) == "completed" for name in RUNS[fig]):
-            postprocess(fig, args.out)
+    for fig in dict.fromkeys(fig for fig, _ in todo):  # exports from the experiment's runs, once all are done
+        exp = table[fig]
+        if exp.postprocess and all(status(args.out / fig / name) == "completed" for name in exp.runs):
+            postprocess(exp, args.out)
     if failed:
         sys.exit(f"{len(failed)} runs failed: {', '.join(failed)} (see their train.log)")
 

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 import reproduction.claims
+import reproduction.manifest
 from reproduction.claims import CHECKS, Claim, ClaimsTableError, at_least, evaluate, load_claims, report, summary_line
+from reproduction.manifest import experiments
 from reproduction.measures import MEASURES
 from reproduction.results import final_mean, first_epoch
 
@@ -81,7 +83,7 @@ def test_running_run_is_missing(tmp_path):
 
 
 def test_every_row_of_the_table_loads_and_names_a_registered_measure_and_check():
-    rows = yaml.safe_load(reproduction.claims.TABLE.read_text(encoding="utf-8"))
+    rows = [row for exp in experiments().values() for row in exp.claims]
     claims = load_claims()
     assert len(claims) == len(rows)
     for row, claim in zip(rows, claims, strict=True):
@@ -144,12 +146,24 @@ def test_a_bad_row_fails_with_one_line_naming_it(tmp_path, fields, error):
     assert str(err.value).startswith(error) and "\n" not in str(err.value)
 
 
+def write_manifest(folder: Path, name: str = "figA", **fields) -> Path:
+    """A manifest with one run and the row of :func:`write_table` (``fields`` change it) as its claim."""
+    folder.mkdir(parents=True, exist_ok=True)
+    [row] = yaml.safe_load(write_table(folder / "rows.yml", **fields).read_text(encoding="utf-8"))
+    manifest = {"title": "a test experiment", "runs": {"good": ["experiment=smoke"]}, "claims": [row]}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def test_claims_script_says_error_and_the_row(tmp_path, monkeypatch):
-    monkeypatch.setattr(reproduction.claims, "TABLE", write_table(tmp_path / "claims.yaml", measure="nope"))
+    monkeypatch.setattr(
+        reproduction.manifest, "FOLDERS", [write_manifest(tmp_path / "experiments", measure="nope").parent]
+    )
     monkeypatch.setattr("sys.argv", ["claims.py", "--results", str(tmp_path)])
     with pytest.raises(SystemExit) as exit:
         runpy.run_path(str(SCRIPTS / "claims.py"), run_name="__main__")
-    assert str(exit.value.code).startswith("error: claims.yaml row 1: unknown measure 'nope'; choose one of: ")
+    assert str(exit.value.code).startswith("error: figA.yaml claims row 1: unknown measure 'nope'; choose one of: ")
     assert "pct_final" in str(exit.value.code) and not (tmp_path / "CLAIMS.md").exists()
 
 
@@ -159,3 +173,14 @@ def test_a_measure_name_means_one_measure():
     with pytest.raises(ValueError, match="measure=pct_at is registered already"):
         measure("pct_at")(lambda: None)
     assert "pct_at" in MEASURES and MEASURES["pct_at"].__name__ == "pct_at"
+
+
+def test_a_manifest_claim_defaults_its_figure_and_paper_and_names_its_file_and_row(tmp_path):
+    """A user's own experiment: the row needs no ``figure`` (the manifest's name) and no ``paper``
+    value (its verdict is against its own check); an error names the manifest and the row."""
+    write_run(tmp_path / "results", "figA", "good", [0.0, 0.5, 0.99])
+    [claim] = load_claims(write_manifest(tmp_path / "ok", figure=None, paper=None))
+    assert (claim.figure, claim.paper) == ("figA", "—")
+    assert evaluate(claim, tmp_path / "results").status == "holds"
+    with pytest.raises(ClaimsTableError, match=r"^figA.yaml claims row 1: check 'within' takes numbers"):
+        load_claims(write_manifest(tmp_path / "bad", check={"within": "1e4"}))

@@ -27,12 +27,13 @@ from reproduction.claims import (
     summary_line,
     within,
 )
+from reproduction.manifest import replicated_runs
 from reproduction.measures import MEASURES
 from reproduction.measures.registry import AtLeast
 from reproduction.replicate_status import block
 from reproduction.results import MissingRun, Replicate, metrics, onset, onsets, replicates, value_at
 from scripts.claims import STATUS, replicate_block
-from scripts.reproduce import replicate_overrides, replicated_runs
+from scripts.reproduce import replicate_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -248,9 +249,7 @@ def test_the_status_table_counts_finished_replicates_against_their_target(tmp_pa
     write_run(tmp_path / "figX" / "long", [0.1, 0.9])
     write_run(tmp_path / "replicates" / "1" / "figX" / "long", [0.1, 0.2])
     interrupted(tmp_path / "replicates" / "1" / "figX" / "long")  # not finished: does not count
-    path = tmp_path / "figX" / "long" / "summary.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), "epochs": 100_000}))  # long: target 3
-    runs = {"figX": ["short", "long", "never_run"]}
+    runs = {"figX": {"short": 5, "long": 3, "never_run": 5}}  # each run's target, from its manifest
     assert block(runs, tmp_path).splitlines() == [
         "0 of 3 runs have their target number of replicates; 9 replicates are still to run.",
         "",
@@ -330,7 +329,7 @@ def test_the_rise_after_sc_over_runs_that_stopped_at_their_onset_is_a_lower_boun
         ("float64", 0.1, "completed"),
     ]:
         write_fig2(tmp_path, 0.6, prec, [0.1, 0.2, 0.2, 0.2 + rise], sc, status)
-    measure = MEASURES["fig2_gain_after_sc"]([0.6])
+    measure = MEASURES["gain_after_sc"]("fig2", [f"frac0.6_{p}" for p in ("float16", "float32", "float64")])
     value = measure(Replicate(tmp_path, seed=42))
     assert isinstance(value, AtLeast) and value == pytest.approx(30.0)
     write_fig2(tmp_path / "all", 0.6, "float32", [0.1, 0.2, 0.2, 0.2], sc, "completed")
