@@ -2,7 +2,7 @@
 
     python scripts/claims.py
 
-The claims are the ``claims`` rows of the manifests ``reproduction/experiments/*.yaml`` (Figs. 1-16 and the Table 1 analog, one row per
+The claims are the rows of the manifests ``reproduction/experiments/*.yaml`` (Figs. 1-16, Table 1 analog; one row per
 claim; ``reproduction.claims.load_claims`` reads them), their measures are in ``reproduction/measures/``.
 With official-code runs under ``results/official/<commit>/`` (``scripts/official.py``), the same
 claims are measured on them and every deviation of ours is classed (paper only / ours only / not
