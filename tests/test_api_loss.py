@@ -96,6 +96,22 @@ def test_gradient_penalty_equals_the_reference(make):
     assert last_bias.abs().max() > 1e-6
 
 
+def test_a_penalty_alone_through_one_linear_layer_has_a_gradient():
+    """The penalty without the loss: the first-order gradient must itself carry a graph (it raised
+    "element 0 of tensors does not require grad" when the backward was not differentiable)."""
+    torch.manual_seed(4)
+    x = torch.randn(16, 6, dtype=torch.float64)
+    y = torch.randint(0, 5, (16,))
+    layer = torch.nn.Linear(6, 5).double()
+
+    def penalty_grad(loss_fn):
+        (g,) = torch.autograd.grad(loss_fn(layer(x), y), layer.weight, create_graph=True)
+        return torch.autograd.grad(g.square().sum(), list(layer.parameters()))
+
+    for a, b in zip(penalty_grad(stablemax_cross_entropy), penalty_grad(reference)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_hessian_vector_product_equals_the_reference():
     z, y, w = data((6, 5), seed=4)
     v = torch.randn(6, 5, dtype=torch.float64)
