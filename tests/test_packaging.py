@@ -319,8 +319,11 @@ def test_wheel_ships_the_configs_and_grokking_train_runs_anywhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {n.removeprefix("grokking/conf/") for n in names if n.startswith("grokking/conf/")}
     assert shipped == {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
-    assert {f"grokking/native/{p.name}" for p in (ROOT / "grokking" / "native").glob("*.[ch]*")} <= set(names)
-    assert "reproduction/claims.yaml" in names
+    data = [
+        p for d in ("grokking", "reproduction") for p in (source / d).rglob("*.*") if p.suffix not in (".py", ".pyc")
+    ]
+    assert {"grokking/native/common.h", "reproduction/headline.yaml"} <= {str(p.relative_to(source)) for p in data}
+    assert not {str(p.relative_to(source)) for p in data} - set(names), "data files missing from the wheel"
 
     env_dir = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", env_dir], check=True)
