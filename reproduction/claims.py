@@ -281,6 +281,16 @@ def evaluate(claim: Claim, root: Path | Replicate | list[Replicate]) -> Verdict:
     return Verdict(claim, dist, status, robust)
 
 
+def judge_all(results: Path, official_commit: str) -> tuple[list[Verdict], list[Verdict] | None]:
+    """Every claim judged on ``results`` and, where ``results/official/<official_commit>/`` exists, on
+    the official code's runs (same order; None without them)."""
+    claims = load_claims()
+    verdicts = [evaluate(c, results) for c in claims]
+    official_root = Path(results) / "official" / official_commit
+    official = [evaluate(c, official_root) for c in claims] if official_root.is_dir() else None
+    return verdicts, official
+
+
 def deviation_class(ours: Verdict, official: Verdict | None) -> str:
     """For a deviation of ours, whose it is:
 

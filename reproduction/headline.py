@@ -3,9 +3,9 @@
 The rows are ``reproduction/headline.yaml``: a figure, the setting, the paper's values and a template
 whose fields are claim keys (``{fig2_70_16}``: the claim of ``reproduction/claims.yaml`` with that
 key, measured on our replicates; ``{official.fig2_70_16}``: on the official code's runs).
-:func:`table` renders it from verdicts and :func:`replace_block` puts it into the README between
-its two markers, so the table cannot drift from ``results/``: ``make figures`` rewrites it and
-``tests/test_docs.py`` fails when the committed README differs from what the committed runs give.
+:func:`table` renders it from verdicts for the README's ``headline`` fragment
+(:mod:`reproduction.fragments`): ``make figures`` rewrites it, and ``tests/test_fresh.py`` fails when
+the committed README differs from what the committed runs give.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from reproduction.claims import ClaimsTableError, Verdict
 
 TABLE = Path(__file__).resolve().parent / "headline.yaml"
 FIELDS = ("figure", "setting", "paper", "ours")
-START = "<!-- headline: written by `make figures` from reproduction/headline.yaml; do not edit -->"
-END = "<!-- /headline -->"
 OFFICIAL = "official."
 
 
@@ -88,13 +86,3 @@ def table(rows: Sequence[Row], verdicts: Sequence[Verdict], official: Sequence[V
         ours = _Cells(cells, f"{TABLE.name} row {i}").format(row.ours)
         lines.append(f"| {row.figure} | {row.setting} | {row.paper} | {ours} |")
     return "\n".join(lines)
-
-
-def replace_block(text: str, block: str, name: str = "README.md", start: str = START, end: str = END) -> str:
-    """``text`` with what lies between the markers ``start`` and ``end`` (default: the headline's)
-    replaced by ``block``."""
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ClaimsTableError(f"{name}: expected one {start!r} line and one {end!r} line after it")
-    head, rest = text.split(start)
-    _, tail = rest.split(end)
-    return f"{head}{start}\n{block}\n{end}{tail}"

@@ -1,23 +1,17 @@
 """Claim values quoted in the prose of a document, written from the claims' verdicts so that the
 prose cannot drift from ``results/CLAIMS.md`` as replicates come in.
 
-A quoted value sits between two HTML comments, which Markdown does not show::
-
-    ends at <!-- claim fig9_40_32 -->20.4 %<!-- /claim --> on average (<!-- claim fig9_40_32 range -->9.1–31.6 %<!-- /claim -->)
-
-``claim KEY`` names a claim of ``reproduction/claims.yaml`` by its ``key``; an optional form says what
-to write (``FORMS``), ``official-`` before it reads the official code's value. :func:`rewrite`
-replaces the text between the comments and leaves every other character of the document alone.
+A quoted value is the fragment ``claim KEY [FORM]`` of :mod:`reproduction.fragments`: ``KEY`` names
+a claim by its ``key``; the optional form says what to write (``FORMS``, or ``verdict``),
+``official-`` before it reads the official code's value (:func:`render`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from reproduction.claims import ClaimsTableError, Distribution, Verdict, split_unit
 
-QUOTE = re.compile(r"<!-- claim (?P<key>[\w.-]+)(?: (?P<form>[\w-]+))? -->(?P<text>.*?)<!-- /claim -->", re.S)
 WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
@@ -47,32 +41,18 @@ def quote(verdict: Verdict, form: str) -> str:
     return FORMS[form](dist, verdict.claim.fmt)
 
 
-def rewrite(text: str, verdicts: Sequence[Verdict], official: Sequence[Verdict] | None, name: str) -> str:
-    """``text`` with every quoted value rewritten from ``verdicts`` (the official code's from
-    ``official``); an unknown key or form is an error naming the document (``name``) and the choices."""
+def render(key: str, form: str, verdicts: Sequence[Verdict], official: Sequence[Verdict] | None, page: str) -> str:
+    """The value of the claim ``key`` in ``form`` (``official-FORM``: the official code's); an
+    unknown key or form is an error naming the page and the choices."""
     ours = {v.claim.key: v for v in verdicts if v.claim.key}
     theirs = {v.claim.key: v for v in official or () if v.claim.key}
-    forms = ", ".join([*FORMS, "verdict"])
-
-    def one(m: re.Match) -> str:
-        key, form = m.group("key"), m.group("form") or "mean"
-        if "<!-- claim " in m.group("text"):
-            raise ClaimsTableError(
-                f"{name}: quoted claim {key!r} is not closed by <!-- /claim --> before the next quote"
-            )
-        table = theirs if form.startswith("official-") else ours
-        form = form.removeprefix("official-")
-        if key not in ours:
-            raise ClaimsTableError(
-                f"{name}: quoted claim {key!r} is not a key of claims.yaml; keys: {', '.join(sorted(ours))}"
-            )
-        if form not in FORMS and form != "verdict":
-            raise ClaimsTableError(f"{name}: quoted claim {key!r} has an unknown form {form!r}; choose from: {forms}")
-        if key not in table:
-            raise ClaimsTableError(
-                f"{name}: quoted claim {key!r} asks for the official code's value, which is not given"
-            )
-        head = m.group(0)[: m.start("text") - m.start()]
-        return f"{head}{quote(table[key], form)}<!-- /claim -->"
-
-    return QUOTE.sub(one, text)
+    table = theirs if form.startswith("official-") else ours
+    plain = form.removeprefix("official-")
+    if key not in ours:
+        raise ClaimsTableError(f"{page}: quoted claim {key!r} is not a claim key; keys: {', '.join(sorted(ours))}")
+    if plain not in FORMS and plain != "verdict":
+        forms = ", ".join([*FORMS, "verdict"])
+        raise ClaimsTableError(f"{page}: quoted claim {key!r} has an unknown form {plain!r}; choose from: {forms}")
+    if key not in table:
+        raise ClaimsTableError(f"{page}: quoted claim {key!r} asks for the official code's value, which is not given")
+    return quote(table[key], plain)

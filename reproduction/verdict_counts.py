@@ -1,13 +1,10 @@
-"""The verdict counts in the figure headings of a document, written from the verdicts of
-``results/CLAIMS.md`` so that they cannot drift from it.
+"""The verdict counts of a figure's claims in words, for the ``counts FIGURE`` and
+``counts-total NOUN`` fragments of :mod:`reproduction.fragments` (the figure headings of the
+figure pages), so that they cannot drift from ``results/CLAIMS.md``.
 
-A heading such as ``## Fig. 9 — normalized SGD ... (17 claims: 5 hold, 1 within seed spread,
-11 deviate)`` names a figure of ``reproduction/claims.yaml`` (``Table 1 analog`` names the claims'
-``Table 1 (analog)``; ``Fig. 1`` counts the claims of its panels ``Fig. 1a``, ``Fig. 1b``, ...);
-``rewrite`` replaces its parenthesis with that figure's counts, in the order holds, within seed
-spread, deviates, missing, and a bold total such as ``**43 appendix claims: ...**`` or
-``**61 main-text claims: ...**`` with the counts over every figure the headings name. Headings
-without a ``(N claim...)`` parenthesis are left alone.
+``Fig. 1`` counts the claims of its panels ``Fig. 1a``, ``Fig. 1b``, ...; ``Table 1 analog`` names
+the claims' ``Table 1 (analog)``. Counts read in the order holds, within seed spread, deviates,
+missing: "10 claims: 3 hold, 3 within seed spread, 4 deviate".
 """
 
 from __future__ import annotations
@@ -20,8 +17,6 @@ from reproduction.claims import VERDICTS, ClaimsTableError, Verdict
 
 PLURAL = {"holds": "hold", "deviates": "deviate"}  # "1 holds", "3 hold"; the others do not change
 ALIASES = {"Table 1 analog": "Table 1 (analog)"}  # heading name -> the claims' figure
-HEADING = re.compile(r"^(## (Fig\. \d+[a-z]?|Table 1 analog)\b.*?)\(\d+ claims?\b[^)]*\)", re.M)
-TOTAL = re.compile(r"\*\*\d+ ([\w-]+ )?claims?\b[^*]*\*\*")
 
 
 def phrase(counts: Counter[str], noun: str = "claim") -> str:
@@ -51,20 +46,15 @@ def of_figure(counts: dict[str, Counter[str]], figure: str) -> Counter[str]:
     return sum((c for f, c in counts.items() if panel.fullmatch(f)), Counter())
 
 
-def rewrite(text: str, verdicts: Sequence[Verdict], name: str) -> str:
-    """``text`` with the counts of every figure heading rewritten from ``verdicts``; a heading whose
-    figure has no claims is an error naming it (``name`` is the document, for the message)."""
-    counts = by_figure(verdicts)
-    named: list[str] = []
+def figure_of(name: str) -> str:
+    """The claims' figure label of a heading's name (``Table 1 analog`` -> ``Table 1 (analog)``)."""
+    return ALIASES.get(name, name)
 
-    def one(m: re.Match) -> str:
-        figure = ALIASES.get(m.group(2), m.group(2))
-        found = of_figure(counts, figure)
-        if not found:
-            raise ClaimsTableError(f"{name}: heading {m.group(0)!r} counts claims of {figure}, which has none")
-        named.append(found)
-        return f"{m.group(1)}({phrase(found)})"
 
-    text = HEADING.sub(one, text)
-    total = sum(named, Counter())
-    return TOTAL.sub(lambda m: f"**{phrase(total, (m.group(1) or '') + 'claim')}**", text)
+def figure_phrase(name: str, verdicts: Sequence[Verdict], page: str) -> str:
+    """The verdict counts of the figure ``name`` (and its panels) in words; a figure without
+    claims is an error naming the page."""
+    found = of_figure(by_figure(verdicts), figure_of(name))
+    if not found:
+        raise ClaimsTableError(f"{page}: counts of {name}, which has no claims")
+    return phrase(found)

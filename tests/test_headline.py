@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reproduction.claims import Claim, ClaimsTableError, Distribution, Verdict, at_least, load_claims
-from reproduction.headline import END, START, Row, load_rows, replace_block, table
+from reproduction.headline import Row, load_rows, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,19 +75,3 @@ def test_a_bad_row_fails_with_one_line_naming_the_row_and_the_field(tmp_path):
         rows.write_text(text)
         with pytest.raises(ClaimsTableError, match=message):
             load_rows(rows)
-
-
-def test_the_block_replaces_only_what_lies_between_the_markers():
-    text = f"intro\n{START}\nold table\n{END}\noutro\n"
-    assert replace_block(text, "new") == f"intro\n{START}\nnew\n{END}\noutro\n"
-    with pytest.raises(ClaimsTableError, match="expected one"):
-        replace_block("no markers here", "new")
-
-
-def test_the_committed_readme_shows_what_the_committed_runs_give(committed_verdicts):
-    """Fails when a run or claim changed and `make figures` was not run to rewrite the README."""
-    ours, official = committed_verdicts
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    fresh = replace_block(readme, table(load_rows(), ours, official))
-    stale = [line for line in fresh.splitlines() if line not in readme.splitlines()]
-    assert not stale, f"README.md's headline table is stale; `make figures` rewrites it. Now: {stale}"
