@@ -180,3 +180,51 @@ def official_overlay(
     for _, rows in df[df.epoch >= max(since, 1)].groupby("seed"):
         ax.plot(rows.epoch, scale * rows[column], zorder=2.5, **OFFICIAL_LINE)  # above the bands
     return True
+
+
+def color(key: str | None) -> str | None:
+    """A manifest series' colour: a key of :data:`COLORS`, else the colour as written (None: the next
+    of matplotlib's cycle)."""
+    return COLORS.get(key, key) if key else None
+
+
+def series_of(panel) -> dict[str, tuple[str | None, str | None]]:
+    """A manifest panel's series as ``run: (label, colour)``, in order."""
+    return {s.run: (s.label, color(s.color)) for s in panel.series}
+
+
+def draw(exp, results: Path, out_dir: Path = FIGURES) -> list[Path]:
+    """An experiment's figure from its manifest's plot panels alone (``reproduction.manifest``): one
+    file per ``out`` (the experiment's name by default), one panel per entry, one line per series
+    (mean over seeds and replicates, min-max band): test accuracy solid and train dashed for
+    ``y: accuracy``, else the metrics column ``y``. Runs without results are named on their panel."""
+    from reproduction.results import metrics
+
+    files: dict[str, list] = {}
+    for panel in exp.plot.panels:
+        files.setdefault(panel.out or exp.name, []).append(panel)
+    written = []
+    for name, group in files.items():
+        fig, axes = panels(len(group), width=4.2)
+        for ax, panel in zip(axes, group, strict=True):
+            runs = series_of(panel)
+            for run in present_runs(ax, exp.name, runs, results):
+                label, col = runs[run]
+                df = metrics(exp.name, run, results)
+                if panel.log_x:
+                    df = df[df.epoch > 0]
+                label = curves_label(label or run, df)
+                if panel.y == "accuracy":
+                    accuracy_curves(ax, df, label, col)
+                else:
+                    mean_band(ax, df, "epoch", panel.y, label, col)
+            ylabel = "accuracy (%) (solid test, dashed train)" if panel.y == "accuracy" else panel.y
+            ax.set(title=panel.title, xlabel="epoch", ylabel=ylabel)
+            if panel.log_x:
+                ax.set_xscale("log")
+            if panel.log_y:
+                ax.set_yscale("log")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
+        written += save(fig, name, out_dir)
+    return written

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reproduction.manifest import experiment
 from reproduction.plotting import FIGURES, mean_band, official_legend, official_overlay, run_panels, save
 from reproduction.results import RESULTS, exists, metrics
 
+EXP = experiment("fig1")  # each panel: its run first, then extra init seeds of it (thin test curves)
 TRAIN, TEST = "#7f7f7f", "#d62728"
-PANELS = [
-    ("a_perp_adamw", "(a) ⊥AdamW, softmax CE (5 seeds)", False),
-    ("b_stablemax", "(b) StableMax CE, AdamW", True),
-    ("c_softmax", "(c) softmax CE, AdamW", True),
-]
 
 
 def accuracy_panel(ax, df, log_x: bool) -> None:
@@ -33,17 +30,16 @@ def accuracy_panel(ax, df, log_x: bool) -> None:
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
-    fig, present = run_panels("fig1", PANELS, results)
-    for ax, run, (log_x,), df in present:
+    specs = [(p.series[0].run, p.title, p.log_x, p.series[1:]) for p in EXP.plot.panels]
+    fig, present = run_panels(EXP.name, specs, results)
+    for ax, run, (log_x, extras), df in present:
         accuracy_panel(ax, df, log_x)
-        if official_overlay(ax, "fig1", run, "test_acc", results):
+        if official_overlay(ax, EXP.name, run, "test_acc", results):
             official_legend(ax)
-        if run == "b_stablemax":  # extra init seeds, same split: thin test curves
-            for extra in ("b_stablemax_seed1", "b_stablemax_seed2"):
-                if exists("fig1", extra, results):
-                    df = metrics("fig1", extra, results)
-                    df = df[df.epoch > 0]
-                    label = "test, init seeds 1, 2" if extra.endswith("1") else None
-                    ax.plot(df.epoch, 100 * df.test_acc, color=TEST, lw=0.7, alpha=0.5, label=label)
+        for extra in extras:  # extra init seeds, same split: thin test curves
+            if exists(EXP.name, extra.run, results):
+                df = metrics(EXP.name, extra.run, results)
+                df = df[df.epoch > 0]
+                ax.plot(df.epoch, 100 * df.test_acc, color=TEST, lw=0.7, alpha=0.5, label=extra.label)
         ax.legend(loc="center right" if not log_x else "center left")
-    save(fig, "fig1", out_dir)
+    save(fig, EXP.name, out_dir)

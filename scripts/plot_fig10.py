@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reproduction.manifest import experiment
 from reproduction.plotting import mean_band, panels, save
 from reproduction.results import metrics
 
+EXP = experiment("fig10")  # one panel, one series: the run drawn
+
 
 def main(results: Path, out_dir: Path) -> None:
-    df = metrics("fig10", "sgd", results)
+    df = metrics(EXP.name, EXP.plot.panels[0].series[0].run, results)
     pct = df.assign(absorbed_fraction=100 * df.absorbed_fraction, zero_grad_fraction=100 * df.zero_grad_fraction)
     fig, (grad, absorbed, zero) = panels(3)
     mean_band(grad, df[df.epoch > 0], "epoch", "grad_norm", "gradient norm", "k")
@@ -24,4 +27,4 @@ def main(results: Path, out_dir: Path) -> None:
     absorbed.set(ylim=(0, top))
     for ax in (grad, absorbed, zero):
         ax.set(xlabel="epoch (log)", xscale="log")
-    save(fig, "fig10", out_dir)
+    save(fig, EXP.name, out_dir)

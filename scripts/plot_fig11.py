@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduction.plotting import accuracy_and, save
+from reproduction.manifest import experiment
+from reproduction.plotting import accuracy_and, save, series_of
 
-RUNS = {
-    "baseline": ("softmax CE", "#7f7f7f"),
-    "logit_penalty": ("+ logit-norm penalty 1e-3", "#2ca02c"),
-    "taylor": ("Taylor softmax", "#ff7f0e"),
-}
+EXP = experiment("fig11")  # one panel's series: the runs, their labels and colours
 
 
 def main(results: Path, out_dir: Path) -> None:
-    fig, acc, logits = accuracy_and("fig11", RUNS, results, "logit_norm")
+    fig, acc, logits = accuracy_and(EXP.name, series_of(EXP.plot.panels[0]), results, "logit_norm")
     logits.set(yscale="log", ylabel="mean logit L2 norm", title="logit norm")
     acc.legend(loc="center right")
-    save(fig, "fig11", out_dir)
+    save(fig, EXP.name, out_dir)

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduction.plotting import accuracy_and, save
+from reproduction.manifest import experiment
+from reproduction.plotting import accuracy_and, save, series_of
 
-RUNS = {
-    "depth1": ("1 hidden layer", "#2ca02c"),
-    "depth2": ("2 hidden layers", "#1f77b4"),
-    "depth3": ("3 hidden layers", "#9467bd"),
-}
+EXP = experiment("fig13")  # one panel's series: the runs, their labels and colours
 
 
 def main(results: Path, out_dir: Path) -> None:
-    fig, acc, loss = accuracy_and("fig13", RUNS, results, "train_loss")
+    fig, acc, loss = accuracy_and(EXP.name, series_of(EXP.plot.panels[0]), results, "train_loss")
     acc.set_title("MSE: accuracy (solid test, dashed train)")
     loss.set(yscale="log", ylabel="train MSE", title="train loss")
     acc.legend(loc="center right")
-    save(fig, "fig13", out_dir)
+    save(fig, EXP.name, out_dir)

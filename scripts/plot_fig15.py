@@ -8,28 +8,29 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from reproduction.plotting import COLORS, accuracy_curves, curves_label, official_legend, official_overlay, panels, save
+from reproduction.manifest import experiment
+from reproduction.plotting import accuracy_curves, color, curves_label, official_legend, official_overlay, panels, save
 from reproduction.results import exists, metrics
 
-DECAYS = (2, 4, 6, 8)
-SWEEPS = {"lr 0.002": "", "lr 0.005": "lr0.005_"}  # panel title -> run-name prefix
+EXP = experiment("fig15")  # a panel per sweep; series without a colour get the decays' copper shades, in order
 
 
 def main(results: Path, out_dir: Path) -> None:
     shades = plt.get_cmap("copper_r")([0.3, 0.5, 0.7, 0.9])
-    fig, axes = panels(len(SWEEPS), width=4.2)
-    for ax, (title, prefix) in zip(axes, SWEEPS.items(), strict=True):
-        runs = {f"{prefix}wd{wd}": (f"AdamW, wd {wd}", shade) for wd, shade in zip(DECAYS, shades, strict=True)}
-        runs[f"{prefix}perp_adamw"] = ("⊥AdamW, no wd", COLORS["perp"])
+    fig, axes = panels(len(EXP.plot.panels), width=4.2)
+    for ax, panel in zip(axes, EXP.plot.panels, strict=True):
+        unshaded = iter(shades)
+        runs = {s.run: (s.label, color(s.color) if s.color else next(unshaded)) for s in panel.series}
         official = False
-        for run, (label, color) in runs.items():
-            if not exists("fig15", run, results):
+        for run, (label, line) in runs.items():
+            if not exists(EXP.name, run, results):
                 continue
-            df = metrics("fig15", run, results)
-            accuracy_curves(ax, df, curves_label(label, df), color, lw=1.2)
-            official |= official_overlay(ax, "fig15", run, "test_acc", results)
+            df = metrics(EXP.name, run, results)
+            accuracy_curves(ax, df, curves_label(label, df), line, lw=1.2)
+            official |= official_overlay(ax, EXP.name, run, "test_acc", results)
         if official:
             official_legend(ax)
-        ax.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: test (solid), train (dashed)", ylim=(-2, 102))
+        title = f"{panel.title}: test (solid), train (dashed)"
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", title=title, ylim=(-2, 102))
         ax.legend(loc="center right")
-    save(fig, "fig15", out_dir)
+    save(fig, EXP.name, out_dir)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from reproduction.manifest import experiment
 from reproduction.plotting import (
-    COLORS,
     FIGURES,
+    color,
     curves_label,
     mean_band,
     official_legend,
@@ -27,33 +28,32 @@ from reproduction.plotting import (
 )
 from reproduction.results import RESULTS, exists, metrics, onsets
 
-FRACTIONS = (0.4, 0.6, 0.7)
-PRECISIONS = ("float16", "float32", "float64")
+EXP = experiment("fig2")  # a panel per train fraction, a series per loss dtype
 SC_THRESHOLD = 0.5
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
-    fig, axes = panels(3)
+    fig, axes = panels(len(EXP.plot.panels))
     official = False
-    for ax, frac in zip(axes, FRACTIONS):
-        for i, prec in enumerate(PRECISIONS):
-            run = f"frac{frac}_{prec}"
-            if not exists("fig2", run, results):
+    for ax, panel in zip(axes, EXP.plot.panels, strict=True):
+        for i, series in enumerate(panel.series):
+            run = series.run
+            if not exists(EXP.name, run, results):
                 continue
-            df = metrics("fig2", run, results)
+            df = metrics(EXP.name, run, results)
             df = df[df.epoch > 0].assign(test=100 * df.test_acc, train=100 * df.train_acc)
-            color = COLORS[prec]
-            mean_band(ax, df, "epoch", "test", curves_label(prec, df), color)
-            mean_band(ax, df, "epoch", "train", None, color, ls="--", lw=1)
-            official |= official_overlay(ax, "fig2", run, "test_acc", results)
-            sc = [e for e in onsets("fig2", run, "sc_fraction", SC_THRESHOLD, results) if e is not None]
+            line = color(series.color)
+            mean_band(ax, df, "epoch", "test", curves_label(series.label, df), line)
+            mean_band(ax, df, "epoch", "train", None, line, ls="--", lw=1)
+            official |= official_overlay(ax, EXP.name, run, "test_acc", results)
+            sc = [e for e in onsets(EXP.name, run, "sc_fraction", SC_THRESHOLD, results) if e is not None]
             if sc:
-                ax.axvline(statistics.median(sc), color=color, ls=":", lw=1.5)
+                ax.axvline(statistics.median(sc), color=line, ls=":", lw=1.5)
                 y = 99 - 3 * i
-                ax.plot([min(sc), max(sc)], [y, y], color=color, lw=2.5, alpha=0.7, solid_capstyle="butt")
+                ax.plot([min(sc), max(sc)], [y, y], color=line, lw=2.5, alpha=0.7, solid_capstyle="butt")
         ax.set_xscale("log")
         ax.set_ylim(-3, 103)
-        ax.set_title(f"{100 * frac:.0f} % train data")
+        ax.set_title(panel.title)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
     axes[0].plot([], [], color="k", ls="--", lw=1, label="train")
@@ -61,4 +61,4 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     if official:
         official_legend(axes[0])
     axes[0].legend(loc="center left")
-    save(fig, "fig2", out_dir)
+    save(fig, EXP.name, out_dir)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduction.plotting import COLORS, FIGURES, panels, save
+from reproduction.manifest import experiment
+from reproduction.plotting import COLORS, FIGURES, color, panels, save
 from reproduction.results import RESULTS, exists, metrics
 
-FIGURE = "fig2_bf16"
-SEEDS = (0, 1, 2)
-REPLICATE_COLORS = ("#e377c2", "#8c564b", "#17becf")
+EXP = experiment("fig2_bf16")  # one panel, a series per replicate; the first one's SC in every precision
+FIGURE = EXP.name
 SC_THRESHOLD = 0.5
 
 
@@ -29,22 +29,23 @@ def first_sc_epoch(df) -> int | None:
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     fig, (acc, sc) = panels(2, width=4.2)
-    for seed, color in zip(SEEDS, REPLICATE_COLORS):
-        run = f"seed{seed}"
+    [panel] = EXP.plot.panels
+    for series in panel.series:
+        run, line = series.run, color(series.color)
         if not exists(FIGURE, run, results):
             continue
         df = metrics(FIGURE, run, results)
         df = df[df.epoch > 0]
-        acc.plot(df.epoch, 100 * df.test_acc, color=color, label=f"seed {seed}")
-        acc.plot(df.epoch, 100 * df.train_acc, color=color, ls="--", lw=1)
+        acc.plot(df.epoch, 100 * df.test_acc, color=line, label=series.label)
+        acc.plot(df.epoch, 100 * df.train_acc, color=line, ls="--", lw=1)
         if (onset := first_sc_epoch(df)) is not None:
-            acc.axvline(onset, color=color, ls=":", lw=1.5)
-        if seed == SEEDS[0]:
+            acc.axvline(onset, color=line, ls=":", lw=1.5)
+        if series is panel.series[0]:
             for prec in ("bfloat16", "float16", "float32", "float64"):
                 sc.plot(df.epoch, 100 * df[f"sc_fraction_{prec}"], color=COLORS[prec], label=f"in {prec}")
     acc.plot([], [], color="k", ls="--", lw=1, label="train")
     acc.plot([], [], color="k", ls=":", lw=1.5, label="SC > 50 % (bfloat16)")
-    acc.set(xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)", title="70 % train, loss in bfloat16")
+    acc.set(xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)", title=panel.title)
     acc.legend(loc="center left")
     sc.set(xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="samples in SC (%)", title="SC of the seed-0 logits")
     sc.legend(loc="upper left")

@@ -13,52 +13,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduction.plotting import FIGURES, curves_label, mean_band, official_legend, official_overlay, panels, save
+from reproduction.manifest import experiment
+from reproduction.plotting import (
+    FIGURES,
+    curves_label,
+    mean_band,
+    official_legend,
+    official_overlay,
+    panels,
+    save,
+    series_of,
+)
 from reproduction.results import RESULTS, exists, metrics
 
-TASKS = {
-    "add_mod": ("addition", "#1f77b4"),
-    "mul_mod": ("multiplication", "#ff7f0e"),
-    "sparse_parity": ("sparse parity", "#2ca02c"),
-}
-INPUTS = {
-    "input_one_hot": ("one-hot", "#d62728"),
-    "input_binary": ("random 14-bit code", "#9467bd"),
-    "input_base2": ("base-2 digits (7 bits)", "#17becf"),
-}
+EXP = experiment("fig4")  # panels: the tasks (accuracy, and their weight norms beside), the input encodings
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
     fig, (acc, norm, inputs) = panels(3)
+    tasks, encodings = EXP.plot.panels
     official = False
-    for run, (label, color) in TASKS.items():
-        if not exists("fig4", run, results):
+    for run, (label, color) in series_of(tasks).items():
+        if not exists(EXP.name, run, results):
             continue
-        df = metrics("fig4", run, results)
+        df = metrics(EXP.name, run, results)
         df = df[df.epoch > 0]
-        partial = "" if (results / "fig4" / run / "summary.json").is_file() else " (partial run)"
+        partial = "" if (results / EXP.name / run / "summary.json").is_file() else " (partial run)"
         label = curves_label(label, df) + partial
         mean_band(acc, df.assign(test=100 * df.test_acc), "epoch", "test", label, color)
         mean_band(norm, df, "epoch", "weight_norm", label, color)
         start = df.epoch.min()  # the official log's first row is epoch 1, then every 1 000
-        official |= official_overlay(acc, "fig4", run, "test_acc", results, since=start)
-        official_overlay(norm, "fig4", run, "weight_norm", results, scale=1.0, since=start)
+        official |= official_overlay(acc, EXP.name, run, "test_acc", results, since=start)
+        official_overlay(norm, EXP.name, run, "weight_norm", results, scale=1.0, since=start)
     if official:
         official_legend(acc, "official code")
-    acc.set(
-        xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="test accuracy (%)", title="StableMax CE: test accuracy"
-    )
+    acc.set(xscale="log", ylim=(-3, 103), xlabel="epoch", ylabel="test accuracy (%)", title=tasks.title)
     norm.set(xscale="log", yscale="log", xlabel="epoch", ylabel="total L2 weight norm", title="weight norm")
 
-    for run, (label, color) in INPUTS.items():
-        if not exists("fig4", run, results):
+    for run, (label, color) in series_of(encodings).items():
+        if not exists(EXP.name, run, results):
             continue
-        df = metrics("fig4", run, results)
+        df = metrics(EXP.name, run, results)
         df = df.assign(train=100 * df.train_acc, test=100 * df.test_acc)
         mean_band(inputs, df, "epoch", "test", f"{curves_label(label, df)}: test", color)
         mean_band(inputs, df, "epoch", "train", f"{label}: train", color, ls="--", lw=1)
-    inputs.set(ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)", title="addition: input encoding")
+    inputs.set(ylim=(-3, 103), xlabel="epoch", ylabel="accuracy (%)", title=encodings.title)
     for ax, loc in ((acc, "upper left"), (norm, "upper left"), (inputs, "center right")):
         if ax.get_legend_handles_labels()[0]:  # a panel whose runs are all missing has no legend
             ax.legend(loc=loc)
-    save(fig, "fig4", out_dir)
+    save(fig, EXP.name, out_dir)

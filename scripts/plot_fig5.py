@@ -11,17 +11,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from reproduction.manifest import experiment
 from reproduction.plotting import FIGURES, curves_label, mean_band, run_panels, save
 from reproduction.results import RESULTS
 
-MLP = {"input.weight": "input layer", "hidden.1.weight": "hidden layer", "output.weight": "output layer"}
-MLP_BIAS = {**MLP, "output.bias": "output bias"}
-TRANSFORMER = {"embed": "embed", "W_in": "MLP in", "W_out": "MLP out", "unembed": "unembed", "W_O": "attention out"}
-PANELS = [
-    ("mlp", "(a) MLP, no biases", MLP),
-    ("mlp_bias", "(b) MLP with biases", MLP_BIAS),
-    ("transformer", "(c) transformer", TRANSFORMER),
-]
+EXP = experiment("fig5")  # a panel per run; its options.tensors: the nlm_cos/<tensor> columns and their labels
 
 
 def first_full_train(df) -> int | None:
@@ -33,7 +27,8 @@ def first_full_train(df) -> int | None:
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
-    fig, present = run_panels("fig5", PANELS, results)
+    specs = [(p.series[0].run, p.title, p.options["tensors"]) for p in EXP.plot.panels]
+    fig, present = run_panels(EXP.name, specs, results)
     for ax, _, (tensors,), df in present:
         for tensor, label in tensors.items():
             if f"nlm_cos/{tensor}" in df:
@@ -44,4 +39,4 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
             ax.axvline(epoch, color="k", ls=":", lw=1.5, label="100 % train acc.")
         ax.set(ylim=(-0.4, 1.0), xlabel="epoch", ylabel="cos(θ, −∇L)")
         ax.legend(loc="lower right", ncol=2, fontsize=7)
-    save(fig, "fig5", out_dir)
+    save(fig, EXP.name, out_dir)

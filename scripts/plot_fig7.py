@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reproduction.plotting import COLORS, FIGURES, panels, save
+from reproduction.manifest import experiment
+from reproduction.plotting import FIGURES, panels, save, series_of
 from reproduction.results import RESULTS
 
-RUNS = {"sgd": ("SGD", "#d62728"), "sgd_wd": ("SGD + wd", COLORS["wd"]), "perp_sgd": ("⊥SGD", "#17becf")}
+EXP = experiment("fig7")  # one panel's series: the trajectories drawn
 
 
 def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
@@ -36,7 +37,7 @@ def main(results: Path = RESULTS, out_dir: Path = FIGURES) -> None:
         filled = ax.contourf(pc1, pc2, np.log10(surface), levels=20, cmap="Greys_r")
         ax.contour(pc1, pc2, np.log10(surface), levels=10, colors="k", linewidths=0.3, alpha=0.5)
         fig.colorbar(filled, ax=ax, label=f"log10 {title} (StableMax CE)")
-        for run, (label, color) in RUNS.items():
+        for run, (label, color) in series_of(EXP.plot.panels[0]).items():
             t = traj[traj.run == run].sort_values("epoch")
             ax.plot(t.pc1, t.pc2, color=color, lw=1.8, label=label)
             ax.plot(t.pc1.iloc[-1], t.pc2.iloc[-1], marker="*", color=color, ms=11, mec="k", mew=0.5)

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduction.plotting import accuracy_curves, mean_band, panels, present_runs, save
+from reproduction.manifest import experiment
+from reproduction.plotting import accuracy_curves, mean_band, panels, present_runs, save, series_of
 from reproduction.results import metrics
 
-RUNS = {"baseline": ("baseline", "#1f77b4"), "intervention": ("intervention from 6000", "#d62728")}
+EXP = experiment("fig8")  # one panel's series, each drawn in all three panels
 INTERVENTION_EPOCH = 6000
 
 
 def main(results: Path, out_dir: Path) -> None:
     fig, (acc, sc, norm) = panels(3)
-    for run in present_runs(acc, "fig8", RUNS, results):
-        label, color = RUNS[run]
-        df = metrics("fig8", run, results)
+    runs = series_of(EXP.plot.panels[0])
+    for run in present_runs(acc, EXP.name, runs, results):
+        label, color = runs[run]
+        df = metrics(EXP.name, run, results)
         accuracy_curves(acc, df, label, color)
         mean_band(sc, df.assign(sc_fraction=100 * df.sc_fraction), "epoch", "sc_fraction", label, color)
         mean_band(norm, df, "epoch", "weight_norm", label, color)
@@ -27,4 +29,4 @@ def main(results: Path, out_dir: Path) -> None:
     sc.set(ylabel="SC fraction, float64 (%)", title="Softmax Collapse", ylim=(-2, 102))
     norm.set(ylabel="total L2 weight norm", yscale="log", title="weight norm")
     sc.legend(loc="upper left")
-    save(fig, "fig8", out_dir)
+    save(fig, EXP.name, out_dir)

@@ -7,36 +7,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduction.plotting import COLORS, accuracy_curves, official_legend, official_overlay, panels, save
+from reproduction.manifest import experiment
+from reproduction.plotting import accuracy_curves, color, official_legend, official_overlay, panels, save
 from reproduction.results import exists, metrics, per_seed
 
-FRACTIONS = (0.4, 0.6, 0.7)
-PRECISIONS = ("float16", "float32", "float64")
+EXP = experiment("fig9")  # a file per panel ``out``: fig9, and fig9_plain_sgd where its runs exist
 
 
 def main(results: Path, out_dir: Path) -> None:
-    draw(results, out_dir, "", "fig9")
-    if any(exists("fig9", f"plain_sgd_frac{f}_{p}", results) for f in FRACTIONS for p in PRECISIONS):
-        draw(results, out_dir, "plain_sgd_", "fig9_plain_sgd")
+    files: dict[str, list] = {}
+    for panel in EXP.plot.panels:
+        files.setdefault(panel.out or EXP.name, []).append(panel)
+    for name, group in files.items():
+        if name == EXP.name or any(exists(EXP.name, s.run, results) for p in group for s in p.series):
+            draw(results, out_dir, group, name)
 
 
-def draw(results: Path, out_dir: Path, prefix: str, name: str) -> None:
-    fig, axes = panels(len(FRACTIONS))
+def draw(results: Path, out_dir: Path, group: list, name: str) -> None:
+    fig, axes = panels(len(group))
     official = False
-    for ax, frac in zip(axes, FRACTIONS, strict=True):
-        for prec in PRECISIONS:
-            run = f"{prefix}frac{frac}_{prec}"
-            if not exists("fig9", run, results):
+    for ax, panel in zip(axes, group, strict=True):
+        for series in panel.series:
+            run, line = series.run, color(series.color)
+            if not exists(EXP.name, run, results):
                 continue
-            df = metrics("fig9", run, results)
+            df = metrics(EXP.name, run, results)
             df = df[df.epoch > 0]  # log axis
-            accuracy_curves(ax, df, prec, COLORS[prec])
-            for epoch in per_seed("fig9", run, "epoch_sc_50", results):
+            accuracy_curves(ax, df, series.label, line)
+            for epoch in per_seed(EXP.name, run, "epoch_sc_50", results):
                 if epoch is not None:
-                    ax.axvline(epoch, color=COLORS[prec], ls=":", lw=1.2)
-            official |= official_overlay(ax, "fig9", run, "test_acc", results)
-        optimizer = "plain SGD, momentum 0.2" if prefix else "normalized SGD"
-        ax.set(title=f"{frac:.0%} train, {optimizer}, lr {3 if frac == 0.4 else 4}", xlabel="epoch", xscale="log")
+                    ax.axvline(epoch, color=line, ls=":", lw=1.2)
+            official |= official_overlay(ax, EXP.name, run, "test_acc", results)
+        ax.set(title=panel.title, xlabel="epoch", xscale="log")
         ax.set(xlim=(50, 10_000), ylim=(-2, 102), ylabel="accuracy (%)")
     legend = next((ax for ax in axes if ax.lines), axes[0])  # the first panel with runs
     if official:  # the official script's plain-SGD runs, test accuracy

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from reproduction.plotting import COLORS, panels, save
+from reproduction.manifest import experiment
+from reproduction.plotting import panels, save, series_of
 from reproduction.results import MissingRun, exists, per_seed, replicates
 
-METHODS = {
-    "softmax_adamw": ("Softmax CE + AdamW", COLORS["softmax"]),
-    "stablemax_adamw": ("StableMax CE + AdamW", COLORS["stablemax"]),
-    "softmax_perp_adamw": ("Softmax CE + ⊥AdamW", COLORS["perp"]),
-}
+EXP = experiment("table1")
+METHODS = series_of(EXP.plot.panels[0])  # run: (label, colour); the first is the baseline softmax + AdamW
+BASE = next(iter(METHODS))
 # the paper's Table 1 (ResNet18, test accuracy %), in the order of METHODS
 PAPER = {"CIFAR-10": (87.2, 87.0, 87.2), "CIFAR-100": (60.0, 60.6, 62.7)}
-GAINS = {"stablemax": "stablemax_adamw", "perp": "softmax_perp_adamw"}  # each against softmax + AdamW, per split
+GAINS = dict(zip(("stablemax", "perp"), list(METHODS)[1:], strict=True))  # each against the baseline, per split
 
 NOTE = (
     "The analog trains the same three methods on a task that does not grok: an MLP with biases at the "
@@ -37,12 +36,12 @@ NOTE = (
 def stats(results: Path) -> dict[str, dict[str, np.ndarray]]:
     """Per method and key, the values as (replicates, seeds): the replicates (split and
     initialization) that every method has, the batched init seeds within each."""
-    have = [r for r in replicates(results) if all(exists("table1", run, r) for run in METHODS)]
+    have = [r for r in replicates(results) if all(exists(EXP.name, run, r) for run in METHODS)]
     if not have:
-        raise MissingRun(f"no replicate under {results} has all of table1/{{{','.join(METHODS)}}}")
+        raise MissingRun(f"no replicate under {results} has all of {EXP.name}/{{{','.join(METHODS)}}}")
     return {
         run: {
-            key: 100 * np.array([per_seed("table1", run, key, r) for r in have], dtype=float)
+            key: 100 * np.array([per_seed(EXP.name, run, key, r) for r in have], dtype=float)
             for key in ("test_acc", "best_test_acc")
         }
         for run in METHODS
@@ -51,7 +50,7 @@ def stats(results: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def table(results: Path, rows: dict[str, dict[str, np.ndarray]] | None = None) -> str:
     rows = rows or stats(results)
-    n, seeds = rows["softmax_adamw"]["test_acc"].shape
+    n, seeds = rows[BASE]["test_acc"].shape
     lines = [
         "# Table 1 analog: accuracy of the three methods on a standard task",
         "",
@@ -70,7 +69,7 @@ def table(results: Path, rows: dict[str, dict[str, np.ndarray]] | None = None) -
             f"| {label} | {final.mean():.1f} ± {spread(final):.1f} | {final.min():.1f}–{final.max():.1f} "
             f"| {best.mean():.1f} ± {spread(best):.1f} | {PAPER['CIFAR-10'][i]:.1f} | {PAPER['CIFAR-100'][i]:.1f} |"
         )
-    base = rows["softmax_adamw"]["test_acc"].mean(axis=1)
+    base = rows[BASE]["test_acc"].mean(axis=1)
     gain = {m: rows[run]["test_acc"].mean(axis=1) - base for m, run in GAINS.items()}
     note = NOTE.format(
         n=n,
@@ -98,6 +97,6 @@ def main(results: Path, out_dir: Path) -> None:
         ax.scatter(np.full(len(final), i) + np.linspace(-0.15, 0.15, len(final)), final, color="k", s=8, zorder=3)
     ax.set_xticks(range(len(METHODS)), [label.replace(" + ", "\n+ ") for label, _ in METHODS.values()])
     low = min(r["test_acc"].mean(axis=1).min() for r in rows.values())
-    ax.set(ylabel="final test accuracy (%)", ylim=(np.floor(low) - 2, 100), title="Table 1 analog (MNIST subset)")
+    ax.set(ylabel="final test accuracy (%)", ylim=(np.floor(low) - 2, 100), title=EXP.plot.panels[0].title)
     ax.set_xlabel(f"mean over {len(final)} replicate{'s' * (len(final) != 1)} (dots) ± their std")
-    save(fig, "table1", out_dir)
+    save(fig, EXP.name, out_dir)
