@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from grokking import StableMaxCrossEntropyLoss, stablemax, stablemax_cross_entropy
-from grokking.fused import FUSED
+from grokking.fused import FUSED, StableMaxNLL
 from grokking.losses import LOSSES
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -163,6 +163,24 @@ def test_weight_and_label_smoothing_follow_cross_entropy(reduction, shape, smoot
     ours.backward(g)
     theirs.backward(g)
     torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["small", "large"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_both_first_order_backward_passes_equal_the_reference(eager, reduction, monkeypatch):
+    """Small inputs form the gradient in the forward pass, large ones in the backward pass."""
+    monkeypatch.setattr(StableMaxNLL, "EAGER", 1 << 30 if eager else 0)
+    for shape, weighted in (((12, 5), False), ((4, 5, 3), True), ((5,), False)):
+        z, y, w = data(shape, seed=10)
+        kw = {"reduction": reduction, "weight": w if weighted else None}
+        z1, z2 = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+        ours, theirs = stablemax_cross_entropy(z1, y, **kw), reference(z2, y, **kw)
+        g = torch.rand_like(ours)
+        ours.backward(g, retain_graph=True)
+        theirs.backward(g)
+        torch.testing.assert_close(z1.grad, z2.grad, rtol=1e-10, atol=1e-12)
+        ours.backward(g)  # a retained graph runs its backward again: the same gradient
+        torch.testing.assert_close(z1.grad, 2 * z2.grad, rtol=1e-10, atol=1e-12)
 
 
 def test_weighted_mean_divides_by_the_weight_of_the_kept_targets():
