@@ -141,7 +141,7 @@ class StableMaxNLL(torch.autograd.Function):
         losses = (torch.log(total) - torch.log(s_y)).squeeze(-1)
         ctx.eager = ctx.needs_input_grad[0] and z.numel() <= StableMaxNLL.EAGER
         if ctx.eager:  # small inputs: the backward pass is then one product, fewer operator calls in all
-            correct = inv_b.gather(-1, index).square_().div_(s_y).neg_()  # -s'(z_y) / s(z_y)
+            correct = torch.minimum(s_y, s_y.reciprocal()).neg_()  # -s'(z_y) / s(z_y) = -min(s, 1 / s)
             inv_b = inv_b.square_().div_(total).scatter_add_(-1, index, correct)  # ∂loss_n/∂z, in inv_b's memory
         ctx.save_for_backward(z, index, w, inv_b, total, s_y)
         ctx.dtype, ctx.denominator, ctx.reduction = dtype, denominator, reduction
@@ -149,7 +149,8 @@ class StableMaxNLL(torch.autograd.Function):
             out = losses if w is None else losses * w
         else:
             if w is None:
-                out = losses.sum()
+                out = losses.mean() if reduction == "mean" else losses.sum()
+                denominator = None  # the mean divided already
             else:
                 out = torch.dot(losses, w) if losses.dim() == 1 else (losses * w).sum()
             out = out if denominator is None else out / denominator
