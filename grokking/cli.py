@@ -108,7 +108,13 @@ class SweepTable(Callback):
         SWEEP_DIR = Path(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        print_sweep_table(SWEEP_DIR or Path(config.hydra.sweep.dir))
+        sweep_dir = SWEEP_DIR or Path(config.hydra.sweep.dir)
+        try:
+            print_sweep_table(sweep_dir)
+        except Exception as err:  # the table is a convenience: the sweep itself succeeded
+            print(
+                f"no sweep table for {sweep_dir} ({err}); try python scripts/summarize.py {sweep_dir}", file=sys.stderr
+            )
 
 
 def print_sweep_table(sweep_dir: Path) -> tuple[object, list[str]]:

@@ -74,7 +74,13 @@ def test_sweep_goes_on_after_a_divergence_and_the_table_keeps_every_status(tmp_p
     res = cli(["-m", "optimizer=sgd", "optimizer.lr=1e30,0.1", *TINY], sweep)
     assert res.returncode == 0, res.stderr
     assert [summary_of(sweep / j)["status"] for j in ("0", "1")] == ["diverged", "completed"]
-    # what a cluster leaves behind: an interrupted run, one killed before its summary, one that never started
+    # what a cluster leaves behind of a 5-job sweep: an interrupted run, one killed before its summary,
+    # one that never started
+    multirun = (sweep / "multirun.yaml").read_text()
+    assert "- optimizer.lr=1e30,0.1\n" in multirun
+    (sweep / "multirun.yaml").write_text(
+        multirun.replace("optimizer.lr=1e30,0.1\n", "optimizer.lr=1e30,0.1,0.1,0.1,0.1\n")
+    )
     shutil.copytree(sweep / "1", sweep / "2")
     interrupted = {**summary_of(sweep / "2"), "status": "interrupted", "epoch": 10}
     (sweep / "2" / "summary.json").write_text(json.dumps(interrupted))
@@ -363,3 +369,16 @@ def test_the_sweep_table_is_a_hydra_callback_at_the_end_of_every_sweep(tmp_path,
         ["1", "seed=1", "completed", "1.000", "1.000"],
     ]
     assert out[-1] == f"full table and plot: python scripts/summarize.py {sweep}"
+
+
+def test_a_sweep_table_that_cannot_be_made_does_not_fail_the_sweep(tmp_path, capsys, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from grokking import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "SWEEP_DIR", None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cli_module.SweepTable().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(empty)}}}))
+    err = capsys.readouterr().err
+    assert err.startswith(f"no sweep table for {empty} (") and err.count("\n") == 1
