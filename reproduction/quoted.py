@@ -2,7 +2,8 @@
 prose cannot drift from ``results/CLAIMS.md`` as replicates come in.
 
 A quoted value is the fragment ``claim KEY [FORM]`` of :mod:`reproduction.fragments`: ``KEY`` names
-a claim by its ``key``; the optional form says what to write (``FORMS``, or ``verdict``),
+a claim by its ``key``; the optional form says what to write (``FORMS``, ``verdict``, or ``class``: the class of a
+deviation against the official code, "no deviation" where ours does not deviate),
 ``official-`` before it reads the official code's value (:func:`render`).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from reproduction.claims import ClaimsTableError, Distribution, Verdict, split_unit
+from reproduction.claims import ClaimsTableError, Distribution, Verdict, deviation_class, split_unit
 
 WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
@@ -50,8 +51,12 @@ def render(key: str, form: str, verdicts: Sequence[Verdict], official: Sequence[
     plain = form.removeprefix("official-")
     if key not in ours:
         raise ClaimsTableError(f"{page}: quoted claim {key!r} is not a claim key; keys: {', '.join(sorted(ours))}")
+    if plain == "class":
+        if official is None:
+            raise ClaimsTableError(f"{page}: quoted claim {key!r} asks for its class, which needs the official runs")
+        return deviation_class(ours[key], theirs.get(key)) or "no deviation"
     if plain not in FORMS and plain != "verdict":
-        forms = ", ".join([*FORMS, "verdict"])
+        forms = ", ".join([*FORMS, "verdict", "class"])
         raise ClaimsTableError(f"{page}: quoted claim {key!r} has an unknown form {plain!r}; choose from: {forms}")
     if key not in table:
         raise ClaimsTableError(f"{page}: quoted claim {key!r} asks for the official code's value, which is not given")

@@ -124,3 +124,13 @@ def test_a_lower_bound_is_quoted_with_its_sign():
         "≥ +38.9",
         "1",
     ]
+
+
+def test_the_class_form_writes_the_deviation_class():
+    ours = [verdict("fig9_40_32", (30.0, 31.6))]
+    official = [verdict("fig9_40_32", (30.0, 31.0, 32.0))]
+    assert rewrite("<!-- gen claim fig9_40_32 class -->x<!-- /gen -->", ours, official, "doc.md") == (
+        "<!-- gen claim fig9_40_32 class -->paper only<!-- /gen -->"
+    )
+    with pytest.raises(ClaimsTableError, match="asks for its class, which needs the official runs"):
+        rewrite("<!-- gen claim fig9_40_32 class -->x<!-- /gen -->", ours, None, "doc.md")
