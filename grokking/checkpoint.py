@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ SUMMARY = "summary.json"
 CONFIG = "config.yaml"
 SNAPSHOTS = "snapshots.pt"
 LOCK = ".lock"
+STATUSES = ("completed", "diverged", "interrupted")  # a run's status in summary.json
 
 # keys that may differ between a run and its resumption
 RESUMABLE_CHANGES = (
@@ -34,25 +38,85 @@ RESUMABLE_CHANGES = (
 # (``Param.old``, declared where the parameter is: grokking.config.with_old_values).
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
+class RunFileError(ValueError):
+    """A file of a run directory that cannot be read or written; the message is one line meant for the user."""
+
+
+def write_failed(path: Path, err: OSError) -> RunFileError:
+    """The one-line error for a write into a run directory that failed (disk full, read-only, permissions)."""
+    reason = err.strerror or os.strerror(err.errno or 0) or type(err).__name__
+    hint = {
+        errno.ENOSPC: "free some space",
+        errno.EDQUOT: "free some space",
+        errno.EROFS: "the file system is read-only; choose another run directory",
+        errno.EACCES: "check its permissions or choose another run directory",
+        errno.EPERM: "check its permissions or choose another run directory",
+    }.get(err.errno, "check the disk and the directory's permissions")
+    return RunFileError(
+        f"{path} cannot be written ({reason}); {hint}, then rerun the same command to resume from the last checkpoint"
+    )
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Every file of a run is written here, but the rows appended to metrics.csv (tests make it fail like a full disk)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the rename: a crash never leaves an empty file under the name
+
+
+def atomic_write(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to a temporary file in the same directory, then rename it over ``path``. A write
+    that fails (disk full, read-only, permissions) leaves ``path`` as it was and no temporary file,
+    and raises :class:`RunFileError` with one line for the user."""
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write_bytes(tmp, data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp.is_file() or tmp.is_symlink():
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise write_failed(path, e) from None
+        raise
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Serialized in memory, then written atomically. ``torch.save`` writes a zip archive with a
+    CRC-32 checksum of every record; :func:`load_checkpoint` verifies them."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getbuffer())
 
 
-class RunFileError(ValueError):
-    """A file of a run directory that cannot be read; the message is one line meant for the user."""
+def verify_checksums(path: Path) -> None:
+    """Raise :class:`RunFileError` where a record of the checkpoint's zip archive does not match its
+    CRC-32 checksum (torch itself reads records without checking them). The file is left as it is."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = archive.testzip()
+        why = None if name is None else f"the checksum of its record {name} does not match"
+    except zipfile.BadZipFile as e:
+        if not zipfile.is_zipfile(path):
+            return  # not a zip archive at all: torch.load says what it is
+        why = f"its zip directory is damaged: {e}"[:100]
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        why = f"{type(e).__name__}: {e}"[:100]
+    if why is not None:
+        raise RunFileError(
+            f"{path} is corrupt ({why}); it is kept as it is: restore it, delete it to start the run over, "
+            "or pass overwrite=true"
+        )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint (or snapshots file) this project wrote. It is loaded with ``weights_only=True``
     (tensors and plain Python values only), so a crafted file cannot run code; a file that is
-    empty, truncated, corrupt or not a checkpoint raises :class:`RunFileError`."""
+    empty, truncated, corrupt (its checksums are verified first) or not a checkpoint raises
+    :class:`RunFileError`."""
+    if path.is_dir():
+        raise RunFileError(f"{path} is a directory, not a checkpoint; move it away, or pass overwrite=true")
+    verify_checksums(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types here: RuntimeError, UnpicklingError, EOFError, ...
@@ -67,7 +131,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+    atomic_write(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
 def read_summary(out_dir: Path) -> dict[str, Any] | None:
@@ -81,9 +145,15 @@ def read_summary(out_dir: Path) -> dict[str, Any] | None:
         raise RunFileError(
             f"{path} cannot be read ({e}); restore it, or delete it to resume from the checkpoint"
         ) from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+    if not isinstance(summary, dict) or "status" not in summary:
         raise RunFileError(
             f"{path} is not a run summary (no status); restore it, or delete it to resume from the checkpoint"
+        )
+    if summary["status"] not in STATUSES or not isinstance(summary.get("epoch", 0), int):
+        what = f"status {summary['status']!r}" if summary["status"] not in STATUSES else f"epoch {summary['epoch']!r}"
+        raise RunFileError(
+            f"{path} holds an invalid {what} (a status is one of: {', '.join(STATUSES)}, with an integer epoch); "
+            "restore it, or delete it to resume from the checkpoint"
         )
     return summary
 
@@ -104,11 +174,12 @@ class MetricsWriter:
 
     def rewrite(self) -> None:
         self.fields = list(dict.fromkeys(k for row in self.rows for k in row)) if self.rows else None
-        with open(self.path, "w", newline="") as f:
-            if self.rows:
-                writer = csv.DictWriter(f, fieldnames=self.fields, restval="")
-                writer.writeheader()
-                writer.writerows(self.rows)
+        text = io.StringIO(newline="")
+        if self.rows:
+            writer = csv.DictWriter(text, fieldnames=self.fields, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        atomic_write(self.path, text.getvalue().encode())
         self.size = self.path.stat().st_size
 
     def intact(self) -> bool:
@@ -123,8 +194,11 @@ class MetricsWriter:
         if not self.intact() or self.fields is None or any(k not in known for row in new_rows for k in row):
             self.rewrite()
             return
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.fields, restval="").writerows(new_rows)
+        try:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields, restval="").writerows(new_rows)
+        except OSError as e:  # the rows are in the next checkpoint's rows: a resumed run rewrites the file
+            raise write_failed(self.path, e) from None
         self.size = self.path.stat().st_size
 
     def sync(self) -> None:

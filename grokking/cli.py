@@ -73,10 +73,25 @@ def group_values(arg: str) -> tuple[str, list[str]] | None:
     return (key, [value]) if isinstance(value, str) and value not in ("", "null") else None
 
 
+def removes_required_group(arg: str) -> str | None:
+    """The error line for ``~group`` or ``group=null`` where every run needs the group (conf/config.yaml's
+    defaults give it an option, not null)."""
+    key, _, value = arg.partition("=")
+    if not (key.startswith("~") or (value == "null" and not key.startswith("-"))):
+        return None
+    node = yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}
+    required = {k for d in node.get("defaults", []) if isinstance(d, dict) for k, v in d.items() if v is not None}
+    if (group := key.lstrip("+~")) not in required:
+        return None
+    return f"{arg} would leave the run without the {group} group, which every run needs; choose one of: {', '.join(group_options(group))}"
+
+
 def check_group_overrides(args: list[str]) -> str | None:
     """The error line for the first ``group=...`` argument naming an option that does not exist,
     or a ``glob()`` that matches none."""
     for arg in args:
+        if (removed := removes_required_group(arg)) is not None:
+            return removed
         if (asked := group_values(arg)) is None:
             continue
         key, options = asked

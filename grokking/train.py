@@ -35,11 +35,13 @@ from grokking.checkpoint import (
     SUMMARY,
     MetricsWriter,
     RunFileError,
+    atomic_write,
     config_differences,
     load_checkpoint,
     missing_added_keys,
     read_summary,
     save_checkpoint,
+    write_failed,
     write_json,
 )
 from grokking.config import StopWhenConfig, TrainConfig, unknown_keys
@@ -48,6 +50,7 @@ from grokking.graphs import StepGraphs, make_capturable
 from grokking.losses import DTYPES
 from grokking.models import build_model
 from grokking.optim import build_optimizer, load_optimizer_state, optimizer_kind
+from grokking.run_dir import HYDRA_DIR, PREVIOUS, check_run_dir
 from grokking.runtime import keep_freed_memory
 from grokking.step import TrainStep, native_module
 from grokking.tracking import build_tracker, progress
@@ -55,8 +58,6 @@ from grokking.validation import ConfigError, validate
 
 EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
 FINISHED = ("completed", "diverged")  # a finished run is a result: kept unless overwrite=true
-HYDRA_DIR = ".hydra"  # Hydra's record of the run (config, overrides), written once the run is accepted
-PREVIOUS = ".previous"  # the run that overwrite=true replaces, kept here until the new run has a checkpoint
 RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, SNAPSHOTS, CONFIG, HYDRA_DIR)
 
 
@@ -243,9 +244,11 @@ def prepare_run_dir(
     if extending and (why := not_extendable(summary, cfg_dict["epochs"])):
         raise ConfigError(f"extend=true: {out_dir} {why}")
     if summary is not None and summary["status"] in FINISHED and not overwrite and not extending:
+        extendable = not_extendable(summary, max(cfg_dict["epochs"], summary.get("epoch", 0) + 1)) is None
+        extend_hint = " extend=true with more epochs," if extendable else ""
         raise ConfigError(
-            f"{out_dir} already holds a {summary['status']} run; pass overwrite=true, extend=true with more "
-            "epochs, or choose another directory"
+            f"{out_dir} already holds a {summary['status']} run; pass overwrite=true,{extend_hint} or choose another "
+            "directory"
         )
     if overwrite:
         if has_run(out_dir):
@@ -301,8 +304,7 @@ def train(
     cfg, cfg_dict = to_config(cfg)
     validate(cfg)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir} is a file, not a directory; choose another run directory")
+    check_run_dir(out_dir)  # nothing is written into a directory that is not a run of ours
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -310,6 +312,10 @@ def train(
     lock = lock_run_dir(out_dir)
     try:
         return _train(cfg, cfg_dict, out_dir, record)
+    except OSError as e:  # a write into the run directory failed (disk full, read-only, permissions)
+        if e.filename is None or out_dir.resolve() not in Path(e.filename).resolve().parents:
+            raise
+        raise write_failed(Path(e.filename), e) from None
     finally:
         lock.close()
 
@@ -336,7 +342,7 @@ def _train_accepted(
     replacement: Replacement,
 ) -> dict[str, Any]:
     def describe_run() -> None:
-        (out_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg_dict))
+        atomic_write(out_dir / CONFIG, OmegaConf.to_yaml(cfg_dict).encode())
         if record is not None:
             record(out_dir)
 
@@ -562,6 +568,9 @@ def main_from_hydra(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    if not str(HydraConfig.get().run.dir).strip() and HydraConfig.get().mode != RunMode.MULTIRUN:
+        print("error: hydra.run.dir is empty; pass hydra.run.dir=DIR, a directory of the run's own", file=sys.stderr)
+        sys.exit(2)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN and not cfg.overwrite and completed_with_same_config(out_dir, cfg):
         print(f"skipping {out_dir}: it already holds this completed run", file=sys.stderr)
@@ -573,8 +582,9 @@ def main_from_hydra(cfg: DictConfig) -> None:
         print(f"error: {err}", file=sys.stderr)
         if out_dir.is_dir() and not has_run(out_dir) and not (out_dir / HYDRA_DIR).exists():
             try:  # an empty directory (e.g. a sweep's job) still says which config was refused
+                check_run_dir(out_dir)  # never into a directory that is not ours
                 record(out_dir)
-            except OSError:
+            except (OSError, ConfigError):
                 pass
         sys.exit(2)
     print_summary(summary, out_dir)
@@ -585,7 +595,15 @@ def main_from_hydra(cfg: DictConfig) -> None:
 def main() -> None:
     from grokking.cli import run
 
-    run(main_from_hydra)
+    try:
+        run(main_from_hydra)
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which checkpoints and exits 130 itself)
+        print(
+            "error: interrupted (Ctrl-C) before training started or after it ended; rerun the same command to start "
+            "or resume the run",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_CODES["interrupted"])
 
 
 if __name__ == "__main__":

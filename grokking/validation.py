@@ -5,6 +5,7 @@ Each failure raises :class:`ConfigError` with one line naming the bad value and 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -151,8 +152,14 @@ def check_memory(cfg: TrainConfig) -> None:
         return
     n_train, n_test, what = example_counts(cfg)
     key = DATASETS[cfg.dataset.name].size_key
+    blame = f"{key}={getattr(cfg.dataset, key.split('.')[1])}"
+    defaults = {p.name: p.default for p in MODELS.params.get(cfg.model.name, ())}
+    changed = {k: v for k, v in defaults.items() if getattr(cfg.model, k, v) != v}
+    at_defaults = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **defaults))
+    if changed and (memory_estimate(at_defaults) or 0) <= free:  # the model's own settings make it too large
+        blame = " ".join(f"model.{k}={getattr(cfg.model, k)}" for k in changed)
     raise ConfigError(
-        f"{key}={getattr(cfg.dataset, key.split('.')[1])} needs about {need / 2**30:.1f} GiB of memory "
+        f"{blame} needs about {need / 2**30:.1f} GiB of memory "
         f"({n_train + n_test} examples, {what}), more than the {free / 2**30:.1f} GiB free on this machine; "
         "choose a smaller dataset or model"
     )

@@ -213,7 +213,7 @@ def test_snapshots_survive_a_resume(run, tmp_path):
     run(base, out)
     full = torch.load(out / "snapshots.pt")["snapshots"]
     (out / "summary.json").unlink()  # pretend it stopped after the last checkpoint, then resume
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     ckpt["epoch"] = 4
     torch.save(ckpt, out / "checkpoint.pt")
     run(base, out)
@@ -288,7 +288,7 @@ def test_a_run_saved_before_log_resolution_existed_resumes_with_it(run, tmp_path
     run([*TINY, "epochs=6", "checkpoint_every=2"], out)
     import torch
 
-    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     del ckpt["config"]["log_resolution"]  # as a run saved before the key existed
     ckpt["epoch"] = 4
     torch.save(ckpt, out / "checkpoint.pt")
