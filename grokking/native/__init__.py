@@ -22,13 +22,17 @@ uses them. The build
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import functools
 import hashlib
 import math
 import os
 import shutil
+import signal
+import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +50,7 @@ INTERVENE = 2  # added to a loss kind: the SC intervention (no gradient through 
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
 HEADERS = [HERE / "common.h"]
-STALE_LOCK_S = 3600  # no build takes an hour: an older lock was left by a build that was killed
+OWNER = "build.owner"  # held (flock) by the process that builds: the kernel releases it when that process dies
 ISA_FLAGS = {  # vector width of the loss loops; the matmuls are the BLAS library's own
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512"],
     "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2"],
@@ -155,32 +159,101 @@ def build() -> ModuleType | NativeUnavailable:
     directory = build_dir(digest)
     directory.mkdir(parents=True, exist_ok=True)
     sources = staged_sources(directory)
-    lock = directory / "lock"  # torch's build lock: a build killed midway leaves it, and every later one waits
-    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
-        print(f"removing a stale build lock in {directory} (older than {STALE_LOCK_S // 60} min)", file=sys.stderr)
-        lock.unlink(missing_ok=True)
     if not any(directory.glob("*.so")):
         print(f"building the C++ training kernels in {directory} (once, ≈ 30–40 s)", file=sys.stderr)
     try:
-        return cpp_extension.load(
-            name=f"grokking_native_{capability.lower()}",
-            sources=[str(p) for p in sources],
-            # the digest of every source and header: a changed header rebuilds too
-            extra_cflags=[
-                "-O3",
-                "-ffp-contract=off",
-                "-fopenmp",
-                f"-DGROKKING_NATIVE_SOURCES={digest}",
-                *ISA_FLAGS.get(capability, []),
-            ],
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(directory),
-            verbose=False,
-        )
+        with build_owner(directory), ninja_dies_with_this_process():
+            return cpp_extension.load(
+                name=f"grokking_native_{capability.lower()}",
+                sources=[str(p) for p in sources],
+                # the digest of every source and header: a changed header rebuilds too
+                extra_cflags=[
+                    "-O3",
+                    "-ffp-contract=off",
+                    "-fopenmp",
+                    f"-DGROKKING_NATIVE_SOURCES={digest}",
+                    *ISA_FLAGS.get(capability, []),
+                ],
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(directory),
+                verbose=False,
+            )
     except Exception as e:  # a compiler or linker error: its first diagnostic says the most
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         errors = [line for line in lines if ": error:" in line or "undefined reference" in line] or lines
         return NativeUnavailable(f"building grokking/native failed: {errors[0] if errors else type(e).__name__}")
+
+
+@contextlib.contextmanager
+def build_owner(directory: Path):
+    """Hold ``build.owner`` (an flock, which the kernel releases when its holder dies) while building.
+    torch's own build lock (``lock``) is a plain file that a killed build leaves behind, and every
+    later build would wait on it for ever; a builder holding the owner lock knows that any such file
+    was left by a build that died, and takes it over with a one-line note."""
+    with open(directory / OWNER, "a+") as owner:
+        try:
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner.seek(0)
+            who = f"process {pid}" if (pid := owner.read().strip()) else "another process"
+            print(f"waiting for {who}, which is building the C++ kernels in {directory}", file=sys.stderr)
+            fcntl.flock(owner, fcntl.LOCK_EX)
+        owner.seek(0)
+        previous = owner.read().strip()
+        owner.seek(0)
+        owner.truncate()
+        owner.write(str(os.getpid()))
+        owner.flush()
+        lock = directory / "lock"
+        if lock.exists():
+            gone = f"process {previous}" if previous else "a build"
+            print(f"taking over the build lock in {directory}: {gone}, which left it, is gone", file=sys.stderr)
+            lock.unlink(missing_ok=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(owner, fcntl.LOCK_UN)
+
+
+def die_with_parent() -> None:
+    """In a child process: receive SIGTERM when the parent dies, even by kill -9 (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def ninja_dies_with_this_process():
+    """Run torch's ninja build so that it never outlives this process. ninja runs each compiler in a
+    process group of its own, so a signal to this process's group does not reach them; ninja stops
+    them itself when it receives SIGTERM or SIGINT. So ninja gets SIGTERM when this process dies
+    (killed, even by kill -9), and when this process is interrupted (Ctrl-C, SIGTERM turned into an
+    exception) ninja gets SIGTERM and is waited for, instead of the SIGKILL of ``subprocess.run``."""
+    real = subprocess.run
+
+    def run(command, *args, check: bool = False, **kwargs):
+        if not (isinstance(command, list) and command and command[0] == "ninja"):
+            return real(command, *args, check=check, **kwargs)
+        with subprocess.Popen(command, *args, preexec_fn=die_with_parent, **kwargs) as process:
+            try:
+                output, _ = process.communicate()
+            except BaseException:
+                process.send_signal(signal.SIGTERM)  # ninja interrupts its compilers, then exits
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                raise
+        if check and process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command, output=output)
+        return subprocess.CompletedProcess(command, process.returncode, output, None)
+
+    subprocess.run = run
+    try:
+        yield
+    finally:
+        subprocess.run = real
 
 
 class NativeStep:
