@@ -371,9 +371,11 @@ give a lower bound ("≥"), which decides the verdict when every larger value ge
 """
 
 
-def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commit: str = "") -> str:
+def report(
+    verdicts: list[Verdict], official: list[Verdict] | None = None, commit: str = "", warning: str | None = None
+) -> str:
     """The Markdown report: one row per claim (ours, and the official code's when given), then the
-    summary line."""
+    summary line, then ``warning`` (e.g. :func:`reproduction.results.damage_warning`) where given."""
     head = "| Figure | Claim | Paper | Ours | Tolerance | Verdict | In band | ½× / 2× slack |"
     rule = "| --- | --- | --- | --- | --- | --- | --- | --- |"
     if official is not None:
@@ -388,7 +390,7 @@ def report(verdicts: list[Verdict], official: list[Verdict] | None = None, commi
             o = official[i]
             row += f" {o.ours} | {o.status} | {deviation_class(v, o)} |"
         lines.append(row)
-    return "\n".join([*lines, "", summary_line(verdicts, official), ""])
+    return "\n".join([*lines, "", summary_line(verdicts, official), *(["", warning] if warning else []), ""])
 
 
 # Checks: a row's ``check`` names one ({at_least: 95}, {approx: [96, 96, 10]}) and gives its arguments.

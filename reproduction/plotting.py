@@ -39,11 +39,24 @@ def save(fig, name: str, out_dir: Path = FIGURES) -> list[Path]:
     """Write ``<name>.png`` and ``<name>.pdf`` into ``out_dir`` and close the figure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
+    mark_damaged(fig)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for path in paths:
         fig.savefig(path, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
+
+
+def mark_damaged(fig) -> None:
+    """Name, at the foot of ``fig``, the damaged runs its readers met and left out (like "not run"
+    elsewhere): a run whose files do not parse (:func:`reproduction.results.damage`)."""
+    from reproduction.results import MET_DAMAGED, run_label
+
+    if MET_DAMAGED:
+        named = "; ".join(f"{run_label(path)} ({why})" for path, why in sorted(MET_DAMAGED.items()))
+        fig.text(0.5, 0.0, f"damaged, left out: {named}", ha="center", va="bottom", fontsize=6, color="firebrick",
+                 wrap=True)  # fmt: skip
+        MET_DAMAGED.clear()
 
 
 def curve_stats(df, x: str, y: str):

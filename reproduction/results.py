@@ -75,6 +75,75 @@ class MissingRun(FileNotFoundError):
     corrupt summary.json): figures draw without it, claims count it as missing."""
 
 
+STATUSES = ("completed", "diverged", "interrupted", "stopped")  # a run's status in summary.json (stopped: an official run stopped on purpose at its onsets)
+FINISHED = ("completed", "diverged")
+# damaged runs met by the readers since the last figure was saved: run folder -> why (see damage())
+MET_DAMAGED: dict[Path, str] = {}
+
+
+def damage(path: Path) -> str | None:
+    """Why the run in folder ``path`` is damaged, or None: a run is damaged where its summary.json
+    does not parse or holds no valid status, or where it says the run finished but its metrics.csv
+    does not parse or holds no metric rows. A folder without summary.json is not damaged (the run
+    has not started, or was stopped before it wrote one)."""
+    if not (Path(path) / "summary.json").is_file():
+        return None
+    try:
+        data = _read_summary(Path(path) / "summary.json")
+    except MissingRun as e:
+        return f"summary.json does not parse ({str(e).split(': ', 1)[-1][:80]})"
+    if data.get("status") not in STATUSES:
+        return f"summary.json holds no valid status ({data.get('status')!r})"
+    if data["status"] not in FINISHED:
+        return None
+    try:
+        _metrics(Path(path) / "metrics.csv")
+    except MissingRun as e:
+        return "metrics.csv " + ("holds no metric rows" if "no metric rows" in str(e) else "does not parse")
+    return None
+
+
+def run_folders(root: Path) -> list[Path]:
+    """Every run folder (``<figure>/<run>``, with a summary.json) of every replicate under ``root``."""
+    return [
+        p.parent
+        for k in replicate_indices(Path(root))
+        for p in sorted(Replicate(Path(root), k).path.glob("*/*/summary.json"))
+    ]
+
+
+def damaged_runs(root: Path = RESULTS) -> list[tuple[Path, str]]:
+    """(run folder, why) of every damaged run under ``root`` (see :func:`damage`): the readers count
+    them as missing, so claims lose a replicate of n, figures mark them, and
+    ``scripts/reproduce.py --plan`` plans them again."""
+    return [(p, why) for p in run_folders(root) if (why := damage(p)) is not None]
+
+
+def damage_warning(root: Path = RESULTS) -> str | None:
+    """One line naming the damaged runs under ``root`` (None where there are none), for reports."""
+    found = damaged_runs(root)
+    if not found:
+        return None
+    names = [f"{run_label(p)} ({why})" for p, why in found]
+    shown = "; ".join(names[:5]) + (f"; and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"**Warning:** {len(found)} damaged run{'s' * (len(found) > 1)} excluded from n (their files do not "
+        f"parse; `scripts/reproduce.py --plan` plans them again): {shown}"
+    )
+
+
+def run_label(path: Path) -> str:
+    """``figure/run``, or ``replicates/<k>/figure/run`` for a replicate k >= 1."""
+    parts = Path(path).parts
+    return "/".join(parts[-4:] if len(parts) >= 4 and parts[-4] == REPLICATES else parts[-2:])
+
+
+def note_damaged(path: Path) -> None:
+    """Record the run folder ``path`` in :data:`MET_DAMAGED` where it is damaged (for the figure's mark)."""
+    if (why := damage(path)) is not None:
+        MET_DAMAGED[Path(path)] = why
+
+
 @cache
 def _metrics(path: Path) -> pd.DataFrame:
     try:
@@ -102,10 +171,16 @@ def run_dir(figure: str, run: str, root: Root) -> Path:
 
 
 def _status(path: Path) -> str | None:
+    """The run's status; None where it has none, or where the run is damaged (:func:`damage`)."""
     try:
-        return _read_summary(path / "summary.json")["status"]
+        status = _read_summary(path / "summary.json")["status"]
     except (MissingRun, KeyError):
+        note_damaged(path)
         return None
+    if status not in STATUSES or (status in FINISHED and damage(path) is not None):
+        note_damaged(path)
+        return None
+    return status
 
 
 def completed(path: Path) -> bool:
@@ -141,18 +216,27 @@ def metrics(figure: str, run: str, root: Root = RESULTS) -> pd.DataFrame:
         if not finished:  # a claim on the end of a run reads only runs that reached their end
             raise MissingRun(f"{figure}/{run} did not finish (see its summary.json)")
         return df
-    first = _metrics(Path(root) / figure / run / "metrics.csv")
-    frames = [first]
+    first, zero = None, run_dir(figure, run, root)  # replicate 0: whatever rows it has, unless it is damaged
+    if damage(zero) is not None:
+        note_damaged(zero)
+    else:
+        try:
+            first = _metrics(zero / "metrics.csv")
+        except MissingRun:
+            pass
+    frames = [] if first is None else [(0, first)]
     for k in replicate_indices(Path(root))[1:]:
         path = run_dir(figure, run, Replicate(Path(root), k))
         if completed(path) and (path / "metrics.csv").is_file():
             try:
-                frames.append(_metrics(path / "metrics.csv").assign(replicate=k))
+                frames.append((k, _metrics(path / "metrics.csv")))
             except MissingRun:
                 continue
-    if len(frames) == 1:
+    if not frames:
+        raise MissingRun(f"{figure}/{run} has no readable metric rows under {root}")
+    if len(frames) == 1 and frames[0][0] == 0:
         return first
-    return pd.concat([first.assign(replicate=0), *frames[1:]], ignore_index=True)
+    return pd.concat([df.assign(replicate=k) for k, df in frames], ignore_index=True)
 
 
 def seed_status(summary: dict[str, Any], seed: str) -> str:

@@ -28,13 +28,14 @@ from reproduction import fragments  # noqa: E402
 from reproduction.claims import ClaimsTableError, judge_all, report, summary_line  # noqa: E402
 from reproduction.manifest import replicated_runs  # noqa: E402
 from reproduction.official import OFFICIAL_COMMIT  # noqa: E402
-from reproduction.results import RESULTS  # noqa: E402
+from reproduction.results import RESULTS, damage_warning  # noqa: E402
 from scripts import recheck  # noqa: E402
 
 
 def main(results: Path = RESULTS, out: Path | None = None, official_commit: str = OFFICIAL_COMMIT) -> str:
     verdicts, official = judge_all(results, official_commit)
-    (out or results / "CLAIMS.md").write_text(report(verdicts, official, official_commit))
+    warning = damage_warning(results)  # damaged runs are excluded from n: say which
+    (out or results / "CLAIMS.md").write_text(report(verdicts, official, official_commit, warning))
     if Path(results).resolve() == RESULTS.resolve() and out is None:
         recheck.write_committed(results, verdicts)
         fragments.write_all(fragments.Context(verdicts, official, results, replicated=replicated_runs()))

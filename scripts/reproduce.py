@@ -107,22 +107,28 @@ def beside_factor(results: Path, times: dict[tuple[str, str], dict[str, str]]) -
     return (statistics.median(ratios), len(ratios)) if ratios else (1.0, 0)
 
 
-def print_plan(jobs: list[tuple[str, str, list[str], Path]], results: Path = ROOT / "results") -> None:
+def print_plan(
+    jobs: list[tuple[str, str, list[str], Path]], results: Path = ROOT / "results", out: Path | None = None
+) -> None:
     """Runs still to make, in CPU minutes on one idle core: those ``results/figure_times_cpu.csv``
     measured for one run (epochs x ms/epoch on this repository's CPU path; a run of several seeds
     counts them all), or else the median wall time of the run's committed one-thread CPU replicates,
     which were made beside another job and are brought to the idle scale by :func:`beside_factor`.
-    The total is also given on the beside-another-job scale, the one two jobs at a time pay."""
+    The total is also given on the beside-another-job scale, the one two jobs at a time pay. A damaged
+    run (its files do not parse, :func:`reproduction.results.damage`) is planned again. ``out`` is
+    the folder the jobs write into (replicate 0 is ``out`` itself)."""
     import csv
 
     times = {(r["figure"], r["run"]): r for r in csv.DictReader((results / "figure_times_cpu.csv").open())}
     factor, pairs = beside_factor(results, times)
     total, unknown = 0.0, []
     print(f"{'run':42} {'replicate':>9} {'epochs':>7} {'ms/epoch':>9} {'minutes':>8}  timed by")
-    for fig, name, _, out in jobs:
-        if status(out / fig / name) in ("completed", "diverged"):
+    base = out if out is not None else results
+    for fig, name, _, root in jobs:
+        if status(root / fig / name) in ("completed", "diverged"):
             continue
-        row, k = times.get((fig, name)), "0" if out.name == "results" else out.name
+        row, k = times.get((fig, name)), "0" if root == base else root.name
+        label = f"{fig}/{name}" + (" (damaged)" if damage(root / fig / name) else "")
         if row is not None:
             epochs, minutes, source = int(row["epochs"]), float(row["minutes"]), "benchmark"
         elif (committed := committed_minutes(results, fig, name)) is not None:
@@ -133,7 +139,7 @@ def print_plan(jobs: list[tuple[str, str, list[str], Path]], results: Path = ROO
             unknown.append(f"{fig}/{name}")
             continue
         total += minutes
-        print(f"{fig + '/' + name:42} {k:>9} {epochs:>7} {minutes * 60000 / epochs:9.1f} {minutes:8.1f}  {source}")
+        print(f"{label:42} {k:>9} {epochs:>7} {minutes * 60000 / epochs:9.1f} {minutes:8.1f}  {source}")
     print(f"total: {total / 60:.1f} CPU-hours on an idle core", end="")
     if pairs:
         print(
@@ -151,12 +157,21 @@ def fail(message: str) -> None:
 
 def status(run_dir: Path) -> str | None:
     """The run's status from its summary.json; None where it has none or it cannot be read (the run
-    is then handed to train.py, which resumes it or says in one line what is wrong)."""
+    is then handed to train.py, which resumes it or says in one line what is wrong), and None for a
+    damaged run (its summary says it finished, but its metrics.csv does not parse): it is run again."""
     path = run_dir / "summary.json"
     try:
-        return json.loads(path.read_text())["status"] if path.is_file() else None
+        found = json.loads(path.read_text())["status"] if path.is_file() else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return None if found in ("completed", "diverged") and damage(run_dir) else found
+
+
+def damage(run_dir: Path) -> str | None:
+    """Why the run in ``run_dir`` is damaged, or None (:func:`reproduction.results.damage`)."""
+    from reproduction.results import damage as why  # lazily: reading results needs pandas
+
+    return why(run_dir)
 
 
 def run_one(
@@ -166,6 +181,9 @@ def run_one(
     label = f"{figure}/{name}"
     if status(run_dir) == "completed":
         return label, 0, 0.0
+    if why := damage(run_dir):  # its summary says it finished, but its results are unreadable: redo it
+        print(f"{label}: damaged ({why}); running it again", flush=True)
+        overrides = [*overrides, "overwrite=true"]
     cmd = [sys.executable, str(ROOT / "train.py"), *overrides, f"device={device}", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.time()
@@ -293,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{fig}/{name}{where}: python train.py {' '.join(overrides)}")
         return
     if args.plan:
-        print_plan(jobs)
+        print_plan(jobs, out=args.out)
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     failed = []

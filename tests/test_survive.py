@@ -39,6 +39,18 @@ def one_error_line(res, *needles):
     return lines[0]
 
 
+def last_error_line(res, *needles, code=2):
+    """A run that failed after training started: exit ``code``, no traceback, its last stderr line
+    ``error: ...`` with the needles (the progress bar's lines come before it)."""
+    lines = [line for line in res.stderr.strip().splitlines() if line.strip()]
+    assert res.returncode == code, res.stderr
+    assert "Traceback" not in res.stderr and lines and lines[-1].startswith("error: "), res.stderr
+    assert sum(line.startswith("error: ") for line in lines) == 1, res.stderr
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+    return lines[-1]
+
+
 def rejected(overrides, *needles):
     """``validate`` (or the config conversion before it) refuses the overrides, naming the needles."""
     with pytest.raises(ConfigError) as info:
@@ -418,7 +430,7 @@ def test_a_file_shaped_or_unwritable_run_directory_is_one_line(run, tmp_path):
     one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={shaped}"]), str(shaped))
     unwritable = tmp_path / "unwritable"
     (unwritable / ".lock").mkdir(parents=True)  # the lock file cannot be opened for writing, even by root
-    with pytest.raises(ConfigError, match="cannot be written"):
+    with pytest.raises(ConfigError, match="is a directory where the run keeps its .lock file"):
         run(TINY, unwritable)
 
 
@@ -494,3 +506,271 @@ def test_a_crafted_late_state_in_the_cache_cannot_run_code(tmp_path, monkeypatch
 def test_no_file_is_loaded_with_weights_only_false():
     sources = [p for d in ("grokking", "reproduction", "scripts") for p in (ROOT / d).rglob("*.py")]
     assert sources and not [p for p in sources if "weights_only=False" in p.read_text()]
+
+
+# 19 ------------------------------------------------------------------------------------------------
+def interrupted_run(run, out):
+    """A run that checkpointed at epoch 4 of 6 and was then stopped (no summary, as after kill -9)."""
+    run([*TINY, "checkpoint_every=4"], out)
+    (out / "summary.json").unlink()
+    return out / "checkpoint.pt"
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused_and_kept(run, tmp_path):
+    ckpt = interrupted_run(run, tmp_path / "r")
+    data = bytearray(ckpt.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(ConfigError) as info:
+        run(TINY, tmp_path / "r")
+    assert "is corrupt" in str(info.value) and "checksum" in str(info.value) and "\n" not in str(info.value)
+    assert ckpt.read_bytes() == bytes(data)  # kept as it was
+
+
+def full_disk_after(monkeypatch, name: str, writes: int):
+    """The disk fills up after ``writes`` more writes of the run's file ``name``: the next one stops halfway."""
+    import errno
+
+    import grokking.checkpoint as checkpoint
+
+    real, left = checkpoint.write_bytes, [writes]
+
+    def write_bytes(path, data):
+        if path.name != f"{name}.tmp":
+            return real(path, data)
+        if left[0] == 0:
+            path.write_bytes(bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        left[0] -= 1
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "write_bytes", write_bytes)
+
+
+def test_a_full_disk_is_one_line_that_keeps_the_last_checkpoint_and_no_temporary_file(run, tmp_path, monkeypatch):
+    from grokking.checkpoint import RunFileError
+
+    out = tmp_path / "r"
+    full_disk_after(monkeypatch, "checkpoint.pt", 1)  # the checkpoint at epoch 2 is written, the one at 4 fails
+    with pytest.raises(RunFileError) as info:
+        run([*TINY, "checkpoint_every=2"], out)
+    assert "checkpoint.pt cannot be written (No space left on device)" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not list(out.glob("*.tmp"))
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    monkeypatch.undo()
+    summary, _ = run([*TINY, "checkpoint_every=2"], out)  # the rerun resumes from it
+    assert summary["status"] == "completed" and [s["from_epoch"] for s in summary["stretches"]] == [0, 2]
+
+
+def test_a_full_disk_when_the_summary_is_written_is_one_line(run, tmp_path, monkeypatch):
+    from grokking.checkpoint import RunFileError
+
+    full_disk_after(monkeypatch, "summary.json", 0)
+    with pytest.raises(RunFileError, match="summary.json cannot be written"):
+        run(TINY, tmp_path / "r")
+    assert not list((tmp_path / "r").glob("*.tmp")) and not (tmp_path / "r" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_on_the_command_line(tmp_path):
+    """The same through train.py: a sitecustomize fills the disk at the second checkpoint write."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import errno, os\n"
+        "import grokking.checkpoint as c\n"
+        "real, seen = c.write_bytes, []\n"
+        "def write_bytes(path, data):\n"
+        "    seen.append(path.name)\n"
+        "    if seen.count('checkpoint.pt.tmp') == 2:\n"
+        "        path.write_bytes(b'half')\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))\n"
+        "    real(path, data)\n"
+        "c.write_bytes = write_bytes\n"
+    )
+    out = tmp_path / "r"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}"}
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *TINY, "checkpoint_every=2", "device=cpu", f"hydra.run.dir={out}"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    last_error_line(res, "checkpoint.pt cannot be written (No space left on device)")
+    assert not list(out.glob("*.tmp")) and torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
+# 20 ------------------------------------------------------------------------------------------------
+def test_a_directory_of_the_users_own_files_is_refused_and_left_as_it_was(run, tmp_path):
+    out = tmp_path / "mine"
+    (out / ".hydra").mkdir(parents=True)
+    (out / "config.yaml").write_text("my: own settings\n")
+    (out / ".hydra" / "config.yaml").write_text("another: program\n")
+    with pytest.raises(ConfigError, match="holds files that are not a run of this project") as info:
+        run(TINY, out)
+    assert "config.yaml" in str(info.value) and ".hydra" in str(info.value)
+    assert sorted(p.name for p in out.rglob("*")) == [".hydra", "config.yaml", "config.yaml"]
+    assert (out / "config.yaml").read_text() == "my: own settings\n"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    with pytest.raises(ConfigError, match=r"not a run of this project \(todo.txt\)"):
+        run(TINY, tmp_path / "notes")
+
+
+def test_a_run_of_ours_and_what_scripts_put_beside_it_are_accepted(run, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "train.log").write_text("reproduce.py's log of the run\n")  # written before train.py starts
+    run([*TINY, "epochs=4", "checkpoint_every=2"], out)
+    (out / "summary.json").unlink()
+    (out / "checkpoint.pt.tmp").write_bytes(b"left by a kill -9 during a write")
+    summary, _ = run(TINY, out)
+    assert summary["status"] == "completed"
+
+
+def test_the_current_directory_is_refused(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="is the current directory"):
+        run(TINY, Path("."))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_dangling_symlink_run_directory_says_so(run, tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="is a symbolic link to .*nowhere, which does not exist"):
+        run(TINY, tmp_path / "link")
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "checkpoint.pt", "summary.json", "config.yaml"])
+def test_a_run_file_that_is_a_directory_is_refused_before_training(run, tmp_path, monkeypatch, name):
+    out = tmp_path / "r"
+    (out / name).mkdir(parents=True)
+    monkeypatch.setattr(train_module, "build_dataset", lambda cfg: pytest.fail("trained"))
+    with pytest.raises(ConfigError, match=f"{name} is a directory where the run keeps its {name} file"):
+        run(TINY, out)
+
+
+def test_a_previous_that_is_a_file_is_one_line_with_overwrite(run, tmp_path):
+    out = tmp_path / "r"
+    run(TINY, out)
+    (out / ".previous").write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"\.previous is a file where the run keeps its \.previous/ folder"):
+        run([*TINY, "overwrite=true"], out)
+    assert (out / "summary.json").is_file()
+
+
+def test_a_diverged_run_is_not_offered_extend(run, tmp_path):
+    out = tmp_path / "d"
+    run(DIVERGES, out)
+    with pytest.raises(ConfigError) as info:
+        run(DIVERGES, out)
+    assert "overwrite=true" in str(info.value) and "extend" not in str(info.value)
+    run(TINY, tmp_path / "c")
+    with pytest.raises(ConfigError, match="extend=true with more epochs"):
+        run(TINY, tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    "status,needle", [(5, "invalid status 5"), ("done", "invalid status 'done'"), (None, "no status")]
+)
+def test_a_summary_with_an_invalid_status_says_so(run, tmp_path, status, needle):
+    import json
+
+    out = tmp_path / "r"
+    run(TINY, out)
+    (out / "summary.json").write_text(json.dumps({} if status is None else {"status": status}))
+    with pytest.raises(ConfigError, match=needle):
+        run(TINY, out)
+
+
+@pytest.mark.slow
+def test_run_directories_refused_on_the_command_line_are_left_untouched(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / ".hydra").mkdir(parents=True)
+    (mine / "config.yaml").write_text("my: own settings\n")
+    one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={mine}"]), "not a run of this project")
+    assert sorted(p.name for p in mine.rglob("*")) == [".hydra", "config.yaml"]  # no train.log, no .hydra record
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    one_error_line(cli([*TINY, "device=cpu", "hydra.run.dir="], cwd=empty), "hydra.run.dir is empty")
+    assert not list(empty.iterdir())
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={tmp_path / 'link'}"]), "symbolic link", "does not exist")
+
+
+@pytest.mark.slow
+def test_a_read_only_file_system_is_one_line_also_for_a_rerun(tmp_path):
+    """A real read-only mount (root only: EROFS holds even for root); Hydra's log file is not opened."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(fs)]).returncode:
+        pytest.skip("needs to mount a file system")
+    try:
+        out = fs / "r"
+        assert cli([*TINY, "device=cpu", f"hydra.run.dir={out}"]).returncode == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={out}"]), "Read-only file system")
+        one_error_line(cli([*TINY, "device=cpu", f"hydra.run.dir={fs / 'new'}"]), "Read-only file system")
+    finally:
+        subprocess.run(["umount", str(fs)])
+
+
+# 21 ------------------------------------------------------------------------------------------------
+def results_with_a_damaged_run(tmp_path) -> Path:
+    """fig8/baseline with its five replicates, replicate 0's metrics.csv emptied (summary: completed)."""
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "fig8" / "baseline", results / "fig8" / "baseline")
+    for k in range(1, 5):
+        src = ROOT / "results" / "replicates" / str(k) / "fig8" / "baseline"
+        shutil.copytree(src, results / "replicates" / str(k) / "fig8" / "baseline")
+    (results / "fig8" / "baseline" / "metrics.csv").write_text("")
+    return results
+
+
+def test_a_damaged_result_is_named_left_out_of_n_and_its_replicates_still_drawn(tmp_path):
+    from reproduction import results as read
+
+    results = results_with_a_damaged_run(tmp_path)
+    assert [(p.relative_to(results).as_posix(), why) for p, why in read.damaged_runs(results)] == [
+        ("fig8/baseline", "metrics.csv does not parse")
+    ]
+    warning = read.damage_warning(results)
+    assert "1 damaged run excluded from n" in warning and "fig8/baseline (metrics.csv does not parse)" in warning
+    assert not read.completed(results / "fig8" / "baseline")  # claims read it as missing: n = 4
+    finished = [r for r in read.replicates(results) if read.exists("fig8", "baseline", r)]
+    assert [r.index for r in finished] == [1, 2, 3, 4]
+    pooled = read.metrics("fig8", "baseline", results)  # the figure draws the other four replicates
+    assert sorted(pooled.replicate.unique()) == [1, 2, 3, 4]
+    (results / "replicates" / "2" / "fig8" / "baseline" / "summary.json").write_text('{"status": 5}')
+    assert len(read.damaged_runs(results)) == 2 and "invalid" not in read.damage_warning(results)
+
+
+def test_a_damaged_result_is_marked_in_its_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reproduction import plotting
+    from reproduction import results as read
+
+    results = results_with_a_damaged_run(tmp_path)
+    read.MET_DAMAGED.clear()
+    read.metrics("fig8", "baseline", results)
+    fig, axes = plotting.panels(1)
+    plotting.save(fig, "damaged", tmp_path / "figures")
+    marks = [t.get_text() for t in fig.texts]
+    assert marks == ["damaged, left out: fig8/baseline (metrics.csv does not parse)"] and not read.MET_DAMAGED
+
+
+def test_a_damaged_result_is_planned_again_with_its_replicate(tmp_path):
+    results = results_with_a_damaged_run(tmp_path)
+    res = cli(["fig8", "--only", "baseline", "--plan", "--out", str(results)], script="scripts/reproduce.py")
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if line.startswith("fig8/")]
+    assert rows and rows[0][:3] == ["fig8/baseline", "(damaged)", "0"], res.stdout
+
+
+def test_the_claims_report_warns_of_damaged_runs():
+    from reproduction.claims import report
+
+    text = report([], warning="**Warning:** 1 damaged run excluded from n")
+    assert text.strip().splitlines()[-1] == "**Warning:** 1 damaged run excluded from n"
