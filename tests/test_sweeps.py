@@ -118,11 +118,11 @@ def test_bad_launcher_fails_with_one_line(tmp_path):
     assert res.stderr.strip() == "error: launcher=slrum is not valid; choose one of: local, slurm, submitit_local"
 
 
-def test_the_local_launcher_is_a_core_dependency_and_submitit_an_extra():
+def test_the_local_launcher_comes_with_training_and_submitit_is_an_extra():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert any(d.startswith("hydra-joblib-launcher") for d in project["dependencies"])
+    assert any(d.startswith("hydra-joblib-launcher") for d in project["optional-dependencies"]["train"])
     assert not any(d.startswith("hydra-submitit-launcher") for d in project["dependencies"])
     assert any(d.startswith("hydra-submitit-launcher") for d in project["optional-dependencies"]["slurm"])
 
