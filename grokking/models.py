@@ -43,7 +43,15 @@ class ModelEntry:
 INIT_SCALE = Param(
     "init_scale", float, 1.0, "every parameter is multiplied by this after the default init", 1e-4, 1e4
 )  # beyond this range the initial weights underflow or the logits overflow
-MODELS: Registry[ModelEntry] = Registry("model.name", ModelEntry, shared=(INIT_SCALE,))
+OUTPUT_SCALE = Param(
+    "output_scale",
+    float,
+    1.0,
+    "the network's output (the logits) is multiplied by this α at every forward pass",
+    1e-4,
+    1e4,
+)  # Kumar et al. (2024): α sets how lazy training starts; the same bounds as init_scale
+MODELS: Registry[ModelEntry] = Registry("model.name", ModelEntry, shared=(INIT_SCALE, OUTPUT_SCALE))
 
 
 def normal_(shape: tuple[int, ...], std: float, gens: list[torch.Generator]) -> nn.Parameter:
@@ -213,11 +221,13 @@ class MLP(nn.Module):
 
     With token inputs (modular arithmetic) the first layer acts on two concatenated one-hot vectors
     of size ``vocab``; it is computed as the sum of two rows of its weight (a gather), which is
-    exactly the dense product with the one-hot input at a fraction of the cost.
+    exactly the dense product with the one-hot input at a fraction of the cost. The output is
+    multiplied by ``cfg.output_scale`` (Kumar et al. 2024's α; 1 leaves it untouched).
     """
 
     def __init__(self, cfg: ModelConfig, in_dim: int, out_dim: int, vocab: int | None, gens: list[torch.Generator]):
         super().__init__()
+        self.output_scale = cfg.output_scale
         self.vocab = vocab
         self.tokens = TokenInput()
         self.rows = TableRows(vocab) if vocab is not None else None
@@ -247,7 +257,7 @@ class MLP(nn.Module):
         h = self.first_layer(x)
         for i in range(1, len(self.weights)):
             h = relu_matmul(h, self.weights[i], None if self.biases is None else self.biases[i])
-        return h
+        return h if self.output_scale == 1.0 else h * self.output_scale
 
     def param_names(self) -> list[str]:
         """Readable names, in the order of ``parameters()``: input, hidden.i, output."""
@@ -277,10 +287,12 @@ class Transformer(nn.Module):
 
     What remains per sample is the 3-way softmax and weighted sum of values (one autograd node,
     :func:`grokking.attend.attend`), and the dense matmuls of W_O, the MLP and the unembedding.
+    The logits are multiplied by ``cfg.output_scale`` (Kumar et al. 2024's α; 1 leaves them untouched).
     """
 
     def __init__(self, cfg: ModelConfig, out_dim: int, vocab: int, gens: list[torch.Generator]):
         super().__init__()
+        self.output_scale = cfg.output_scale
         d, h = cfg.d_model, cfg.n_heads
         dh = d // h
         self.vocab = vocab  # input tokens 0..vocab-1; the "=" token is ``vocab``
@@ -322,7 +334,8 @@ class Transformer(nn.Module):
         z = attend(v_ab, s_ab, scores[:, 2 * V], values[:, 2 * V].view(R, h, e))  # (R, N, h, e)
         out = torch.baddbmm(c, z.view(R, N, h * e), self.W_O.view(R, h * e, d))  # c + z W_O
         out = relu_matmul(torch.bmm(out, self.W_in), self.W_out, out)  # out + relu(out W_in) W_out
-        return torch.bmm(out, self.unembed)
+        logits = torch.bmm(out, self.unembed)
+        return logits if self.output_scale == 1.0 else logits * self.output_scale
 
     def param_names(self) -> list[str]:
         return [name for name, _ in self.named_parameters()]
@@ -373,7 +386,9 @@ MODELS.register(
 
 
 def build_model(cfg: ModelConfig, data: Dataset, seeds: list[int]) -> nn.Module:
-    """Build R = len(seeds) replicas; replica r is initialized from ``seeds[r]``."""
+    """Build R = len(seeds) replicas; replica r is initialized from ``seeds[r]``. ``init_scale``
+    multiplies the initial parameters once (the weights' scale, which training then changes);
+    ``output_scale`` multiplies the output at every forward pass (a fixed factor of the function)."""
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     model = MODELS[cfg.name].build(cfg, data, gens)
     if cfg.init_scale != 1.0:

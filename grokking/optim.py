@@ -6,6 +6,12 @@ projection is taken per parameter tensor, and in training per replica (dimension
 parameter). :class:`OrthoGrad` is a ``torch.optim.Optimizer`` of its own, exported as
 ``grokking.OrthoGrad``: its ``state_dict`` holds the base optimizer's state (Adam's moments) and
 every group's hyperparameters, and it loads the ``state_dict`` of the base optimizer alone too.
+
+Beyond the paper, two interventions of the grokking literature: :class:`Grokfast` (Lee et al. 2024),
+a low-pass filter that amplifies the slow part of the gradient before any base optimizer (⊥Grad
+included) steps, exported as ``grokking.Grokfast``; and :func:`constrain_norm` (Omnigrok, Liu,
+Michaud & Tegmark 2023), a post-step hook that keeps the parameters' total L2 norm at a fixed
+multiple of its initial value.
 """
 
 from __future__ import annotations
@@ -253,6 +259,154 @@ class OrthoGrad(GradientWrapper):
                     p.grad.copy_(project(p, p.grad, group["rescale"], group["per_replica"], group["parallel"]))
 
 
+GROKFAST_INIT = ("grad", "zero")  # how Grokfast's average h starts (see Grokfast)
+GROKFAST_EMA = "grokfast_ema"  # the key of h in each parameter's optimizer state
+
+
+class Grokfast(GradientWrapper):
+    """Grokfast-EMA (Lee et al. 2024): before ``base`` steps, each gradient g gets the slow part of
+    its history added,
+
+        h ← α·h + (1 − α)·g,    g ← g + λ·h,
+
+    elementwise, with one average h per parameter (so replicas of a batched model never mix).
+    ``init`` says how h starts: ``"grad"`` (default, as the authors' released code does) sets h to
+    the first gradient, so the first step is (1 + λ)·g; ``"zero"`` starts from h = 0, so the first
+    step is (1 + λ(1 − α))·g. A parameter whose state lacks h (a state loaded from the base optimizer
+    alone) restarts its average the same way.
+
+    ``base`` is an optimizer class (or a factory taking param groups and keywords) built with every
+    keyword in ``base_kwargs``, or an optimizer instance over the same parameters. With ⊥Grad, pass
+    ``base=OrthoGrad`` (its keywords in ``base_kwargs``; ``functools.partial(OrthoGrad,
+    base=torch.optim.SGD)`` for another base): the gradient is filtered first and then projected, so
+    the step stays orthogonal to the current weights, which ⊥Grad exists to guarantee (an average of
+    earlier projected gradients is not orthogonal to θ once θ has moved). ``alpha``, ``lamb`` and
+    ``init`` are group keys (``grokfast_alpha``, ``grokfast_lamb``, ``grokfast_init``: they never
+    clash with a base's own hyperparameters, such as RMSprop's ``alpha``) and may be set per group.
+    h is kept in the shared optimizer state under ``"grokfast_ema"``, so ``state_dict`` holds it and
+    a loaded state continues the filter exactly.
+
+        opt = Grokfast(model.parameters(), base=torch.optim.AdamW, alpha=0.98, lamb=2.0, lr=1e-3)
+    """
+
+    OWN = ("grokfast_alpha", "grokfast_lamb", "grokfast_init")
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base: Callable[..., torch.optim.Optimizer] | torch.optim.Optimizer = torch.optim.AdamW,
+        alpha: float = 0.98,
+        lamb: float = 2.0,
+        *,
+        init: str = "grad",
+        **base_kwargs: Any,
+    ):
+        own = {"grokfast_alpha": alpha, "grokfast_lamb": lamb, "grokfast_init": init}
+        check_grokfast(own, prefix="")
+        if isinstance(base, GradientWrapper):
+            raise TypeError(
+                f"base is a {type(base).__name__} instance; pass its class instead (base={type(base).__name__},"
+                " its keywords beside alpha and lamb), so that Grokfast builds it over the same parameter groups"
+            )
+        if isinstance(base, torch.optim.Optimizer):
+            params, base = adopt(base, list(params), own, base_kwargs)
+        elif not callable(base):
+            raise TypeError(f"base={base!r} is not an optimizer class, factory or instance (e.g. torch.optim.AdamW)")
+        super().__init__(params, base, own, base_kwargs)
+        for group in self.param_groups:
+            check_grokfast(group)
+        if needs_closure(self.base):
+            raise TypeError(
+                f"{type(self.base).__name__} evaluates the loss several times per step; Grokfast filters one"
+                " gradient per step: use a base that steps once per gradient (AdamW, SGD, ...)"
+            )
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if hasattr(self, "base"):  # once built: refuse a bad group before the base takes it
+            check_grokfast({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Run ``closure`` (if given) with gradients enabled, filter the gradients, let ``base`` step;
+        returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            started = self.transform_()
+        self.base.step()
+        for p, h in started:  # stored after the base's step: bases set up their state where it is empty
+            self.state[p][GROKFAST_EMA] = h
+        return loss
+
+    def transform_(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Filter every gradient in place; returns the (parameter, h) whose h started at this step."""
+        started = []
+        for group in self.param_groups:
+            alpha, lamb = group["grokfast_alpha"], group["grokfast_lamb"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                h = self.state.get(p, {}).get(GROKFAST_EMA)
+                if h is None:
+                    h = g.clone() if group["grokfast_init"] == "grad" else torch.zeros_like(g)
+                    started.append((p, h))
+                h.mul_(alpha).add_(g, alpha=1 - alpha)
+                g.add_(h, alpha=lamb)
+        return started
+
+
+def check_grokfast(group: dict[str, Any], prefix: str = "grokfast_") -> None:
+    """A :class:`Grokfast` group's own keys: α in [0, 1), λ a finite number >= 0, ``init`` one of
+    :data:`GROKFAST_INIT`; each failure one line naming the key (``prefix``: "" for the
+    constructor's keywords ``alpha``, ``lamb``, ``init``)."""
+    alpha, lamb, init = group["grokfast_alpha"], group["grokfast_lamb"], group["grokfast_init"]
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha < 1:
+        raise ValueError(f"{prefix}alpha={alpha!r} is not valid; expected a number in [0, 1) (the average's decay)")
+    if isinstance(lamb, bool) or not isinstance(lamb, int | float) or not 0 <= lamb < math.inf:
+        raise ValueError(f"{prefix}lamb={lamb!r} is not valid; expected a finite number >= 0 (the amplification)")
+    if init not in GROKFAST_INIT:
+        raise ValueError(f"{prefix}init={init!r} is not valid; choose one of: {', '.join(GROKFAST_INIT)}")
+
+
+def constrain_norm(
+    optimizer: torch.optim.Optimizer, multiple: float = 1.0, per_replica: bool = False
+) -> torch.utils.hooks.RemovableHandle:
+    """Omnigrok's constrained weight norm: after every ``optimizer.step()``, all of the optimizer's
+    parameters are rescaled together, θ ← θ · N / |θ|, so that their total L2 norm |θ| (over every
+    tensor) is N = ``multiple`` × their total norm at this call. With ``per_replica``, dimension 0
+    of every parameter indexes independent models and each has its own norm and N. A zero norm is
+    left as it is. Returns the hook's handle (``handle.remove()`` lifts the constraint).
+
+    The target N is fixed here: call it on the freshly initialized model, before loading a
+    checkpoint (the trainer builds the optimizer, and this hook, before it resumes). The hook runs
+    through torch's step wrapper (``register_step_post_hook``)."""
+    if isinstance(multiple, bool) or not isinstance(multiple, int | float) or not 0 < multiple < math.inf:
+        raise ValueError(f"multiple={multiple!r} is not valid; expected a positive number (× the current norm)")
+    if isinstance(optimizer, NativeAdamW) and type(optimizer).step is NativeAdamW.step:
+        raise TypeError("NativeAdamW.step runs no step hooks: build a HookedNativeAdamW to constrain its norm")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params:
+        raise ValueError("constrain_norm: the optimizer has no parameters")
+    flat = (lambda p: p) if per_replica else (lambda p: p.reshape(1, -1))  # noqa: E731
+    if per_replica:
+        check_group({"per_replica": True, "params": params})
+        check_replicas([{"per_replica": True, "params": params}])
+    with torch.no_grad():
+        target = multiple * per_replica_norm([flat(p) for p in params])
+
+    def rescale(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        with torch.no_grad():
+            norm = per_replica_norm([flat(p) for p in params])
+            scale = torch.where(norm > 0, target / norm, 1.0)
+            for p in params:
+                p.mul_(scale.view(-1, *[1] * (p.dim() - 1)) if per_replica else scale.squeeze(0))
+
+    return optimizer.register_step_post_hook(rescale)
+
+
 def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
     """Whether ``optimizer.step`` has a ``closure`` argument without a default (LBFGS)."""
     try:
@@ -445,6 +599,14 @@ class NativeAdamW(torch.optim.AdamW):
     step.hooked = True  # torch's Optimizer wraps a step only where this is unset
 
 
+class HookedNativeAdamW(NativeAdamW):
+    """:class:`NativeAdamW` whose ``step`` goes through torch's wrapper, so that step hooks run
+    (:func:`constrain_norm`'s post-step rescaling) at the wrapper's small cost per step."""
+
+    def step(self, closure=None) -> None:
+        return super().step(closure)
+
+
 def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
     """torch's fused (one kernel per step) implementation on CPU and CUDA, else the foreach one."""
     if all(p.device.type in ("cpu", "cuda") for p in params):
@@ -478,7 +640,28 @@ ORTHOGONAL = Param("orthogonal", bool, False, "⊥Grad: step with the gradient's
 NORMALIZE_GRAD = Param("normalize_grad", bool, False, "divide the gradient by its full L2 norm before stepping")
 LR = Param("lr", float, 1e-3, "learning rate", low=0, low_open=True, expected="a positive number")
 WEIGHT_DECAY = Param("weight_decay", float, 0.0, "decoupled decay (AdamW) or L2 term added to the gradient", low=0)
-OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer.base", OptimizerEntry, shared=(ORTHOGONAL, NORMALIZE_GRAD))
+# read by every base: the interventions of other grokking papers around the base's step
+GROKFAST = Param("grokfast", bool, False, "Grokfast-EMA: add λ × the gradient's moving average h to it before stepping")
+GROKFAST_PARAMS = (
+    GROKFAST,
+    Param(
+        "grokfast_alpha", float, 0.98, "Grokfast (grokfast=true): h ← α·h + (1 − α)·g", 0, 1, high_open=True,
+        needs="grokfast",
+    ),
+    Param("grokfast_lamb", float, 2.0, "Grokfast (grokfast=true): g ← g + λ·h", low=0, needs="grokfast"),
+    Param(
+        "grokfast_init", str, "grad", "Grokfast (grokfast=true): h starts at the first gradient (grad) or 0 (zero)",
+        choices=GROKFAST_INIT, needs="grokfast",
+    ),
+)  # fmt: skip
+NORM_CONSTRAINT = Param(
+    "norm_constraint", float, 0.0,
+    "after each step, rescale each replica's parameters to this × their initial total L2 norm (0 = off; Omnigrok)",
+    low=0, expected="a number >= 0 (0 = off)",
+)  # fmt: skip
+OPTIMIZERS: Registry[OptimizerEntry] = Registry(
+    "optimizer.base", OptimizerEntry, shared=(ORTHOGONAL, NORMALIZE_GRAD, *GROKFAST_PARAMS, NORM_CONSTRAINT)
+)
 MAX_EPS = 1.0  # Adam's eps above this swamps every gradient: the model never moves
 
 OPTIMIZERS.register(
@@ -508,20 +691,30 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer of ``cfg`` for batched parameters (dimension 0 indexes the replicas): the base
     optimizer of ``OPTIMIZERS[cfg.base]`` with its parameters' values, wrapped in :class:`OrthoGrad`
-    (⊥Grad, ``orthogonal``) or :class:`NormalizedGrad` (``normalize_grad``). ``native``, the module of
-    :mod:`grokking.native`, gives AdamW its C++ update where :func:`native_adamw_applies`."""
+    (⊥Grad, ``orthogonal``) or :class:`NormalizedGrad` (``normalize_grad``), that in
+    :class:`Grokfast` (``grokfast``: the filter comes first), with :func:`constrain_norm` per replica
+    (``norm_constraint``, its target the norm of ``params`` now: call it before loading a
+    checkpoint). ``native``, the module of :mod:`grokking.native`, gives AdamW its C++ update where
+    :func:`native_adamw_applies`."""
     params = list(params)
     entry, hyper = OPTIMIZERS[cfg.base], OPTIMIZERS.arguments(cfg)
     base = entry.base
     if base is torch.optim.AdamW and native is not None and native_adamw_applies(params, native):
-        base = partial(NativeAdamW, module=native)
+        base = partial(HookedNativeAdamW if cfg.norm_constraint else NativeAdamW, module=native)
     elif entry.implementation:
         hyper = {**hyper, **implementation(params)}
     if cfg.normalize_grad:
-        return NormalizedGrad(params, base, orthogonal=cfg.orthogonal, **hyper)
-    if cfg.orthogonal:
-        return OrthoGrad(params, base, per_replica=True, **hyper)
-    return base(params, **hyper)
+        base = partial(NormalizedGrad, base=base, orthogonal=cfg.orthogonal)
+    elif cfg.orthogonal:
+        base = partial(OrthoGrad, base=base, per_replica=True)
+    if cfg.grokfast:
+        alpha, lamb, init = cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_init
+        optimizer = Grokfast(params, base, alpha=alpha, lamb=lamb, init=init, **hyper)
+    else:
+        optimizer = base(params, **hyper)
+    if cfg.norm_constraint:
+        constrain_norm(optimizer, cfg.norm_constraint, per_replica=True)
+    return optimizer
 
 
 IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable")
@@ -538,5 +731,6 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
 def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
     """Where the optimizer's update runs: "native" (:class:`NativeAdamW`, in C++) or "torch"."""
-    base = optimizer.base if isinstance(optimizer, GradientWrapper) else optimizer
-    return "native" if isinstance(base, NativeAdamW) else "torch"
+    while isinstance(optimizer, GradientWrapper):  # Grokfast around ⊥Grad around the base
+        optimizer = optimizer.base
+    return "native" if isinstance(optimizer, NativeAdamW) else "torch"

@@ -38,7 +38,10 @@ class Param:
     line for the YAML comment and the docs table), a range (``low``/``high``, open with
     ``low_open``/``high_open``; applied to each item of a list), ``choices``, ``length`` (of a list)
     and ``old``: the value that reproduces runs saved before the parameter existed (a saved config
-    that lacks the key resumes with it). ``expected`` overrides the range's wording in errors."""
+    that lacks the key resumes with it). ``expected`` overrides the range's wording in errors.
+    ``needs``: the name of a parameter of the same group that switches this one on (a flag such as
+    ``optimizer.grokfast``); while that one is at its default, this one away from its default has
+    no effect and is refused."""
 
     name: str
     type: Any
@@ -52,6 +55,7 @@ class Param:
     length: int | None = None
     old: Any = SAME
     expected: str | None = None
+    needs: str | None = None
 
     @property
     def old_value(self) -> Any:
@@ -214,6 +218,15 @@ class Registry(Generic[E]):
                     f"{self.group}.{p.name}={value} has no effect with {self.label}={name}; "
                     f"it is read by {self.label}={users}"
                 )
+        for p in reads:
+            switch = self.all_params()[p.needs] if p.needs is not None else None
+            if switch is not None and not same(value := getattr(cfg, p.name), p.default):
+                if same(off := getattr(cfg, switch.name), switch.default):
+                    off, on = (str(off).lower(), "=true") if isinstance(off, bool) else (off, " set")
+                    raise ConfigError(
+                        f"{self.group}.{p.name}={value} has no effect with {self.group}.{switch.name}={off}; "
+                        f"it is read with {self.group}.{switch.name}{on}"
+                    )
 
     def old_values(self) -> dict[str, Any]:
         """Each parameter's value for a saved config that lacks it (runs saved before it existed)."""

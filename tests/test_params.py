@@ -83,7 +83,8 @@ def test_a_parameter_the_option_does_not_read_is_refused_away_from_its_default(g
 @pytest.mark.parametrize("group, option, param", list(reader_cases()))
 def test_a_parameter_the_option_reads_is_accepted_in_range_and_passed_to_it(group, option, param):
     registry = GROUPS[group][0]
-    cfg = group_config(group, option, **{param.name: other_value(param)})
+    switch = {param.needs: other_value(registry.all_params()[param.needs])} if param.needs else {}  # its flag on
+    cfg = group_config(group, option, **{param.name: other_value(param)}, **switch)
     registry.check(cfg)
     if param not in registry.shared:
         value = other_value(param)
