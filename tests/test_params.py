@@ -161,7 +161,7 @@ def test_an_option_receives_its_own_parameters_as_arguments():
     cfg, _ = to_config(compose(["optimizer=perp_adamw"]))
     assert OPTIMIZERS.arguments(cfg.optimizer) == {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-25, "weight_decay": 0.0}
     cfg, _ = to_config(compose(["loss=softmax", "loss.label_smoothing=0.2"]))
-    assert LOSSES.arguments(cfg.loss) == {"label_smoothing": 0.2}
+    assert LOSSES.arguments(cfg.loss) == {"label_smoothing": 0.2, "sum": "exact"}
 
 
 @pytest.mark.parametrize("group", list(GROUPS))
