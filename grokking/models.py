@@ -50,7 +50,8 @@ OUTPUT_SCALE = Param(
     "the network's output (the logits) is multiplied by this α at every forward pass",
     1e-4,
     1e4,
-)  # Kumar et al. (2024): α sets how lazy training starts; the same bounds as init_scale
+)  # Kumar et al. (2024): α sets how lazy training starts; the same bounds as init_scale. The loss and
+# every diagnostic then see the logits that loss.temperature = 1/α gives (tests/test_interventions.py)
 MODELS: Registry[ModelEntry] = Registry("model.name", ModelEntry, shared=(INIT_SCALE, OUTPUT_SCALE))
 
 

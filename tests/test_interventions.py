@@ -375,3 +375,11 @@ def test_the_native_step_trains_with_grokfast_and_the_norm_constraint(run):
         pytest.skip(f"no C++ kernels here: {native}")
     summary, _ = run([*TINY, "optimizer.grokfast=true", "optimizer.norm_constraint=1", "epochs=4"])
     assert summary["status"] == "completed" and summary["training_step"] == "native"
+
+
+def test_an_output_scale_of_2_trains_exactly_as_a_temperature_of_one_half(run):
+    """α·net(x) is net(x) / T with T = 1/α: for a power of 2 the two roundings are the same, so the
+    runs agree bit for bit (metrics, diagnostics included); the weights start at the default init."""
+    a, a_dir = run([*TINY, "epochs=4", "cpu_kernel=torch", "model.output_scale=2"])
+    b, b_dir = run([*TINY, "epochs=4", "cpu_kernel=torch", "loss.temperature=0.5"])
+    assert (a_dir / "metrics.csv").read_text() == (b_dir / "metrics.csv").read_text()
