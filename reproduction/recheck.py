@@ -6,7 +6,7 @@
 ``DIR`` holds re-runs laid out as ``results/`` lays out replicates: ``DIR/replicates/<k>/<figure>/<run>/``
 (``DIR/<figure>/<run>/`` for replicate 0), each made with the overrides ``scripts/reproduce.py
 --replicates`` gives that replicate (``--list`` prints them) and ``hydra.run.dir`` pointing there.
-Every claim of ``reproduction/claims.yaml`` whose runs are all in ``DIR`` for that replicate is measured
+Every claim of the experiment manifests whose runs are all in ``DIR`` for that replicate is measured
 on the committed replicate and on its re-run, and judged twice over the committed replicates: as
 committed, and with the re-run in place of the committed replicate. A committed result made by
 older code stays valid where the verdict is the same; the report lists both values and verdicts.
@@ -15,16 +15,12 @@ older code stays valid where the verdict is the same; the report lists both valu
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from reproduction.claims import Claim, Verdict, evaluate, load_claims, split_unit  # noqa: E402
-from reproduction.results import RESULTS, MissingRun, Replicate, replicates  # noqa: E402
+from reproduction.claims import Claim, Verdict, evaluate, load_claims, split_unit
+from reproduction.results import RESULTS, MissingRun, Replicate, replicates
 
 # the committed folders of re-runs and the replicate each re-ran; `make figures` rewrites their reports
 RECHECKS = {"verification/exact_sum": 1}
@@ -97,7 +93,7 @@ def summary(rows: list[Recheck]) -> str:
 def shown(path: Path) -> str:
     """``path`` as the report's command names it: relative to the repository when inside it."""
     try:
-        return str(Path(path).resolve().relative_to(HERE.parent))
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parent.parent))
     except ValueError:
         return str(path)
 
@@ -161,7 +157,3 @@ def main(argv: list[str] | None = None) -> int:
     (args.out or args.rerun_root / "RECHECK.md").write_text(text, encoding="utf-8")
     print(summary(rows))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,12 +24,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from reproduction import fragments  # noqa: E402
+from reproduction import fragments, recheck  # noqa: E402
 from reproduction.claims import ClaimsTableError, judge_all, report, summary_line  # noqa: E402
 from reproduction.manifest import replicated_runs  # noqa: E402
 from reproduction.official import OFFICIAL_COMMIT  # noqa: E402
 from reproduction.results import RESULTS, damage_warning  # noqa: E402
-from scripts import recheck  # noqa: E402
 
 
 def main(results: Path = RESULTS, out: Path | None = None, official_commit: str = OFFICIAL_COMMIT) -> str:

@@ -8,8 +8,8 @@ import shutil
 import pandas as pd
 import pytest
 
+from reproduction.recheck import RECHECKS, main, recheck, report
 from reproduction.results import RESULTS
-from scripts.recheck import RECHECKS, main, recheck, report
 
 FIG14 = RESULTS / "replicates" / "1" / "fig14"
 
