@@ -108,3 +108,21 @@ def test_ninja_is_stopped_with_sigterm_when_the_build_is_interrupted(tmp_path):
         thread.join()
     assert got.read_text() == "TERM" and time.time() - t0 < 10
     assert subprocess.run is real
+
+
+def test_ninja_runs_as_torch_calls_it_also_through_check_output(tmp_path):
+    """torch asks ``ninja --version`` through check_output (run with check and timeout) and builds
+    through run(check=True): both work while the build's ninja is wrapped."""
+    import subprocess
+    import sys
+
+    fake_ninja = tmp_path / "ninja.py"
+    fake_ninja.write_text("import sys; print('1.11.1'); sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)\n")
+    with native.ninja_dies_with_this_process():
+        assert subprocess.check_output(["ninja", str(fake_ninja)], executable=sys.executable).strip() == b"1.11.1"
+        done = subprocess.run(["ninja", str(fake_ninja)], executable=sys.executable, stdout=subprocess.PIPE, check=True)
+        assert done.returncode == 0 and done.stdout.strip() == b"1.11.1"
+        with pytest.raises(subprocess.CalledProcessError):
+            subprocess.run(
+                ["ninja", str(fake_ninja), "3"], executable=sys.executable, stdout=subprocess.PIPE, check=True
+            )

@@ -774,3 +774,47 @@ def test_the_claims_report_warns_of_damaged_runs():
 
     text = report([], warning="**Warning:** 1 damaged run excluded from n")
     assert text.strip().splitlines()[-1] == "**Warning:** 1 damaged run excluded from n"
+
+
+# 22 ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("arg", ["~optimizer", "dataset=null", "~model=mlp"])
+def test_removing_a_group_every_run_needs_is_one_line(arg):
+    from grokking.cli import check_group_overrides
+
+    line = check_group_overrides([arg])
+    assert line.startswith(f"{arg} would leave the run without the ") and "choose one of: " in line
+    assert check_group_overrides(["launcher=null", "experiment=null", "seeds=null"]) is None
+
+
+def test_the_memory_refusal_names_the_setting_that_causes_it():
+    with pytest.raises(ConfigError) as info:
+        validate(to_config(compose(["device=cpu", "model.width=100000000"]))[0])
+    assert str(info.value).startswith("model.width=100000000 needs about"), str(info.value)
+    rejected(["dataset.modulus=100000"], "dataset.modulus=100000 needs about")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arg", ["~optimizer", "dataset=null"])
+def test_removing_a_group_every_run_needs_is_one_line_on_the_command_line(tmp_path, arg):
+    one_error_line(cli([arg, f"hydra.run.dir={tmp_path / 'r'}"]), arg)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 0.6, 1.0, 1.5, 2.0, 2.5, 3.5, 5.0])
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(tmp_path, delay):
+    import signal
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    args = [*TINY, "epochs=100000", "device=cpu", "cpu_kernel=torch", f"hydra.run.dir={tmp_path / 'r'}"]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal (not ignored)
+    )  # fmt: skip
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("train:")]
+    assert len(lines) == 1 and (lines[0].startswith("error: interrupted") or "rerun the same command" in lines[0]), err

@@ -232,12 +232,14 @@ def ninja_dies_with_this_process():
     exception) ninja gets SIGTERM and is waited for, instead of the SIGKILL of ``subprocess.run``."""
     real = subprocess.run
 
-    def run(command, *args, check: bool = False, **kwargs):
+    def run(command, *args, check: bool = False, timeout: float | None = None, input=None, **kwargs):
         if not (isinstance(command, list) and command and command[0] == "ninja"):
-            return real(command, *args, check=check, **kwargs)
+            return real(command, *args, check=check, timeout=timeout, input=input, **kwargs)
+        if input is not None:
+            kwargs["stdin"] = subprocess.PIPE
         with subprocess.Popen(command, *args, preexec_fn=die_with_parent, **kwargs) as process:
             try:
-                output, _ = process.communicate()
+                output, _ = process.communicate(input, timeout=timeout)
             except BaseException:
                 process.send_signal(signal.SIGTERM)  # ninja interrupts its compilers, then exits
                 try:
