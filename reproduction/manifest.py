@@ -25,6 +25,8 @@ experiment's folder under ``results/`` (``results/<name>/<run>/``). A manifest h
 ``postprocess``  ``module:function`` called with ({run: run folder}, experiment folder) once every run is done
 ``claims``       rows of claims (``reproduction.claims``): ``claim``, ``measure``, ``args``, ``check``,
                  ``tolerance``, and optionally ``paper`` (default "—"), ``figure``, ``fmt``, ``key``, ``categorical``
+``study``        a tuned comparison of methods (tuning grid, best setting, fresh seeds): read by
+                 :mod:`reproduction.study` (``python scripts/study.py <name>``)
 
 :func:`experiments` loads every manifest, in order; a bad manifest raises :class:`ManifestError`
 with one line naming the file and the field.
@@ -45,7 +47,9 @@ FOLDER = Path(__file__).resolve().parent / "experiments"
 FOLDERS: list[Path] = [FOLDER]  # where manifests are looked for (a test adds its own)
 DEFAULT_ORDER = 100
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-TOP = ("title", "order", "figure", "replicates", "runs", "grid", "official", "plot", "postprocess", "claims")
+TOP = (
+    "title", "order", "figure", "replicates", "runs", "grid", "official", "plot", "postprocess", "claims", "study"
+)  # fmt: skip
 
 
 class ManifestError(ValueError):
@@ -131,6 +135,7 @@ class Experiment:
     postprocess: str | None = None
     claims: tuple[dict[str, Any], ...] = ()
     sweeps: tuple[Sweep, ...] = ()  # the grids that are plain products (scripts/reproduce.py --print-multirun)
+    study: dict[str, Any] | None = None  # the ``study`` section as written; reproduction.study reads it
 
     def overrides(self) -> dict[str, list[str]]:
         """run name -> overrides, in order."""
@@ -418,6 +423,9 @@ def _load(path: Path, mtime_ns: int, size: int) -> Experiment:
     claims = data.get("claims", [])
     if not isinstance(claims, list):
         raise _fail(path, "claims", "must be a list of rows, one per claim")
+    study = data.get("study")
+    if study is not None and not isinstance(study, dict):
+        raise _fail(path, "study", f"must be a mapping (reproduction/study.py says its fields), not {study!r}")
     return Experiment(
         name=path.stem,
         title=_text(data["title"], path, "title"),
@@ -430,6 +438,7 @@ def _load(path: Path, mtime_ns: int, size: int) -> Experiment:
         postprocess=postprocess,
         claims=tuple(claims),
         sweeps=tuple(sweeps),
+        study=study,
     )
 
 
