@@ -126,7 +126,11 @@ class PlannedRun:
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
-    return ManifestError(f"{path.name}: study.{where}: {message}")
+    return ManifestError(f"{path.name}: {'.'.join(['study', where]) if where else 'study'}: {message}")
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def _numbers(value: Any, path: Path, where: str) -> tuple[float, ...]:
@@ -136,7 +140,11 @@ def _numbers(value: Any, path: Path, where: str) -> tuple[float, ...]:
 
 
 def _seeds(value: Any, path: Path, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise _fail(path, where, f"must be a non-empty list of whole numbers, not {value!r}")
     return tuple(value)
 
@@ -146,10 +154,10 @@ def _keys(value: Any, path: Path, where: str, keys: tuple[str, ...], required: t
         raise _fail(path, where, f"must be a mapping with the fields {', '.join(keys)}, not {value!r}")
     for k in value:
         if k not in keys:
-            raise _fail(path, f"{where}.{k}", f"unknown field; choose from: {', '.join(keys)}")
+            raise _fail(path, _at(where, k), f"unknown field; choose from: {', '.join(keys)}")
     for k in required:
         if k not in value:
-            raise _fail(path, f"{where}.{k}", "missing")
+            raise _fail(path, _at(where, k), "missing")
     return value
 
 
@@ -176,7 +184,9 @@ def load(name: str) -> Study:
         spec = _keys(spec, path, at, ("experiment", "label", "ms_per_epoch"), ("experiment", "ms_per_epoch"))
         if not (ROOT / "conf" / "experiment" / f"{spec['experiment']}.yaml").is_file():
             raise _fail(path, f"{at}.experiment", f"conf/experiment/{spec['experiment']}.yaml does not exist")
-        archs[a] = Arch(a, spec["experiment"], spec.get("label", a), budget_of(spec["experiment"]), float(spec["ms_per_epoch"]))
+        archs[a] = Arch(
+            a, spec["experiment"], spec.get("label", a), budget_of(spec["experiment"]), float(spec["ms_per_epoch"])
+        )
     lrs = {}
     for a in archs:
         if a not in (s["lrs"] or {}):
@@ -466,8 +476,8 @@ def run(
             for phase in ("tuning", "fresh"):
                 planned = runs.tuning(a, method) if phase == "tuning" else runs.fresh(a, method)
                 if not planned:
-                    why = f"{method.after[0]}'s tuning is not finished" if method.after else "its tuning is not finished"
-                    print(f"{a} {m}: {phase} waits ({why})", flush=True)
+                    why = f"{method.after[0]}'s" if phase == "tuning" else "its"
+                    print(f"{a} {m}: {phase} waits ({why} tuning is not finished)", flush=True)
                     break
                 todo: dict[Setting, list[int]] = {}
                 for r in planned:
@@ -529,13 +539,19 @@ def table_markdown(table: pd.DataFrame, study: Study) -> str:
         "|---|---|---|---|---|---|",
     ]
     for _, r in table.iterrows():
-        best = r["best"] if r["best"] else "tuning not finished"
+        best = r["best"] if isinstance(r["best"], str) else "tuning not finished"
         cells = []
         for t in THRESHOLDS:
             cells.append(
-                "not run" if not r["n"] else f"{r[f'median_{t}_text']} [{_bound(r[f'ci_{t}_low'])}, {_bound(r[f'ci_{t}_high'])}]"
+                "not run"
+                if not r["n"]
+                else f"{r[f'median_{t}_text']} [{_bound(r[f'ci_{t}_low'])}, {_bound(r[f'ci_{t}_high'])}]"
             )
-        k = "not run" if not r["n"] else f"{r['k_99']} of {r['n']}" + ("" if r["n"] == n else f" finished (of {n})")
+        k = (
+            "not run"
+            if not r["n"]
+            else f"{int(r['k_99'])} of {r['n']}" + ("" if r["n"] == n else f" finished (of {n})")
+        )
         lines.append(
             f"| {study.archs[r['arch']].label} | {r['label']} | {best} ({r['tuning']}) | {cells[0]} | {cells[1]} | {k} |"
         )
@@ -587,7 +603,7 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
             x = med if med is not None else budget
             ax.plot([low, high], [y, y], color=colors[r["method"]], lw=2)
             ax.plot([x], [y], "o" if med is not None else ">", color=colors[r["method"]])
-            ax.text(x, y + 0.25, f"{r['median_99_text']} ({r['k_99']}/{r['n']})", fontsize=7, ha="center")
+            ax.text(x, y + 0.25, f"{r['median_99_text']} ({int(r['k_99'])}/{r['n']})", fontsize=7, ha="center")
         ax.set_yticks(range(len(sub)), list(sub["label"])[::-1], fontsize=8)
         ax.set_xscale("log")
         ax.set_xlim(right=budget * 1.5)
@@ -600,7 +616,7 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
             if c.empty:
                 continue
             wide = c.pivot_table(index="epoch", columns="seed", values="test_acc").ffill()  # stopped runs hold
-            label = sub[sub["method"] == m]["best"].iloc[0] if m in set(sub["method"]) else ""
+            label = sub[sub["method"] == m]["best"].iloc[0]
             ax.plot(wide.index, wide.median(axis=1), color=colors[m], label=f"{study.methods[m].label} ({label})")
             ax.fill_between(wide.index, wide.min(axis=1), wide.max(axis=1), color=colors[m], alpha=0.2)
         ax.set_xscale("log")

@@ -36,7 +36,9 @@ def choose(text: str | None, choices: list[str], what: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", nargs="?", default="study_interventions", help="the manifest (reproduction/experiments/)")
+    parser.add_argument(
+        "name", nargs="?", default="study_interventions", help="the manifest (reproduction/experiments/)"
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--plan", action="store_true", help="price the runs left, then stop")
     action.add_argument("--report", action="store_true", help="only write the report")
@@ -46,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", help="run folder (default: the manifest's study.runs)")
     parser.add_argument("--out", help="report folder (default: results/<name>/)")
     parser.add_argument("--figures", default=str(ROOT / "results" / "figures"), help="the figure's folder")
-    parser.add_argument("--set", action="append", default=[], help="extra override for every run, e.g. --set device=cuda")
+    parser.add_argument(
+        "--set", action="append", default=[], help="extra override for every run, e.g. --set device=cuda"
+    )
     args = parser.parse_args(argv)
     try:
         study = studies.load(args.name)
@@ -56,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     epochs = [int(s.split("=", 1)[1]) for s in args.set if s.startswith("epochs=")]
-    runs = studies.Runs(study, Path(args.runs) if args.runs else None, {a: epochs[-1] for a in archs} if epochs else None)
+    runs = studies.Runs(
+        study, Path(args.runs) if args.runs else None, {a: epochs[-1] for a in archs} if epochs else None
+    )
     if args.plan:
         print(studies.plan_text(studies.price(runs, archs, methods)), end="")
         return 0

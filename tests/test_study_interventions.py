@@ -1,0 +1,333 @@
+"""The interventions study (reproduction/experiments/study_interventions.yaml through reproduction/study.py
+and scripts/study.py): the manifest, the protocol (tuning grid -> best setting -> fresh seeds), the
+price of the grid and the report, on synthetic run folders in tmp_path; one slow smoke run trains."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import reproduction.manifest as manifest
+from reproduction import study as studies
+from reproduction.manifest import ManifestError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_study_manifest_tunes_eight_methods_on_the_baselines_architectures_and_scores_them_on_fresh_seeds():
+    s = studies.load("study_interventions")
+    assert list(s.archs) == ["mlp2", "mlp1", "transformer"]
+    assert {a: arch.budget for a, arch in s.archs.items()} == {"mlp2": 3000, "mlp1": 6000, "transformer": 3000}
+    assert {a: arch.experiment for a, arch in s.archs.items()} == {a: f"study_baselines_{a}" for a in s.archs}
+    assert list(s.methods) == [
+        "adamw_wd", "perp_adamw", "stablemax", "grokfast", "grokfast_wd", "zloss", "norm", "output_scale"
+    ]  # fmt: skip
+    assert len(s.tuning_seeds) == 2 and len(s.fresh_seeds) == 5 and not set(s.tuning_seeds) & set(s.fresh_seeds)
+    m = s.methods
+    # each method's own parameter spans its paper's setting
+    assert m["grokfast"].values["mlp1"] == (1, 2, 5) and "optimizer.grokfast_alpha=0.98" in m["grokfast"].overrides
+    assert m["zloss"].values["mlp1"] == (1e-4, 1e-3, 1e-2) and m["norm"].values["mlp1"] == (0.5, 0.75, 1.0)
+    assert m["output_scale"].values["mlp1"][0] < 1 < m["output_scale"].values["mlp1"][-1]
+    assert m["adamw_wd"].values["transformer"] == (0, 0.1, 1) and m["adamw_wd"].values["mlp2"] == (
+        0,
+        0.1,
+        0.3,
+        1,
+        3,
+        10,
+    )
+    assert m["grokfast_wd"].after == ("adamw_wd", "optimizer.weight_decay", "wd") and m["grokfast"].after is None
+    # the grid's size per architecture: lrs × values (+ beyond) × 2 tuning seeds
+    runs = studies.Runs(s)
+    assert runs.tuning_size("mlp1", m["zloss"]) == 6 * 3 * 2 and runs.tuning_size("transformer", m["norm"]) == 3 * 3 * 2
+    assert runs.tuning_size("mlp1", m["adamw_wd"]) == (6 * 6 + 6) * 2 and runs.tuning_size("mlp1", m["stablemax"]) == 12
+
+
+def test_the_tuning_runs_of_the_baseline_methods_are_the_committed_ones_read_in_place():
+    s = studies.load("study_interventions")
+    runs = studies.Runs(s)
+    tuning = runs.tuning("transformer", s.methods["perp_adamw"])
+    assert len(tuning) == 10 and all(r.path.parent == ROOT / "results/study_baselines/runs/transformer" for r in tuning)
+    assert {r.path.name for r in tuning} >= {"perpgrad_lr0.0005_wd0.0_s0", "perpgrad_lr0.001_wd0.0_s1"}
+    assert all(runs.result("transformer", s.methods["perp_adamw"], r.setting, r.seed) for r in tuning)
+    # a new method's runs go to the study's own folder
+    [r, *_] = runs.tuning("mlp2", s.methods["zloss"])
+    assert r.path == s.runs / "mlp2" / "zloss_lr0.001_z0.0001_s0"
+
+
+def write_study(folder: Path, runs: Path, **changes) -> str:
+    """A small study manifest in ``folder``: one architecture, three methods (one takes another's best)."""
+    data = {
+        "title": "tiny study",
+        "study": {
+            "runs": str(runs),
+            "tuning_seeds": [0, 1],
+            "fresh_seeds": [10, 11, 12],
+            "lrs": {"mlp2": [0.01, 0.02]},
+            "architectures": {"mlp2": {"experiment": "study_baselines_mlp2", "label": "MLP", "ms_per_epoch": 30}},
+            "methods": {
+                "adamw_wd": {
+                    "label": "AdamW + decay",
+                    "baseline": "adamw",
+                    "overrides": ["optimizer=adamw"],
+                    "param": {"key": "optimizer.weight_decay", "tag": "wd", "values": [0, 1]},
+                    "beyond": {"mlp2": [{"lr": 0.05, "values": [1]}]},
+                },
+                "grokfast_wd": {
+                    "label": "Grokfast + decay",
+                    "overrides": ["optimizer=adamw", "optimizer.grokfast=true"],
+                    "param": {"key": "optimizer.grokfast_lamb", "tag": "lamb", "values": [1, 2]},
+                    "after": {"method": "adamw_wd", "key": "optimizer.weight_decay", "tag": "wd"},
+                },
+                "zloss": {
+                    "label": "z-loss",
+                    "overrides": ["optimizer=adamw", "loss=zloss"],
+                    "param": {"key": "loss.z_coef", "tag": "z", "values": [0.001]},
+                    "cost": 1.3,
+                },
+            },
+        },
+    }
+    data["study"] |= changes
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return "tiny"
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    monkeypatch.setattr(manifest, "FOLDERS", [manifest.FOLDER, folder])
+    runs = tmp_path / "runs"
+    write_study(folder, runs)
+    return studies.load("tiny"), runs, folder
+
+
+def write_summary(run_dir: Path, seed: int, epoch_99: int | None, budget: int = 3000, status: str = "completed"):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    per_seed = {
+        str(seed): {
+            "epoch_test_acc_95": None if epoch_99 is None else epoch_99 - 10,
+            "epoch_test_acc_99": epoch_99,
+            "best_test_acc": 1.0 if epoch_99 else 0.3,
+        }
+    }
+    stop = epoch_99 + 20 if epoch_99 and epoch_99 + 20 < budget else budget
+    summary = {"status": status, "epoch": stop, "epochs": budget, "per_seed": per_seed, "wall_time_s": stop * 0.03}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    rows = [
+        {"epoch": e, "seed": seed, "test_acc": min(1.0, e / (epoch_99 or 10 * budget))} for e in range(0, stop + 1, 10)
+    ]
+    pd.DataFrame(rows).to_csv(run_dir / "metrics.csv", index=False)
+
+
+def fake_trainer(epochs_to_99, calls):
+    """A launcher that writes each job's summary.json as train.py would: ``epochs_to_99(overrides, seed)``."""
+
+    def launch(cmd):
+        over = dict(o.split("=", 1) for o in cmd[3:])
+        calls.append(over)
+        for seed in over["seed"].split(","):
+            run_dir = Path(over["hydra.sweep.dir"]) / over["hydra.sweep.subdir"].replace("${seed}", seed)
+            write_summary(run_dir, int(seed), epochs_to_99(over, int(seed)))
+        return 0
+
+    return launch
+
+
+def by_setting(over, seed):
+    """lr 0.02 with decay 1 is fastest; decay 0 never generalizes; Grokfast λ 2 beats λ 1."""
+    if over.get("optimizer.weight_decay") == "0":
+        return None
+    epochs = 400 if over["optimizer.lr"] == "0.02" else 800
+    if over.get("optimizer.grokfast_lamb") == "2":
+        epochs //= 2
+    return epochs + 10 * seed
+
+
+def test_the_protocol_tunes_on_two_seeds_runs_the_best_on_fresh_ones_and_a_rerun_trains_nothing(tiny):
+    s, runs_dir, _ = tiny
+    runs, calls = studies.Runs(s), []
+    assert (
+        studies.run(runs, list(s.archs), list(s.methods), ["device=cpu"], launcher=fake_trainer(by_setting, calls)) == 0
+    )
+    jobs = [(c["hydra.sweep.subdir"], c["seed"]) for c in calls]
+    # AdamW: lrs × decays, then beyond the grid, on the tuning seeds; then its best (lr 0.02, decay 1) on the fresh ones
+    assert jobs[:6] == [
+        ("adamw_wd_lr0.01_wd0_s${seed}", "0,1"), ("adamw_wd_lr0.01_wd1_s${seed}", "0,1"),
+        ("adamw_wd_lr0.02_wd0_s${seed}", "0,1"), ("adamw_wd_lr0.02_wd1_s${seed}", "0,1"),
+        ("adamw_wd_lr0.05_wd1_s${seed}", "0,1"), ("adamw_wd_lr0.02_wd1_s${seed}", "10,11,12"),
+    ]  # fmt: skip
+    # Grokfast takes AdamW's best decay (1), tunes lr × λ, then its best on the fresh seeds
+    grokfast = [c for c in calls if "grokfast_wd" in c["hydra.sweep.subdir"]]
+    assert all(c["optimizer.weight_decay"] == "1" and c["device"] == "cpu" for c in grokfast)
+    assert [(c["hydra.sweep.subdir"], c["seed"]) for c in grokfast][-1] == (
+        "grokfast_wd_lr0.02_wd1_lamb2_s${seed}",
+        "10,11,12",
+    )
+    assert all(c["experiment"] == "study_baselines_mlp2" for c in calls) and calls[-1]["loss.z_coef"] == "0.001"
+    assert len(calls) == 6 + 5 + 3  # AdamW 5 + 1, Grokfast 4 + 1, z-loss 2 + 1
+    # everything finished: a rerun launches nothing
+    again = []
+    assert studies.run(studies.Runs(s), ["mlp2"], list(s.methods), [], launcher=fake_trainer(by_setting, again)) == 0
+    assert again == []
+    # a cut run (interrupted) is launched again, alone
+    write_summary(runs_dir / "mlp2" / "zloss_lr0.02_z0.001_s11", 11, None, status="interrupted")
+    studies.run(studies.Runs(s), ["mlp2"], ["zloss"], [], launcher=fake_trainer(by_setting, again))
+    assert [(c["hydra.sweep.subdir"], c["seed"]) for c in again] == [("zloss_lr0.02_z0.001_s${seed}", "11")]
+
+
+def test_a_method_that_takes_another_methods_best_waits_for_its_tuning(tiny, capsys):
+    s, runs_dir, _ = tiny
+    write_summary(runs_dir / "mlp2" / "adamw_wd_lr0.01_wd1_s0", 0, 500)  # one of AdamW's 10 tuning runs
+    calls = []
+    studies.run(studies.Runs(s), ["mlp2"], ["grokfast_wd"], [], dry_run=True, launcher=fake_trainer(by_setting, calls))
+    assert "mlp2 grokfast_wd: tuning waits (adamw_wd's tuning is not finished)" in capsys.readouterr().out
+    assert calls == []
+
+
+def test_the_best_setting_generalizes_most_then_fastest_then_gets_furthest():
+    rows = [
+        {"lr": 0.01, "share_99": 1.0, "median_99": 900.0, "median_best_test_acc": 1.0, "_setting": "both seeds, slow"},
+        {"lr": 0.02, "share_99": 0.5, "median_99": 100.0, "median_best_test_acc": 1.0, "_setting": "one seed, fast"},
+        {"lr": 0.05, "share_99": 1.0, "median_99": 800.0, "median_best_test_acc": 1.0, "_setting": "both, faster"},
+    ]
+    assert studies.pick(pd.DataFrame(rows)) == "both, faster"
+    never = [
+        {"lr": 0.01, "share_99": 0.0, "median_99": math.inf, "median_best_test_acc": 0.2, "_setting": "low"},
+        {"lr": 0.02, "share_99": 0.0, "median_99": math.inf, "median_best_test_acc": 0.6, "_setting": "furthest"},
+    ]
+    assert studies.pick(pd.DataFrame(never)) == "furthest"
+    assert studies.pick(pd.DataFrame()) is None
+
+
+def test_a_run_trained_past_the_budget_counts_only_what_it_reached_within_it(tmp_path):
+    write_summary(tmp_path / "r", 0, 4500, budget=10_000)  # an extended run of the baselines study
+    out = studies.outcome(studies.finished(tmp_path / "r"), 3000)
+    assert out["epoch_99"] is None and out["epoch"] == 3000 and out["budget"] == 3000
+
+
+def test_plan_prices_the_runs_left_from_ms_per_epoch_the_budget_and_the_committed_share(tiny, tmp_path):
+    s, runs_dir, folder = tiny
+    prior = tmp_path / "prior.csv"
+    pd.DataFrame(
+        {"arch": ["mlp2"] * 4, "method": ["adamw", "adamw", "perpgrad", "perpgrad"], "epoch": [3000, 1500, 300, 300],
+         "budget": [3000] * 4}
+    ).to_csv(prior, index=False)  # fmt: skip
+    write_study(folder, runs_dir, prior=str(prior))
+    s = studies.load("tiny")
+    write_summary(runs_dir / "mlp2" / "adamw_wd_lr0.01_wd0_s0", 0, None)
+    table = studies.price(studies.Runs(s), ["mlp2"], list(s.methods)).set_index("method")
+    a, g, z = table.loc["adamw_wd"], table.loc["grokfast_wd"], table.loc["zloss"]
+    assert (a.tuning_runs, a.tuning_done, a.fresh_runs, a.to_run) == (10, 1, 3, 12)
+    assert (
+        a.upper_h == pytest.approx(12 * 3000 * 30 / 3.6e6) and a.share == pytest.approx(0.75) and a.share_from == "own"
+    )
+    assert (g.tuning_runs, g.to_run) == (8, 11) and g.share == pytest.approx(0.425) and g.share_from == "grid"
+    assert z.ms_per_epoch == pytest.approx(39) and z.expected_h == pytest.approx(z.upper_h * 0.425)
+    text = studies.plan_text(table.reset_index())
+    assert "all: 30 runs to make" in text and "mlp2         total" in text
+
+
+def test_the_report_marks_missing_cells_not_run_and_draws_the_figure(tiny, tmp_path):
+    s, runs_dir, _ = tiny
+    studies.run(studies.Runs(s), ["mlp2"], ["adamw_wd", "grokfast_wd"], [], launcher=fake_trainer(by_setting, []))
+    out, figure = tmp_path / "report", tmp_path / "figures" / "tiny.png"
+    text = studies.report(studies.Runs(s), ["mlp2"], list(s.methods), out, figure)
+    table = pd.read_csv(out / "table.csv").set_index("method")
+    # AdamW's fresh seeds 10, 11, 12 took 500, 510, 520 epochs: median 510, all three generalized
+    assert table.loc["adamw_wd", "median_99"] == 510 and table.loc["adamw_wd", "k_99"] == 3
+    assert (
+        table.loc["adamw_wd", "best"] == "lr 0.02, wd 1" and table.loc["grokfast_wd", "best"] == "lr 0.02, wd 1, lamb 2"
+    )
+    assert table.loc["grokfast_wd", "median_99"] == 310
+    assert "| MLP | AdamW + decay | lr 0.02, wd 1 (10/10) | 500 [490, 510] | 510 [500, 520] | 3 of 3 |" in text
+    assert "| MLP | z-loss | tuning not finished (0/4) | not run | not run | not run |" in text
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["method"]) == {"adamw_wd", "grokfast_wd"} and set(curves["seed"]) == {10, 11, 12}
+    assert figure.stat().st_size > 10_000 and len(pd.read_csv(out / "tuning.csv")) == 5 + 4
+    # git keeps no metrics.csv: a report without them keeps the curves it wrote before
+    for m in runs_dir.glob("mlp2/*/metrics.csv"):
+        m.unlink()
+    kept = studies.curves(studies.Runs(s), ["mlp2"], list(s.methods), previous=curves)
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), curves)
+    assert studies.curves(studies.Runs(s), ["mlp2"], list(s.methods)).empty
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"fresh_seeds": [1, 10]}, "tiny.yaml: study.fresh_seeds: seeds [1] are also tuning seeds"),
+        ({"lrs": {}}, "tiny.yaml: study.lrs.mlp2: missing"),
+        ({"tuning_seeds": "0,1"}, "tiny.yaml: study.tuning_seeds: must be a non-empty list of whole numbers"),
+        (
+            {"architectures": {"mlp2": {"experiment": "nope", "ms_per_epoch": 1}}},
+            "conf/experiment/nope.yaml does not exist",
+        ),
+        ({"budget": 3}, "tiny.yaml: study.budget: unknown field; choose from: runs, tuning_seeds"),
+    ],
+)
+def test_a_bad_study_section_is_one_line_naming_the_file_and_the_field(tiny, change, error):
+    _, runs_dir, folder = tiny
+    write_study(folder, runs_dir, **change)
+    with pytest.raises(ManifestError, match=None) as e:
+        studies.load("tiny")
+    assert error in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_method_after_one_listed_later_is_refused(tiny):
+    _, runs_dir, folder = tiny
+    data = yaml.safe_load((folder / "tiny.yaml").read_text())
+    methods = data["study"]["methods"]
+    data["study"]["methods"] = {"grokfast_wd": methods["grokfast_wd"], "adamw_wd": methods["adamw_wd"]}
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    with pytest.raises(
+        ManifestError, match="methods.grokfast_wd.after.method: 'adamw_wd' must be a method listed before"
+    ):
+        studies.load("tiny")
+
+
+def test_the_entry_point_refuses_an_unknown_method_or_manifest_in_one_line(capsys):
+    from scripts import study as script
+
+    assert script.main(["--methods", "adamw_wd,lion", "--plan"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: --methods: unknown method 'lion'; choose from: adamw_wd, perp_adamw")
+        and err.count("\n") == 1
+    )
+    assert script.main(["fig2", "--plan"]) == 2
+    assert "error: fig2.yaml: has no study section" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_tiny_study_trains_through_the_entry_point_and_a_rerun_skips_it(tmp_path):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    runs = tmp_path / "runs"
+    write_study(folder, runs, lrs={"mlp2": [0.01]}, fresh_seeds=[10])
+    code = (
+        "import sys, reproduction.manifest as m; from pathlib import Path; "
+        f"m.FOLDERS.append(Path({str(folder)!r})); from scripts.study import main; sys.exit(main(sys.argv[1:]))"
+    )
+    tiny = ["--set", "dataset.modulus=23", "--set", "epochs=20", "--set", "log_every=5", "--set", "device=cpu"]
+    args = ["tiny", "--methods", "adamw_wd,zloss", "--out", str(tmp_path / "report"), "--figures", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code, *args, *tiny], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    made = sorted(p.name for p in (runs / "mlp2").iterdir())
+    assert "zloss_lr0.01_z0.001_s0" in made and "zloss_lr0.01_z0.001_s10" in made and len(made) == 2 * 3 + 2 + 2
+    cfg = yaml.safe_load((runs / "mlp2" / "zloss_lr0.01_z0.001_s10" / "config.yaml").read_text())
+    assert cfg["seed"] == cfg["dataset"]["seed"] == 10 and cfg["loss"]["z_coef"] == 0.001 and cfg["epochs"] == 20
+    assert cfg["stop_when"]["threshold"] == 0.99
+    assert (tmp_path / "tiny.png").is_file() and "| MLP | z-loss | lr 0.01, z 0.001 (2/2) |" in res.stdout
+    res = subprocess.run([sys.executable, "-c", code, *args, *tiny], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert res.returncode == 0 and "train.py -m" not in res.stdout
