@@ -1,27 +1,20 @@
 """A tiny run of the speed benchmark (the full one is `make bench`, not a test)."""
 
 import csv
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from grokking.cli import compose
-
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+from reproduction import figure_times
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["bench"]
+    from reproduction import bench
+
+    return bench
 
 
 def test_bench_smoke_writes_every_setting(bench, tmp_path, monkeypatch):
@@ -81,9 +74,6 @@ def test_bench_kernel_column_names_the_path_each_setting_took(bench):
 
 
 def test_figure_times_times_every_run_of_a_results_folder(tmp_path):
-    spec = importlib.util.spec_from_file_location("figure_times", BENCH.with_name("figure_times.py"))
-    figure_times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(figure_times)
     for fig, run, extra in [("fig2", "small", []), ("table1", "two_seeds", ["seeds=[0,1]", "loss=stablemax"])]:
         out = tmp_path / fig / run
         out.mkdir(parents=True)

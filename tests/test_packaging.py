@@ -230,7 +230,6 @@ def test_cycle_finder_finds_a_circle():
 KNOWN_CIRCLES = [
     ["grokking.cli", "grokking.sweep_summary", "grokking.train"],  # the end-of-sweep table; train.main runs cli
     ["grokking.fused", "grokking.losses"],  # build_loss imports the fused nodes, which build on the spec
-    ["scripts.bench", "scripts.late_states"],  # bench times late states, which train bench's Epoch
 ]
 
 

@@ -479,16 +479,9 @@ def test_hydra_errors_are_the_projects_one_error_line(tmp_path, override, needle
 
 
 # 18 ------------------------------------------------------------------------------------------------
-def scripts_module(name):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-
-
 def test_a_crafted_late_state_in_the_cache_cannot_run_code(tmp_path, monkeypatch, capsys):
-    late_states = scripts_module("late_states")
+    from reproduction import late_states
+
     monkeypatch.setenv("GROKKING_LATE_CACHE", str(tmp_path / "late"))
     overrides = ["dataset.modulus=23", "model.width=32", "device=cpu"]
     folder = tmp_path / "late" / late_states.key(overrides, [0])
