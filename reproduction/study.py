@@ -598,7 +598,7 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
                 ax.text(1, y, "not run", va="center", fontsize=8, color="0.4", transform=ax.get_yaxis_transform())
                 continue
             med = r["median_99"] if r["median_99"] is not None and not pd.isna(r["median_99"]) else None
-            low = r["ci_99_low"]
+            low = r["ci_99_low"] if math.isfinite(r["ci_99_low"]) else budget  # all censored: at the budget
             high = r["ci_99_high"] if math.isfinite(r["ci_99_high"]) else budget
             x = med if med is not None else budget
             ax.plot([low, high], [y, y], color=colors[r["method"]], lw=2)
