@@ -2,8 +2,8 @@
 
 Same per-sample values, bit for bit, and the same gradients up to rounding, from a hand-written
 backward pass: a handful of passes over the ``(R, N, C)`` logits instead of the dozen that autograd
-records for the readable definitions. Training uses these; :mod:`grokking.losses` stays the spec
-(tests compare the two).
+records for the readable definitions. Training uses these (:func:`build_loss`, the loss of a
+config); :mod:`grokking.losses` stays the spec (tests compare the two), and imports nothing from here.
 
 Both keep the property the paper is about: when Σ_k exp(z_k - max z) rounds to 1 (Softmax
 Collapse), the per-sample loss is exactly 0 and so is the gradient through the correct class; the
@@ -19,10 +19,15 @@ further order is autograd's own and exact. :class:`StableMaxNLL` is the node beh
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 
-from grokking.losses import LOSSES, REDUCED, exp_total, pick, stablemax_s
+from grokking.losses import LOSSES, REDUCED, LossFn, exp_total, pick, stablemax_s
+
+if TYPE_CHECKING:
+    from grokking.config import LossConfig  # generated from the loss parameters
 
 
 def scatter_sub_(grad: torch.Tensor, y: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -194,3 +199,15 @@ FUSED: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tenso
 def training_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.dtype], torch.Tensor]:
     """The fused version of loss ``name`` where there is one, else the definition in :mod:`losses`."""
     return FUSED.get(name, LOSSES[name].fn)
+
+
+def build_loss(cfg: LossConfig) -> LossFn:
+    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses, its option's
+    parameters bound; with every one at its default, softmax and StableMax CE use the fused autograd
+    versions above (same values)."""
+    fn, args = LOSSES[cfg.name].fn, LOSSES.arguments(cfg)
+    if all(args[p.name] == p.default for p in LOSSES.params[LOSSES.canonical(cfg.name)]):
+        fused = training_loss(cfg.name)
+        if fused is not fn:
+            return fused
+    return partial(fn, **args) if args else fn

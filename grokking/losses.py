@@ -2,21 +2,18 @@
 
 All functions take logits ``z`` of shape ``(..., C)`` and integer labels ``y`` broadcastable to
 ``z.shape[:-1]``, cast the logits to ``dtype`` first and return per-sample losses in ``dtype``.
+These are the definitions (the spec); training builds its loss with :func:`grokking.fused.build_loss`,
+which uses the fused autograd nodes where they apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING
 
 import torch
 
 from grokking.registry import Param, Registry
-
-if TYPE_CHECKING:
-    from grokking.config import LossConfig  # generated from the parameters below
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
@@ -166,17 +163,3 @@ def z_loss(z: torch.Tensor, y: torch.Tensor, dtype: torch.dtype, z_coef: float =
     2023): the extra term pulls the log-normalizer towards 0, so the logits cannot all drift upwards."""
     z = z.to(dtype)
     return softmax_cross_entropy(z, y, dtype) + z_coef * torch.logsumexp(z, -1).square()
-
-
-def build_loss(cfg: LossConfig) -> LossFn:
-    """The per-sample loss of ``cfg`` as a function (logits, labels, dtype) -> losses, its option's
-    parameters bound; with every one at its default, softmax and StableMax CE use the fused autograd
-    versions of :mod:`grokking.fused` (same values)."""
-    from grokking.fused import training_loss  # fused builds on this module
-
-    fn, args = LOSSES[cfg.name].fn, LOSSES.arguments(cfg)
-    if all(args[p.name] == p.default for p in LOSSES.params[LOSSES.canonical(cfg.name)]):
-        fused = training_loss(cfg.name)
-        if fused is not fn:
-            return fused
-    return partial(fn, **args) if args else fn

@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from grokking.checkpoint import CHECKPOINT, CONFIG, METRICS, load_checkpoint
 from grokking.config import TrainConfig, with_old_values
 from grokking.data import Dataset, build_dataset
-from grokking.losses import DTYPES, LossFn, build_loss
+from grokking.fused import build_loss
+from grokking.losses import DTYPES, LossFn
 from grokking.models import build_model
 
 

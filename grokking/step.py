@@ -18,7 +18,8 @@ import torch
 from grokking.backward import scaled_backward
 from grokking.config import TrainConfig
 from grokking.data import Dataset
-from grokking.losses import DTYPES, build_loss, zero_correct_class_grad
+from grokking.fused import build_loss
+from grokking.losses import DTYPES, zero_correct_class_grad
 from grokking.native import STEPS, NativeStep, NativeUnavailable, load, unsupported
 from grokking.validation import ConfigError
 

@@ -100,7 +100,8 @@ def test_the_loss_section_is_the_repository_s_zloss_and_trains_through_autograd(
 
 
 def test_zloss_is_cross_entropy_plus_the_squared_log_normalizer():
-    from grokking.losses import build_loss, softmax_cross_entropy
+    from grokking.fused import build_loss
+    from grokking.losses import softmax_cross_entropy
 
     z = torch.tensor([[2.0, 0.5, 1.8], [0.0, 3.0, 0.0]], dtype=torch.float64)
     y = torch.tensor([0, 1])

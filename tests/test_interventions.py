@@ -18,7 +18,7 @@ from grokking.cli import compose
 from grokking.config import ModelConfig
 from grokking.data import build_dataset
 from grokking.errors import ConfigError
-from grokking.losses import build_loss
+from grokking.fused import build_loss
 from grokking.models import MLP, build_model
 from grokking.native import unsupported
 from grokking.optim import (

@@ -1,8 +1,8 @@
 import torch
 from collapse import exactly_collapsed
 
+from grokking.fused import build_loss
 from grokking.losses import (
-    build_loss,
     mse,
     softmax_cross_entropy,
     stablemax,

@@ -229,7 +229,6 @@ def test_cycle_finder_finds_a_circle():
 # and so does breaking one of these until its entry is removed.
 KNOWN_CIRCLES = [
     ["grokking.cli", "grokking.sweep_summary", "grokking.train"],  # the end-of-sweep table; train.main runs cli
-    ["grokking.fused", "grokking.losses"],  # build_loss imports the fused nodes, which build on the spec
 ]
 
 
