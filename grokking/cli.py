@@ -22,7 +22,6 @@ from pathlib import Path
 
 import hydra
 import yaml
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from grokking.config import TrainConfig, register_configs
@@ -110,62 +109,10 @@ class JobFailed(Exception):
     job: str | None = None
 
 
-SWEEP_DIR: Path | None = None  # the directory of the -m sweep this process runs, once it started
-
-
-class SweepTable(Callback):
-    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): when a -m sweep ends, one line per
-    job with its swept overrides, status and final accuracies. A sweep whose jobs failed prints it
-    from :func:`report_errors`, before the error line that names them."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
-        global SWEEP_DIR
-        SWEEP_DIR = Path(config.hydra.sweep.dir)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        sweep_dir = SWEEP_DIR or Path(config.hydra.sweep.dir)
-        try:
-            print_sweep_table(sweep_dir)
-        except Exception as err:  # the table is a convenience: the sweep itself succeeded
-            print(
-                f"no sweep table for {sweep_dir} ({err}); try python scripts/summarize.py {sweep_dir}", file=sys.stderr
-            )
-
-
-def print_sweep_table(sweep_dir: Path) -> tuple[object, list[str]]:
-    """Print the sweep's compact table (stdout); returns the full table and its swept keys."""
-    from grokking.sweep_summary import compact, summarize
-
-    table, keys = summarize(sweep_dir)
-    counts = table.drop_duplicates("job")["status"].value_counts()
-    status = ", ".join(f"{n} {s}" for s, n in counts.items())
-    print(f"sweep {sweep_dir}: {table['job'].nunique()} jobs, {status}")
-    print(compact(table, keys), end="")
-    print(f"full table and plot: python scripts/summarize.py {sweep_dir}", flush=True)
-    return table, keys
-
-
-def failed_sweep_line(err: JobFailed) -> str:
-    """One line naming every failed job of the sweep (after its table), or ``err``'s own line
-    where the sweep's directory cannot be read."""
-    from grokking.sweep_summary import failed_jobs, job_label
-
-    if SWEEP_DIR is None:
-        return str(err)
-    try:
-        table, keys = print_sweep_table(SWEEP_DIR)
-    except Exception:  # the error line matters more than the table
-        return str(err)
-    failed = failed_jobs(table)
-    if err.job is not None and err.job not in failed:
-        failed.append(err.job)
-    if len(failed) <= 1:
-        return str(err)
-    named = ", ".join(f"job {job} ({job_label(table, keys, job)})" for job in failed)
-    return (
-        f"{len(failed)} of {table['job'].nunique()} jobs of the sweep failed: {named}; the other jobs ran "
-        "(see each job's error above)"
-    )
+# The error line of a sweep whose jobs failed. The sweep table (``grokking.sweep_summary.SweepTable``,
+# the Hydra callback of conf/config.yaml) puts its own here when the sweep starts: it prints the table
+# first and names every failed job. Without the table, the failed job's own line.
+failed_sweep_line: Callable[[JobFailed], str] = str
 
 
 def schema_keys(dotted: str) -> list[str] | None:

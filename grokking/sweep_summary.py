@@ -29,13 +29,18 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from grokking.checkpoint import METRICS, SUMMARY
+from grokking.paths import CONF_DIR
+
+if TYPE_CHECKING:
+    from grokking.cli import JobFailed
 
 IGNORED_KEYS = ("launcher", "hydra.")  # overrides that choose how jobs run, not what they compute
 ROW_KEYS = ("seed",)  # swept keys that the rows hold themselves (one row per seed)
@@ -58,8 +63,6 @@ def config_loader():
     """Hydra's config loader over ``conf/``: the override parser needs it to expand ``glob()`` over a group."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path
-
-    from grokking.cli import CONF_DIR
 
     return ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
 
@@ -363,6 +366,66 @@ def write_summary(sweep_dir: str | Path, x: str | None = None, y: str | None = N
     (sweep_dir / "sweep_summary.md").write_text(to_markdown(table))
     plot(table, keys, sweep_dir / "sweep_summary.png", x, y)
     return table
+
+
+# The sweep table at the end of a -m sweep (the Hydra callback of conf/config.yaml) -----------------
+
+SWEEP_DIR: Path | None = None  # the directory of the -m sweep this process runs, once it started
+
+
+class SweepTable(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): when a -m sweep ends, one line per
+    job with its swept overrides, status and final accuracies. A sweep whose jobs failed prints it
+    from ``grokking.cli.report_errors`` (this callback hands it :func:`failed_sweep_line` when the
+    sweep starts), before the error line that names them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        from grokking import cli
+
+        global SWEEP_DIR
+        SWEEP_DIR = Path(config.hydra.sweep.dir)
+        cli.failed_sweep_line = failed_sweep_line
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        sweep_dir = SWEEP_DIR or Path(config.hydra.sweep.dir)
+        try:
+            print_sweep_table(sweep_dir)
+        except Exception as err:  # the table is a convenience: the sweep itself succeeded
+            print(
+                f"no sweep table for {sweep_dir} ({err}); try python scripts/summarize.py {sweep_dir}", file=sys.stderr
+            )
+
+
+def print_sweep_table(sweep_dir: Path) -> tuple[object, list[str]]:
+    """Print the sweep's compact table (stdout); returns the full table and its swept keys."""
+    table, keys = summarize(sweep_dir)
+    counts = table.drop_duplicates("job")["status"].value_counts()
+    status = ", ".join(f"{n} {s}" for s, n in counts.items())
+    print(f"sweep {sweep_dir}: {table['job'].nunique()} jobs, {status}")
+    print(compact(table, keys), end="")
+    print(f"full table and plot: python scripts/summarize.py {sweep_dir}", flush=True)
+    return table, keys
+
+
+def failed_sweep_line(err: JobFailed) -> str:
+    """One line naming every failed job of the sweep (after its table), or ``err``'s own line
+    where the sweep's directory cannot be read."""
+    if SWEEP_DIR is None:
+        return str(err)
+    try:
+        table, keys = print_sweep_table(SWEEP_DIR)
+    except Exception:  # the error line matters more than the table
+        return str(err)
+    failed = failed_jobs(table)
+    if err.job is not None and err.job not in failed:
+        failed.append(err.job)
+    if len(failed) <= 1:
+        return str(err)
+    named = ", ".join(f"job {job} ({job_label(table, keys, job)})" for job in failed)
+    return (
+        f"{len(failed)} of {table['job'].nunique()} jobs of the sweep failed: {named}; the other jobs ran "
+        "(see each job's error above)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -311,7 +311,10 @@ def test_named_job_directories_are_matched_to_the_jobs_by_their_overrides(tmp_pa
 
 
 def test_every_failed_job_is_named_in_the_sweep_error_after_the_table(tmp_path, monkeypatch, capsys):
+    from omegaconf import OmegaConf
+
     from grokking import cli as cli_module
+    from grokking import sweep_summary
 
     sweep = tmp_path / "sweep"
     fake_sweep(sweep, ["optimizer.lr=0,0.01,-1,0.1"])
@@ -319,7 +322,9 @@ def test_every_failed_job_is_named_in_the_sweep_error_after_the_table(tmp_path, 
     fake_job(sweep / "1", ["optimizer.lr=0.01"], test_acc=0.25)
     fake_job(sweep / "2", ["optimizer.lr=-1"], test_acc=None)
     fake_job(sweep / "3", ["optimizer.lr=0.1"], test_acc=0.75, status="diverged")  # a result, not a failure
-    monkeypatch.setattr(cli_module, "SWEEP_DIR", sweep)
+    monkeypatch.setattr(sweep_summary, "SWEEP_DIR", None)
+    monkeypatch.setattr(cli_module, "failed_sweep_line", cli_module.failed_sweep_line)
+    sweep_summary.SweepTable().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
     err = cli_module.JobFailed("job 0 of the sweep (optimizer.lr=0) failed with exit code 2")
     err.job = "0"
 
@@ -348,7 +353,8 @@ def test_every_failed_job_is_named_in_the_sweep_error_after_the_table(tmp_path, 
 def test_the_sweep_table_is_a_hydra_callback_at_the_end_of_every_sweep(tmp_path, capsys):
     from hydra.utils import get_class
 
-    from grokking.cli import CONF_DIR, SweepTable
+    from grokking.cli import CONF_DIR
+    from grokking.sweep_summary import SweepTable
 
     callbacks = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["hydra"]["callbacks"]
     assert [get_class(c["_target_"]) for c in callbacks.values()] == [SweepTable]
@@ -374,11 +380,11 @@ def test_the_sweep_table_is_a_hydra_callback_at_the_end_of_every_sweep(tmp_path,
 def test_a_sweep_table_that_cannot_be_made_does_not_fail_the_sweep(tmp_path, capsys, monkeypatch):
     from omegaconf import OmegaConf
 
-    from grokking import cli as cli_module
+    from grokking import sweep_summary
 
-    monkeypatch.setattr(cli_module, "SWEEP_DIR", None)
+    monkeypatch.setattr(sweep_summary, "SWEEP_DIR", None)
     empty = tmp_path / "empty"
     empty.mkdir()
-    cli_module.SweepTable().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(empty)}}}))
+    sweep_summary.SweepTable().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(empty)}}}))
     err = capsys.readouterr().err
     assert err.startswith(f"no sweep table for {empty} (") and err.count("\n") == 1
