@@ -116,6 +116,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     :class:`RunFileError`."""
     if path.is_dir():
         raise RunFileError(f"{path} is a directory, not a checkpoint; move it away, or pass overwrite=true")
+    if path.is_file() and path.stat().st_size == 0:
+        raise RunFileError(
+            f"{path} cannot be read (it is empty: the process that wrote it died first); delete it to start the run "
+            "over, or pass overwrite=true"
+        )
     verify_checksums(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

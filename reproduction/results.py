@@ -75,7 +75,12 @@ class MissingRun(FileNotFoundError):
     corrupt summary.json): figures draw without it, claims count it as missing."""
 
 
-STATUSES = ("completed", "diverged", "interrupted", "stopped")  # a run's status in summary.json (stopped: an official run stopped on purpose at its onsets)
+STATUSES = (
+    "completed",
+    "diverged",
+    "interrupted",
+    "stopped",
+)  # a run's status in summary.json (stopped: an official run stopped on purpose at its onsets)
 FINISHED = ("completed", "diverged")
 # damaged runs met by the readers since the last figure was saved: run folder -> why (see damage())
 MET_DAMAGED: dict[Path, str] = {}
@@ -91,11 +96,13 @@ def damage(path: Path) -> str | None:
     try:
         data = _read_summary(Path(path) / "summary.json")
     except MissingRun as e:
-        return f"summary.json does not parse ({str(e).split(': ', 1)[-1][:80]})"
+        return "summary.json is not a run summary" if "not a run summary" in str(e) else "summary.json does not parse"
     if data.get("status") not in STATUSES:
         return f"summary.json holds no valid status ({data.get('status')!r})"
     if data["status"] not in FINISHED:
         return None
+    if not (Path(path) / "metrics.csv").is_file():
+        return "metrics.csv is missing" if not (Path(path) / "metrics.csv").exists() else "metrics.csv is not a file"
     try:
         _metrics(Path(path) / "metrics.csv")
     except MissingRun as e:
