@@ -89,6 +89,10 @@ official:  ## run the authors' official code behind our runs into results/offici
 official-%:  ## one figure's official runs, e.g. make official-fig2 (OFFICIAL_DIR=... for the release snapshot)
 	$(PY) scripts/official.py $* --official-dir $(OFFICIAL_DIR) --jobs $(or $(JOBS),1) --threads $(or $(THREADS),1)
 
+.PHONY: study-interventions
+study-interventions:  ## seven grokking interventions, each tuned on 2 seeds, reported on 5 fresh ones (resumable; docs/study_interventions.md)
+	OMP_NUM_THREADS=1 $(PY) scripts/study.py study_interventions $(STUDY)
+
 .PHONY: study-baselines
 study-baselines:  ## ⊥AdamW and StableMax vs a tuned AdamW weight decay, ≥ 5 seeds (resumable; docs/study_baselines.md)
 	$(PY) scripts/study_baselines.py run $(STUDY)
