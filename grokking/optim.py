@@ -385,8 +385,9 @@ def constrain_norm(
     through torch's step wrapper (``register_step_post_hook``)."""
     if isinstance(multiple, bool) or not isinstance(multiple, int | float) or not 0 < multiple < math.inf:
         raise ValueError(f"multiple={multiple!r} is not valid; expected a positive number (× the current norm)")
-    if isinstance(optimizer, NativeAdamW) and type(optimizer).step is NativeAdamW.step:
-        raise TypeError("NativeAdamW.step runs no step hooks: build a HookedNativeAdamW to constrain its norm")
+    if not getattr(optimizer, "runs_step_hooks", True):  # e.g. grokking.native.adamw.NativeAdamW
+        name = type(optimizer).__name__
+        raise TypeError(f"{name}.step runs no step hooks: build a Hooked{name} to constrain its norm")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if not params:
         raise ValueError("constrain_norm: the optimizer has no parameters")
@@ -552,74 +553,11 @@ class NormalizedGrad(GradientWrapper):
             p.grad.div_(norm.view(-1, *[1] * (p.dim() - 1)))
 
 
-class NativeAdamW(torch.optim.AdamW):
-    """torch's AdamW (the same hyperparameters, state and ``state_dict``) whose update runs in
-    ``grokking/native/adamw.cpp``: the same formula, every operation rounded to the parameters' dtype,
-    all tensors in one call. In float32 it computes each operation in double and rounds it to float
-    (the same value) where an operand is tiny, so that moments that have decayed into float32's
-    subnormal range, as they do for good once many gradients are exactly zero, cost no microcode
-    assists; torch's fused step slowed 3.5x on them (docs/speed.md). Its results equal torch's AdamW to rounding
-    (tests/test_native_adamw.py).
-
-    Its ``step`` is left out of the wrapper that torch puts around every optimizer's step for
-    profiler labels and step hooks (≈ 50 µs a step, a quarter of a small run's optimizer step), so
-    hooks registered with ``register_step_pre_hook`` / ``register_step_post_hook`` do not run."""
-
-    def __init__(self, params: Iterable[torch.nn.Parameter], module: ModuleType, **hyper: Any):
-        super().__init__(params, **hyper)
-        self.module = module
-
-    def step(self, closure=None) -> None:
-        if closure is not None:
-            raise ValueError("NativeAdamW.step takes no closure (full-batch training computes the loss before it)")
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            states = [self.state[p] for p in params]
-            for p, state in zip(params, states):
-                if not state:  # as torch's AdamW initializes it
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            lr, (beta1, beta2) = group["lr"], group["betas"]
-            self.module.adamw_step(
-                params,
-                [p.grad for p in params],
-                [state["exp_avg"] for state in states],
-                [state["exp_avg_sq"] for state in states],
-                [state["step"] for state in states],  # counted up in the call
-                lr,
-                beta1,
-                beta2,
-                group["weight_decay"],
-                group["eps"],
-            )
-
-    step.hooked = True  # torch's Optimizer wraps a step only where this is unset
-
-
-class HookedNativeAdamW(NativeAdamW):
-    """:class:`NativeAdamW` whose ``step`` goes through torch's wrapper, so that step hooks run
-    (:func:`constrain_norm`'s post-step rescaling) at the wrapper's small cost per step."""
-
-    def step(self, closure=None) -> None:
-        return super().step(closure)
-
-
 def implementation(params: list[torch.nn.Parameter]) -> dict[str, bool]:
     """torch's fused (one kernel per step) implementation on CPU and CUDA, else the foreach one."""
     if all(p.device.type in ("cpu", "cuda") for p in params):
         return {"fused": True}
     return {"foreach": True}
-
-
-def native_adamw_applies(params: list[torch.nn.Parameter], native: ModuleType) -> bool:
-    """Whether :class:`NativeAdamW` steps these AdamW parameters: CPU, float32 or float64, and a
-    build with its vectorized paths (AVX-512; elsewhere torch's fused step is faster)."""
-    dtypes = (torch.float32, torch.float64)
-    cpu = all(p.device.type == "cpu" and p.dtype in dtypes for p in params)
-    return cpu and native.adamw_vectorized()
 
 
 Base = Callable[..., torch.optim.Optimizer]
@@ -695,12 +633,16 @@ def build_optimizer(
     :class:`Grokfast` (``grokfast``: the filter comes first), with :func:`constrain_norm` per replica
     (``norm_constraint``, its target the norm of ``params`` now: call it before loading a
     checkpoint). ``native``, the module of :mod:`grokking.native`, gives AdamW its C++ update where
-    :func:`native_adamw_applies`."""
+    :func:`grokking.native.adamw.native_adamw` says it applies."""
     params = list(params)
     entry, hyper = OPTIMIZERS[cfg.base], OPTIMIZERS.arguments(cfg)
-    base = entry.base
-    if base is torch.optim.AdamW and native is not None and native_adamw_applies(params, native):
-        base = partial(HookedNativeAdamW if cfg.norm_constraint else NativeAdamW, module=native)
+    base, native_base = entry.base, None
+    if base is torch.optim.AdamW and native is not None:
+        from grokking.native.adamw import native_adamw  # with the kernels; imported only where they run
+
+        native_base = native_adamw(params, native, step_hooks=bool(cfg.norm_constraint))
+    if native_base is not None:
+        base = native_base
     elif entry.implementation:
         hyper = {**hyper, **implementation(params)}
     if cfg.normalize_grad:
@@ -730,7 +672,8 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
 
 def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
-    """Where the optimizer's update runs: "native" (:class:`NativeAdamW`, in C++) or "torch"."""
+    """Where the optimizer's update runs: "native" (``grokking.native.adamw.NativeAdamW``, in C++) or
+    "torch"."""
     while isinstance(optimizer, GradientWrapper):  # Grokfast around ⊥Grad around the base
         optimizer = optimizer.base
-    return "native" if isinstance(optimizer, NativeAdamW) else "torch"
+    return getattr(optimizer, "kernel", "torch")

@@ -21,11 +21,10 @@ from grokking.errors import ConfigError
 from grokking.fused import build_loss
 from grokking.models import MLP, build_model
 from grokking.native import unsupported
+from grokking.native.adamw import HookedNativeAdamW, NativeAdamW
 from grokking.optim import (
     GROKFAST_EMA,
     Grokfast,
-    HookedNativeAdamW,
-    NativeAdamW,
     OrthoGrad,
     build_optimizer,
     constrain_norm,

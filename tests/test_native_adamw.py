@@ -11,7 +11,8 @@ import torch
 
 import grokking.native as native
 from grokking.config import OptimizerConfig
-from grokking.optim import NativeAdamW, build_optimizer, load_optimizer_state, optimizer_kind
+from grokking.native.adamw import NativeAdamW
+from grokking.optim import build_optimizer, load_optimizer_state, optimizer_kind
 
 HYPER = {"lr": 1e-3, "betas": (0.9, 0.99), "eps": 1e-25, "weight_decay": 0.1}
 SHAPES = [(43, 200), (200, 200), (200, 2), (1, 200), (3,)]  # full 16-element blocks and tails
@@ -129,12 +130,12 @@ def test_state_dicts_move_between_native_and_torch_adamw(module):
 
 
 def test_build_optimizer_uses_it_for_adamw_on_cpu_only(module):
-    params = [torch.nn.Parameter(torch.zeros(3))]
+    params = [torch.nn.Parameter(torch.zeros(1, 3))]  # one replica (⊥Grad projects per replica)
     adamw = OptimizerConfig(base="adamw", orthogonal=True)
     assert optimizer_kind(build_optimizer(adamw, params, module)) == "native"  # ⊥Grad wraps it
     assert optimizer_kind(build_optimizer(adamw, params)) == "torch"
     assert optimizer_kind(build_optimizer(OptimizerConfig(base="sgd"), params, module)) == "torch"
-    half = [torch.nn.Parameter(torch.zeros(3, dtype=torch.float16))]
+    half = [torch.nn.Parameter(torch.zeros(1, 3, dtype=torch.float16))]
     assert optimizer_kind(build_optimizer(OptimizerConfig(base="adamw"), half, module)) == "torch"
     scalar_only = types.SimpleNamespace(adamw_vectorized=lambda: False)  # a build without AVX-512
     assert optimizer_kind(build_optimizer(adamw, params, scalar_only)) == "torch"
@@ -151,3 +152,31 @@ def test_a_run_records_its_optimizer_and_resumes_across_it(run):
     assert summary["status"] == "completed" and summary["epoch"] == 8
     assert summary["optimizer_step"] == ("torch" if first == "torch" else "mixed")  # what trained every stretch
     assert [s["optimizer_step"] for s in summary["stretches"]] == [first, "torch"]
+
+
+def test_the_native_adamw_lives_with_the_kernels_and_the_optimizers_do_not_import_it():
+    """grokking.optim (imported by ``import grokking``, torch only) reaches the C++ AdamW only from
+    inside build_optimizer, where a kernel module was given: never at import."""
+    import ast
+    from pathlib import Path
+
+    import grokking.optim as optim
+
+    assert NativeAdamW.__module__ == "grokking.native.adamw" and not hasattr(optim, "NativeAdamW")
+    tree = ast.parse(Path(optim.__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    modules = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    modules += [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module]
+    assert not [m for m in modules if m.startswith("grokking.native")], modules
+
+
+def test_constrain_norm_refuses_an_optimizer_whose_step_runs_no_hooks():
+    from grokking.optim import constrain_norm
+
+    fake = types.SimpleNamespace(adamw_step=lambda *args: None)
+    params = [torch.nn.Parameter(torch.ones(3))]
+    with pytest.raises(TypeError, match="NativeAdamW.step runs no step hooks: build a HookedNativeAdamW"):
+        constrain_norm(NativeAdamW(params, fake, **HYPER))
+    from grokking.native.adamw import HookedNativeAdamW
+
+    constrain_norm(HookedNativeAdamW(params, fake, **HYPER)).remove()

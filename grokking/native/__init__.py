@@ -9,7 +9,7 @@ the order of the sums over samples differs (tests/test_native.py compares them).
 is declared once, in :data:`KERNELS` (model, losses, dtypes and every setting a kernel computes at
 a value other than its default); :func:`unsupported` reads it, and it alone decides whether a run
 takes the C++ step: anything outside it (a new option or parameter included, until a kernel claims
-it) takes the autograd path, with a one-line notice under ``cpu_kernel=auto``. ``adamw.cpp`` is AdamW's update (:class:`grokking.optim.NativeAdamW`) for every
+it) takes the autograd path, with a one-line notice under ``cpu_kernel=auto``. ``adamw.cpp`` is AdamW's update (:class:`grokking.native.adamw.NativeAdamW`) for every
 AdamW run on CPU: the dtype's own arithmetic, also at full speed where the moments are subnormal
 (tests/test_native_adamw.py).
 
