@@ -164,15 +164,43 @@ def test_an_option_receives_its_own_parameters_as_arguments():
     assert LOSSES.arguments(cfg.loss) == {"label_smoothing": 0.2, "sum": "exact"}
 
 
+def option_yaml(group: str, name: str) -> dict:
+    """The keys of ``conf/<group>/<name>.yaml`` with those of the siblings its defaults list names
+    (Hydra's order: each listed one, then the file itself at ``_self_``, else last)."""
+    node = yaml.safe_load((CONF_DIR / group / f"{name}.yaml").read_text()) or {}
+    defaults = node.pop("defaults", [])
+    merged: dict = {}
+    for entry in defaults if "_self_" in defaults else [*defaults, "_self_"]:
+        merged.update(node if entry == "_self_" else option_yaml(group, entry))
+    return merged
+
+
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_every_option_yaml_sets_only_what_its_option_reads(group):
     registry = GROUPS[group][0]
     for path in sorted((CONF_DIR / group).glob("*.yaml")):
         if path.stem in group_aliases(group):
             continue
-        node = yaml.safe_load(path.read_text())
+        node = option_yaml(group, path.stem)  # with what it builds on (defaults:)
         reads = {p.name for p in registry.reads(node[registry.selector])}
-        assert set(node) - {registry.selector, "defaults"} <= reads, f"{path.name} sets {set(node) - reads}"
+        assert set(node) - {registry.selector} <= reads, f"{path.name} sets {set(node) - reads}"
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_an_option_yaml_that_builds_on_another_sets_only_what_differs(group):
+    for path in sorted((CONF_DIR / group).glob("*.yaml")):
+        own = yaml.safe_load(path.read_text()) or {}
+        for parent in [d for d in own.get("defaults", []) if d != "_self_"]:
+            inherited = option_yaml(group, parent)
+            repeated = {k for k, v in own.items() if k != "defaults" and k in inherited and inherited[k] == v}
+            assert not repeated, f"{path.name} repeats {sorted(repeated)} of {parent}.yaml"
+
+
+def test_option_yamls_build_on_one_another():
+    assert yaml.safe_load((CONF_DIR / "optimizer" / "perp_adamw.yaml").read_text())["defaults"] == ["adamw", "_self_"]
+    composed = compose(["optimizer=perp_adamw"]).optimizer
+    plain = compose(["optimizer=adamw", "optimizer.orthogonal=true", "optimizer.lr=0.01"]).optimizer
+    assert composed == plain
 
 
 def test_the_docs_table_is_generated_from_the_specs():
