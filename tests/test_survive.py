@@ -710,8 +710,9 @@ def test_a_read_only_file_system_is_one_line_also_for_a_rerun(tmp_path):
 
 # 21 ------------------------------------------------------------------------------------------------
 def results_with_a_damaged_run(tmp_path) -> Path:
-    """fig8/baseline with its five replicates, replicate 0's metrics.csv emptied (summary: completed)."""
-    results = tmp_path / "results"
+    """fig8/baseline with its five replicates, replicate 0's metrics.csv emptied (summary: completed),
+    in a folder not named results (``--plan --out`` once labelled replicate 0 with the folder's name)."""
+    results = tmp_path / "my_runs"
     shutil.copytree(ROOT / "results" / "fig8" / "baseline", results / "fig8" / "baseline")
     for k in range(1, 5):
         src = ROOT / "results" / "replicates" / str(k) / "fig8" / "baseline"
