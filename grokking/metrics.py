@@ -160,9 +160,11 @@ def output_diagnostics(
 
 @dataclass(frozen=True)
 class LoggedStep:
-    """What a logged epoch offers its metric columns, before the optimizer steps: the training
-    logits ``(R, N, C)`` and per-sample losses ``(R, N)`` of this step, the test logits, the labels,
-    the loss (and its dtype name), and each parameter tensor with its gradient."""
+    """What a logged epoch offers its metric columns: the training logits ``(R, N, C)`` and
+    per-sample losses ``(R, N)`` of this step, the test logits, the labels, the loss (and its dtype
+    name), each parameter tensor with its gradient, and a copy of each parameter taken before the
+    optimizer steps (``before``). ``params`` are the live tensors: a column measured after the
+    update (``after_update=True``) reads the updated values there."""
 
     logits: torch.Tensor
     per_sample: torch.Tensor
@@ -174,25 +176,32 @@ class LoggedStep:
     names: list[str]
     params: list[torch.Tensor]
     grads: list[torch.Tensor]
+    before: list[torch.Tensor]
 
 
 @dataclass(frozen=True)
 class ColumnEntry:
     """Metric columns of ``metrics.csv``: ``fn(step)`` returns one ``(R,)`` tensor (the column takes
-    the registered name) or a dict of named ``(R,)`` tensors (several columns)."""
+    the registered name) or a dict of named ``(R,)`` tensors (several columns). A column registered
+    with ``after_update=True`` is measured once the optimizer has stepped (it compares
+    ``step.before`` with ``step.params``); the others before the update."""
 
     fn: Callable[[LoggedStep], torch.Tensor | dict[str, torch.Tensor]]
+    after_update: bool = False
 
 
 COLUMNS: Registry[ColumnEntry] = Registry("metrics column", ColumnEntry)
 
 
-def logged_columns(step: LoggedStep) -> dict[str, torch.Tensor]:
-    """Every registered column of a logged epoch, in registration order (the CSV's column order)."""
+def logged_columns(step: LoggedStep, after_update: bool = False) -> dict[str, torch.Tensor]:
+    """The registered columns of a logged epoch measured before the optimizer step (or, with
+    ``after_update``, after it), in registration order. The CSV's column order: those before the
+    update, then those after it."""
     out: dict[str, torch.Tensor] = {}
     for name, entry in COLUMNS.entries.items():
-        value = entry.fn(step)
-        out.update(value if isinstance(value, dict) else {name: value})
+        if entry.after_update == after_update:
+            value = entry.fn(step)
+            out.update(value if isinstance(value, dict) else {name: value})
     return out
 
 
@@ -214,3 +223,4 @@ def accuracies(step: LoggedStep) -> dict[str, torch.Tensor]:
 
 COLUMNS.register("outputs", lambda s: output_diagnostics(s.logits, s.train_y, s.per_sample, s.loss_dtype))
 COLUMNS.register("parameters", lambda s: parameter_diagnostics(s.names, s.params, s.grads))
+COLUMNS.register("absorbed_fraction", lambda s: absorbed_fraction(s.before, s.params, s.grads), after_update=True)

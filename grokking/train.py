@@ -1,7 +1,10 @@
-"""Training: one full-batch loop, read top to bottom.
+"""Training: one full-batch loop, read top to bottom (:func:`train_in`).
 
 ``train(cfg, out_dir)`` is a plain function (tests call it in-process); ``main`` is the thin Hydra
-entry point behind ``python train.py`` and ``python -m grokking.train``.
+entry point behind ``python train.py`` and ``python -m grokking.train``. The run directory (lock,
+refusals, resume, checkpoints, summary) is :class:`grokking.run_dir.RunDir`; the metric columns are
+:data:`grokking.metrics.COLUMNS`; snapshots and the Softmax Collapse intervention are the
+per-epoch hooks of :data:`grokking.hooks.HOOKS`.
 
 Metric row ``epoch = e`` describes the model after e updates, measured on the forward/backward pass
 of update e + 1 (so the gradient diagnostics are those of the very step that follows).
@@ -9,16 +12,11 @@ of update e + 1 (so the gradient diagnostics are those of the very step that fol
 
 from __future__ import annotations
 
-import fcntl
 import math
-import os
-import platform
-import shutil
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +24,35 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from grokking import metrics
-from grokking.checkpoint import (
-    CHECKPOINT,
-    CONFIG,
-    LOCK,
-    METRICS,
-    SNAPSHOTS,
-    SUMMARY,
-    MetricsWriter,
-    RunFileError,
-    atomic_write,
-    config_differences,
-    load_checkpoint,
-    missing_added_keys,
-    read_summary,
-    save_checkpoint,
-    write_failed,
-    write_json,
-)
+from grokking.checkpoint import CONFIG, METRICS, SUMMARY, MetricsWriter, RunFileError, config_differences, read_summary
 from grokking.config import StopWhenConfig, TrainConfig, unknown_keys
 from grokking.data import build_dataset
 from grokking.graphs import StepGraphs, make_capturable
+from grokking.hooks import Epoch, build_hooks
 from grokking.losses import DTYPES
 from grokking.models import build_model
-from grokking.optim import build_optimizer, load_optimizer_state, optimizer_kind
-from grokking.run_dir import HYDRA_DIR, PREVIOUS, check_run_dir
+from grokking.optim import build_optimizer, optimizer_kind
+from grokking.run_dir import (
+    HYDRA_DIR,
+    RunDir,
+    check_run_dir,
+    git_commit,
+    has_run,
+    lock_run_dir,
+    not_extendable,
+    prepare_run_dir,
+    seed_summary,
+)
 from grokking.runtime import keep_freed_memory
 from grokking.step import TrainStep, native_module
 from grokking.tracking import build_tracker, progress
 from grokking.validation import ConfigError, validate
 
+# importable from here as before: the run directory's helpers, and the class tests patch
+__all__ = ["train", "main", "to_config", "seed_summary", "git_commit", "lock_run_dir", "prepare_run_dir"]
+__all__ += ["stop_rule_met", "completed_with_same_config", "MetricsWriter"]
+
 EXIT_CODES = {"completed": 0, "diverged": 3, "interrupted": 130}
-FINISHED = ("completed", "diverged")  # a finished run is a result: kept unless overwrite=true
-RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, SNAPSHOTS, CONFIG, HYDRA_DIR)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,48 +61,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        )
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import hydra
-
-    return {
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "hydra": hydra.__version__,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
-def first_epoch(rows: list[dict[str, float]], key: str, threshold: float) -> int | None:
-    """The first logged epoch at which ``rows[key] >= threshold``."""
-    return next((int(r["epoch"]) for r in rows if r[key] >= threshold), None)
-
-
-def seed_summary(rows: list[dict[str, float]]) -> dict[str, Any]:
-    """Final metrics and milestones of one replica."""
-    if not rows:
-        return {}
-    final = rows[-1]
-    return {
-        "final": {k: v for k, v in final.items() if "/" not in k},
-        "best_test_acc": max(r["test_acc"] for r in rows),
-        "epoch_train_acc_100": first_epoch(rows, "train_acc", 1.0),
-        "epoch_test_acc_50": first_epoch(rows, "test_acc", 0.5),
-        "epoch_test_acc_95": first_epoch(rows, "test_acc", 0.95),
-        "epoch_test_acc_99": first_epoch(rows, "test_acc", 0.99),
-        "epoch_sc_50": first_epoch(rows, "sc_fraction", 0.5),
-    }
+def logs_at(epoch: int, cfg: TrainConfig) -> bool:
+    """Whether ``epoch`` writes a metric row: every ``log_every`` epochs, the last epoch, and with
+    ``log_resolution`` r > 0 every max(1, ⌊r·epoch⌋) epochs, so that an onset read off the logged
+    curve is within r of the epoch it happened at."""
+    if epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1:
+        return True
+    return cfg.log_resolution > 0 and epoch % max(1, int(cfg.log_resolution * epoch)) == 0
 
 
 def stop_rule_met(rows: list[dict[str, float]], n_replicas: int, rule: StopWhenConfig) -> bool:
@@ -141,150 +100,6 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def lock_run_dir(out_dir: Path):
-    """Hold an exclusive lock on the run directory for this process's lifetime (two processes
-    training into one directory would interleave their metric rows)."""
-    try:
-        handle = open(out_dir / LOCK, "w")  # kept open: the lock lives as long as the handle
-    except OSError as e:
-        raise ConfigError(f"{out_dir} cannot be written ({e.strerror}); choose another directory") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise ConfigError(
-            f"{out_dir} is in use by another training process; wait for it or choose another directory"
-        ) from None
-    return handle
-
-
-class Replacement:
-    """``overwrite=true``: the run in the directory is moved into ``.previous/`` rather than deleted,
-    and is deleted only once the new run has written its first checkpoint or its summary. If the new
-    run fails before that, or the process dies, the old run is moved back (on failure at once, after
-    a crash by the next run in the directory). ``wandb/`` is never touched, except that the old run's
-    wandb id moves aside, so the new run starts a wandb run of its own."""
-
-    def __init__(self, out_dir: Path):
-        self.out_dir, self.previous = out_dir, out_dir / PREVIOUS
-
-    @property
-    def pending(self) -> bool:
-        return self.previous.is_dir()
-
-    def move_aside(self) -> None:
-        from grokking.tracking import WandbTracker
-
-        self.previous.mkdir()
-        for name in RUN_FILES:
-            if (self.out_dir / name).exists():
-                os.replace(self.out_dir / name, self.previous / name)
-        run_id = self.out_dir / "wandb" / WandbTracker.RUN_ID
-        if run_id.is_file():
-            os.replace(run_id, self.previous / WandbTracker.RUN_ID)
-
-    def restore(self) -> None:
-        """Put the old run back, dropping whatever the new run wrote."""
-        from grokking.tracking import WandbTracker
-
-        if not self.pending:
-            return
-        for name in RUN_FILES:
-            path = self.out_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-            if (self.previous / name).exists():
-                os.replace(self.previous / name, path)
-        if (self.previous / WandbTracker.RUN_ID).is_file():
-            os.replace(self.previous / WandbTracker.RUN_ID, self.out_dir / "wandb" / WandbTracker.RUN_ID)
-        shutil.rmtree(self.previous)
-        print(f"restored the previous run in {self.out_dir}", file=sys.stderr)
-
-    def discard(self) -> None:
-        """The new run has a result of its own: drop the old run."""
-        if self.pending:
-            shutil.rmtree(self.previous)
-
-
-def has_run(out_dir: Path) -> bool:
-    return any((out_dir / name).exists() for name in (CHECKPOINT, METRICS, SUMMARY))
-
-
-def not_extendable(summary: dict[str, Any], epochs: int) -> str | None:
-    """Why a finished run cannot be continued to ``epochs`` (``extend=true``), or None if it can: it
-    must have completed its whole budget, not stopped early on ``stop_when`` or diverged."""
-    if summary["status"] != "completed":
-        return f"holds a {summary['status']} run, which cannot be extended; pass overwrite=true to redo it"
-    if summary.get("stopped_early") is not None:
-        return f"holds a run that stopped early at epoch {summary['epoch']} on its stop_when rule; there is nothing to extend"
-    if epochs <= summary["epoch"]:
-        return f"has already trained {summary['epoch']} epochs; pass epochs > {summary['epoch']} to extend it"
-    return None
-
-
-def prepare_run_dir(
-    out_dir: Path, cfg_dict: dict[str, Any], overwrite: bool, extend: bool = False
-) -> tuple[dict[str, Any] | None, bool]:
-    """Refuse to clobber a finished run; return the checkpoint to resume from, if any, and whether
-    the resumption extends a finished run. With ``overwrite`` the old run is moved aside (see
-    :class:`Replacement`); with ``extend`` a run that completed its whole budget resumes from its
-    final checkpoint to the larger ``epochs``."""
-    replacement = Replacement(out_dir)
-    replacement.restore()  # a replacement that never got its first checkpoint (the process died)
-    try:
-        summary = read_summary(out_dir)
-    except RunFileError as e:
-        if not overwrite:
-            raise ConfigError(f"{e}, or pass overwrite=true") from None
-        summary = None
-    ckpt_path = out_dir / CHECKPOINT
-    extending = summary is not None and summary["status"] in FINISHED and extend and not overwrite
-    if extending and (why := not_extendable(summary, cfg_dict["epochs"])):
-        raise ConfigError(f"extend=true: {out_dir} {why}")
-    if summary is not None and summary["status"] in FINISHED and not overwrite and not extending:
-        extendable = not_extendable(summary, max(cfg_dict["epochs"], summary.get("epoch", 0) + 1)) is None
-        extend_hint = " extend=true with more epochs," if extendable else ""
-        raise ConfigError(
-            f"{out_dir} already holds a {summary['status']} run; pass overwrite=true,{extend_hint} or choose another "
-            "directory"
-        )
-    if overwrite:
-        if has_run(out_dir):
-            replacement.move_aside()
-        return None, False
-    if not ckpt_path.is_file():
-        return None, False
-    try:
-        ckpt = load_checkpoint(ckpt_path)
-    except RunFileError as e:
-        raise ConfigError(str(e)) from None
-    diffs = config_differences(ckpt["config"], cfg_dict)
-    if diffs:
-        older = [f"{k}={v}" for k, v in missing_added_keys(ckpt["config"]).items() if k in diffs]
-        hint = f" (it was saved before {', '.join(older)} became configurable: add that to resume it)" if older else ""
-        raise ConfigError(
-            f"{out_dir} holds a run with a different config ({', '.join(diffs)}){hint}; "
-            "pass overwrite=true or choose another directory"
-        )
-    if ckpt["epoch"] > cfg_dict["epochs"]:
-        raise ConfigError(
-            f"epochs={cfg_dict['epochs']} is fewer than the {ckpt['epoch']} epochs {out_dir} has already trained; "
-            f"pass epochs>={ckpt['epoch']} to resume it, overwrite=true, or choose another directory"
-        )
-    return ckpt, extending
-
-
-def logs_at(epoch: int, cfg: TrainConfig) -> bool:
-    """Whether ``epoch`` writes a metric row: every ``log_every`` epochs, the last epoch, and with
-    ``log_resolution`` r > 0 every max(1, ⌊r·epoch⌋) epochs, so that an onset read off the logged
-    curve is within r of the epoch it happened at."""
-    if epoch % cfg.log_every == 0 or epoch == cfg.epochs - 1:
-        return True
-    return cfg.log_resolution > 0 and epoch % max(1, int(cfg.log_resolution * epoch)) == 0
-
-
 def to_config(cfg: TrainConfig | DictConfig) -> tuple[TrainConfig, dict[str, Any]]:
     """The config as a typed object and as a plain dict (for saving and comparing)."""
     node = OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg
@@ -303,55 +118,18 @@ def train(
     entry point writes ``.hydra/`` there), so a refused run records nothing."""
     cfg, cfg_dict = to_config(cfg)
     validate(cfg)
-    out_dir = Path(out_dir)
-    check_run_dir(out_dir)  # nothing is written into a directory that is not a run of ours
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{out_dir} cannot be created ({e.strerror}); choose another run directory") from None
-    lock = lock_run_dir(out_dir)
-    try:
-        return _train(cfg, cfg_dict, out_dir, record)
-    except OSError as e:  # a write into the run directory failed (disk full, read-only, permissions)
-        if e.filename is None or out_dir.resolve() not in Path(e.filename).resolve().parents:
-            raise
-        raise write_failed(Path(e.filename), e) from None
-    finally:
-        lock.close()
+    with RunDir.open(Path(out_dir), cfg_dict, cfg.overwrite, cfg.extend, record) as run:
+        return train_in(cfg, run)
 
 
-def _train(
-    cfg: TrainConfig, cfg_dict: dict[str, Any], out_dir: Path, record: Callable[[Path], None] | None
-) -> dict[str, Any]:
-    ckpt, extending = prepare_run_dir(out_dir, cfg_dict, cfg.overwrite, cfg.extend)
-    replacement = Replacement(out_dir)
-    try:
-        return _train_accepted(cfg, cfg_dict, out_dir, record, ckpt, extending, replacement)
-    except BaseException:
-        replacement.restore()  # the new run failed before its first checkpoint: the old one comes back
-        raise
-
-
-def _train_accepted(
-    cfg: TrainConfig,
-    cfg_dict: dict[str, Any],
-    out_dir: Path,
-    record: Callable[[Path], None] | None,
-    ckpt: dict[str, Any] | None,
-    extending: bool,
-    replacement: Replacement,
-) -> dict[str, Any]:
-    def describe_run() -> None:
-        atomic_write(out_dir / CONFIG, OmegaConf.to_yaml(cfg_dict).encode())
-        if record is not None:
-            record(out_dir)
-
+def train_in(cfg: TrainConfig, run: RunDir) -> dict[str, Any]:
+    """The training loop, in a run directory that has accepted the run."""
     # an extension (extend=true) keeps the old run's config beside its summary until its own summary
     # replaces it: until then the directory's result is still the old run
-    if not extending:
-        describe_run()
+    if not run.extending:
+        run.describe()
 
-    # data -> model -> optimizer
+    # data -> model -> optimizer -> the forward/backward pass that trains them
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         keep_freed_memory()  # reuse freed activations instead of faulting in fresh pages each epoch
@@ -364,143 +142,84 @@ def _train_accepted(
     native = native_module(cfg.cpu_kernel) if device.type == "cpu" else None  # C++ kernels (cpu_kernel)
     optimizer = build_optimizer(cfg.optimizer, params, native)
     train_step = TrainStep(cfg, model, data, optimizer)
-    loss_fn, forward = train_step.loss_fn, train_step.forward
 
-    start, rows, elapsed_before, snapshots, stretches = 0, [], 0.0, [], []
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        load_optimizer_state(optimizer, ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        start, rows, elapsed_before = ckpt["epoch"], ckpt["rows"], ckpt["elapsed_s"]
-        stretches = [s for s in ckpt.get("stretches", []) if s["from_epoch"] < start]
-        if (out_dir / SNAPSHOTS).is_file():  # written before each checkpoint: drop any taken after it
-            snapshots = [s for s in load_checkpoint(out_dir / SNAPSHOTS)["snapshots"] if s[0] < start]
-        print(f"resuming {out_dir} from epoch {start}", file=sys.stderr)
-    # how each stretch of epochs was trained: a resumed run may change device, cpu_kernel or code;
-    # the commit is read as the stretch starts (the summary's top-level git_commit when it is written)
-    this_stretch = {
-        "from_epoch": start,
-        "git_commit": git_commit(),
-        "device": str(device),
-        "training_step": "native" if train_step.native is not None else "torch",  # cpu_kernel's choices
-        "optimizer_step": optimizer_kind(optimizer),
-    }
-    stretches.append(this_stretch)
-    writer = MetricsWriter(out_dir / METRICS, rows)
-    tracker = build_tracker(cfg.logger, cfg_dict, out_dir)
-
-    def checkpoint(epoch: int) -> None:
-        if snapshots:
-            save_checkpoint(out_dir / SNAPSHOTS, {"param_names": names, "seeds": seeds, "snapshots": snapshots})
-        save_checkpoint(
-            out_dir / CHECKPOINT,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "rows": rows,
-                "rng": {"torch": torch.get_rng_state()},
-                "config": cfg_dict,
-                "seeds": seeds,
-                "param_names": names,
-                "split": {"train_idx": data.train_idx, "test_idx": data.test_idx},
-                "elapsed_s": elapsed_before + time.perf_counter() - t0,
-                "stretches": stretches,
-            },
-        )
-        replacement.discard()  # the new run has a checkpoint: a run it replaces is gone for good
-
-    def finish(status: str, epoch: int, stopped_early: dict[str, Any] | None = None) -> dict[str, Any]:
-        wall = elapsed_before + time.perf_counter() - t0
-        if extending:
-            describe_run()
-        writer.sync()  # metrics.csv holds every row, also where it was deleted or cut during the run
-        summary = {
-            "status": status,
-            "epoch": epoch,
-            "epochs": cfg.epochs,
-            "stopped_early": stopped_early,
-            "seeds": seeds,
-            # the one choice that trained every epoch, or "mixed" (resumed differently: see stretches)
-            **{k: uniform([s[k] for s in stretches]) for k in ("training_step", "optimizer_step")},
-            "stretches": stretches,
-            "wall_time_s": wall,
-            "epochs_per_s": epoch / wall if wall > 0 else None,
-            **environment(device),
-            "per_seed": {str(s): seed_summary([r for r in rows if r["seed"] == s]) for s in seeds},
-        }
-        write_json(out_dir / SUMMARY, summary)
-        replacement.discard()
-        tracker.finish(summary)
-        return summary
-
-    intervene_from = cfg.sc_intervention_epoch
-    rule = cfg.stop_when
+    # a checkpoint in the directory: go on from it; then note how this stretch of epochs is trained
+    start = run.resume(model, optimizer)
+    training_step = "native" if train_step.native is not None else "torch"  # cpu_kernel's choices
+    run.begin_stretch(start, device, training_step, optimizer_kind(optimizer))
+    tracker = build_tracker(cfg.logger, run.cfg_dict, run.path)
+    hooks = build_hooks(cfg, run)  # snapshots, the SC intervention
     graphs = None
     if cfg.cuda_graph:
         make_capturable(optimizer, device)
         graphs = StepGraphs(lambda intervene: train_step(intervene)[2], optimizer)
-    t0 = time.perf_counter()
-    epoch = start
+
+    status, done, stopped_early = "completed", cfg.epochs, None
+    rule = cfg.stop_when
+    run.start_clock()
     bar = progress(range(start, cfg.epochs), initial=start, total=cfg.epochs)  # tqdm, or lines in a parallel sweep
-    with StopSignal() as stop:
-        try:
+    try:
+        with StopSignal() as stop, closing(bar):
             for epoch in bar:
                 log = logs_at(epoch, cfg)
-                if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:
-                    snapshots.append((epoch, torch.cat([p.detach().flatten(1) for p in params], 1).float().cpu()))
-                intervene = intervene_from is not None and epoch >= intervene_from
+                this = Epoch(epoch, params)
+                for hook in hooks:
+                    hook.before_step(this)
+
+                # forward, loss, backward; then the optimizer step (one graph launch where replayed)
                 replayed = graphs is not None and not log
-                if replayed:  # forward, backward and the optimizer step, in one graph launch
-                    loss = graphs(intervene)
+                if replayed:
+                    loss = graphs(this.intervene)
                 else:
-                    logits, per_sample, loss = train_step(intervene)
+                    logits, per_sample, loss = train_step(this.intervene)
                 if not math.isfinite(value := loss.item()):  # a Python float: cheaper than a tensor op
                     print(f"diverged at epoch {epoch}: train loss is {value}", file=sys.stderr)
-                    return finish("diverged", epoch)
+                    status, done = "diverged", epoch
+                    break
                 if not replayed:
-                    if log:
-                        grads = [p.grad.detach().clone() for p in params]
-                        before = [p.detach().clone() for p in params]
+                    if log:  # the metric columns, measured on this step before the update
                         with torch.no_grad():
-                            test_logits = forward(data.test_x)
                             step = metrics.LoggedStep(
-                                logits, per_sample, data.train_y, test_logits, data.test_y,
-                                loss_fn, cfg.precision.loss_dtype, names, params, grads,
+                                logits, per_sample, data.train_y, train_step.forward(data.test_x), data.test_y,
+                                train_step.loss_fn, cfg.precision.loss_dtype, names, params,
+                                grads=[p.grad.detach().clone() for p in params],
+                                before=[p.detach().clone() for p in params],
                             )  # fmt: skip
                             values = metrics.logged_columns(step)
                     optimizer.step()
                     logits = per_sample = loss = None  # free this step's autograd graph before the next
-                    if log:
-                        values["absorbed_fraction"] = metrics.absorbed_fraction(before, params, grads)
+                    if log:  # and those measured after it
+                        values.update(metrics.logged_columns(step, after_update=True))
+                        step = None
                         new_rows = rows_for(epoch, seeds, values)
-                        rows.extend(new_rows)
-                        writer.append(new_rows)
+                        run.append(new_rows)
                         tracker.log(new_rows)
                         bar.set_postfix(postfix(new_rows), refresh=False)
+
+                # stop on the stop_when rule or a signal (each after a checkpoint), or checkpoint
                 done = epoch + 1
-                if log and done < cfg.epochs and rule.metric is not None and stop_rule_met(rows, len(seeds), rule):
-                    checkpoint(done)
+                if log and done < cfg.epochs and rule.metric is not None and stop_rule_met(run.rows, len(seeds), rule):
+                    run.checkpoint(done, model, optimizer, data, seeds)
                     reason = f"{rule.metric} >= {rule.threshold} on {rule.patience} consecutive logged epochs"
                     print(f"stopped at epoch {done}: {reason}", file=sys.stderr)
-                    return finish("completed", done, {"reason": reason, "epoch": epoch})
+                    stopped_early = {"reason": reason, "epoch": epoch}
+                    break
                 if stop.received is not None:
-                    checkpoint(done)
+                    run.checkpoint(done, model, optimizer, data, seeds)
                     print(f"interrupted at epoch {done}; rerun the same command to resume", file=sys.stderr)
-                    return finish("interrupted", done)
+                    status = "interrupted"
+                    break
                 if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.epochs:
-                    checkpoint(done)
-        except BaseException:
-            tracker.abort()  # a failed run still closes its tracker (e.g. finishes the wandb run)
-            raise
-        finally:
-            bar.close()
-    checkpoint(cfg.epochs)
-    return finish("completed", cfg.epochs)
-
-
-def uniform(values: list[str]) -> str:
-    return values[0] if len(set(values)) == 1 else "mixed"
+                    run.checkpoint(done, model, optimizer, data, seeds)
+            else:
+                done = cfg.epochs
+                run.checkpoint(done, model, optimizer, data, seeds)
+        summary = run.finish(status, done, seeds, device, stopped_early)
+        tracker.finish(summary)
+    except BaseException:
+        tracker.abort()  # a failed run still closes its tracker (e.g. finishes the wandb run)
+        raise
+    return summary
 
 
 def rows_for(epoch: int, seeds: list[int], values: dict[str, torch.Tensor]) -> list[dict[str, float]]:
