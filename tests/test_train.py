@@ -17,14 +17,19 @@ TINY = ["dataset.modulus=23", "model.width=32", "epochs=6", "log_every=2"]
 TINY_TRANSFORMER = ["model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
 WANDB_OFF = ["logger.mode=disabled"]  # the offline files are tested in test_tracking.py
 
+SMALL_DATASET = {"sparse_parity": ["dataset.n_samples=200"], "mnist": ["dataset.n_train=50"]}  # what each reads
+TINY_MLP = ["model.width=32"]
+
 GROUP_CASES = [
-    ("dataset", option, ["model.width=16", "epochs=4", "log_every=2", "dataset.n_samples=200", "dataset.n_train=50"])
+    ("dataset", option, ["model.width=16", "epochs=4", "log_every=2", *SMALL_DATASET.get(option, [])])
     for option in group_options("dataset")
 ] + [
     (
         group,
         option,
-        TINY + (TINY_TRANSFORMER if option == "transformer" else []) + (WANDB_OFF if option == "wandb" else []),
+        [o for o in TINY if option != "transformer" or o not in TINY_MLP]
+        + (TINY_TRANSFORMER if option == "transformer" else [])
+        + (WANDB_OFF if option == "wandb" else []),
     )
     for group in ("model", "loss", "optimizer", "precision", "logger")
     for option in group_options(group)
