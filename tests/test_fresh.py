@@ -15,9 +15,9 @@ import pytest
 
 from reproduction import fragments
 from reproduction.claims import ClaimsTableError, judge_all, report
+from reproduction.manifest import replicated_runs
 from reproduction.official import OFFICIAL_COMMIT
 from reproduction.results import RESULTS
-from reproduction.manifest import replicated_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
