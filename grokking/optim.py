@@ -119,10 +119,14 @@ class GradientWrapper(torch.optim.Optimizer):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        base: Callable[..., torch.optim.Optimizer],
+        base: Callable[..., torch.optim.Optimizer] | torch.optim.Optimizer,
         own: dict[str, Any],
         base_kwargs: dict[str, Any],
     ):
+        if isinstance(base, torch.optim.Optimizer):  # an instance: adopt its groups and state
+            params, base = adopt(base, list(params), own, base_kwargs)
+        elif not callable(base):
+            raise TypeError(f"base={base!r} is not an optimizer class, factory or instance (e.g. torch.optim.AdamW)")
         super().__init__(params, own)  # every group gets the wrapper's keys (a group's own value wins)
         self.base = base(self.param_groups, **base_kwargs)  # fills the base's keys into the same dicts
         self.share()
@@ -202,10 +206,6 @@ class OrthoGrad(GradientWrapper):
     ):
         check_parallel(parallel)
         own = {"rescale": rescale, "per_replica": per_replica, "parallel": parallel}
-        if isinstance(base, torch.optim.Optimizer):
-            params, base = adopt(base, list(params), own, base_kwargs)
-        elif not callable(base):
-            raise TypeError(f"base={base!r} is not an optimizer class, factory or instance (e.g. torch.optim.AdamW)")
         super().__init__(params, base, own, base_kwargs)
         for group in self.param_groups:
             check_group(group)
@@ -308,10 +308,6 @@ class Grokfast(GradientWrapper):
                 f"base is a {type(base).__name__} instance; pass its class instead (base={type(base).__name__},"
                 " its keywords beside alpha and lamb), so that Grokfast builds it over the same parameter groups"
             )
-        if isinstance(base, torch.optim.Optimizer):
-            params, base = adopt(base, list(params), own, base_kwargs)
-        elif not callable(base):
-            raise TypeError(f"base={base!r} is not an optimizer class, factory or instance (e.g. torch.optim.AdamW)")
         super().__init__(params, base, own, base_kwargs)
         for group in self.param_groups:
             check_grokfast(group)
