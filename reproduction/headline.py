@@ -1,7 +1,7 @@
 """The README's headline table (paper against ours), written from the claims and committed runs.
 
 The rows are ``reproduction/headline.yaml``: a figure, the setting, the paper's values and a template
-whose fields are claim keys (``{fig2_70_16}``: the claim of ``reproduction/claims.yaml`` with that
+whose fields are claim keys (``{fig2_70_16}``: the manifests' claim with that
 key, measured on our replicates; ``{official.fig2_70_16}``: on the official code's runs).
 :func:`table` renders it from verdicts for the README's ``headline`` fragment
 (:mod:`reproduction.fragments`): ``make figures`` rewrites it, and ``tests/test_fresh.py`` fails when

@@ -2,10 +2,10 @@
 
     python scripts/claims.py
 
-The claims are the rows of ``reproduction/claims.yaml`` (Figs. 1-16 and the Table 1 analog, one row per
-claim; ``reproduction.claims.load_claims`` reads them), their measures are in ``reproduction/measures/``.
+The claims are the ``claims`` rows of the experiment manifests (``reproduction/experiments/``, one
+row per claim; ``reproduction.claims.load_claims`` reads them), their measures are in ``reproduction/measures/``.
 With official-code runs under ``results/official/<commit>/`` (``scripts/official.py``), the same
-claims are measured on them and every deviation of ours is classed (paper only / ours only / not
+claims are measured on them and every deviation of ours is classed (paper only / unsettled / ours only / not
 checkable).
 
 Run on the committed ``results/`` (the default, and ``make figures``), it also rewrites every

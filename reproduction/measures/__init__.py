@@ -1,6 +1,6 @@
 """What a claim measures: named measures in one registry, ``MEASURES`` (name -> function).
 
-The claims table (``reproduction/claims.yaml``) names a measure and its arguments in each row;
+Each claim row of an experiment manifest (``reproduction/experiments/``) names a measure and its arguments in each row;
 ``MEASURES[name](*args)`` gives ``measure(root) -> float | None``, our value on one replicate.
 Register a new one with ``@measure("name")`` (``reproduction.measures.registry``) in
 

@@ -1,4 +1,4 @@
-"""The registry of measures: a name in ``reproduction/claims.yaml`` -> the function that builds the measure.
+"""The registry of measures: a name in a manifest's claim row -> the function that builds the measure.
 
 A measure function takes the measure's arguments (a row's ``args``) and returns ``measure(root)``,
 our value on one replicate of the results (``reproduction.results.Replicate``): a float, or None for a
