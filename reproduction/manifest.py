@@ -25,8 +25,9 @@ experiment's folder under ``results/`` (``results/<name>/<run>/``). A manifest h
 ``postprocess``  ``module:function`` called with ({run: run folder}, experiment folder) once every run is done
 ``claims``       rows of claims (``reproduction.claims``): ``claim``, ``measure``, ``args``, ``check``,
                  ``tolerance``, and optionally ``paper`` (default "—"), ``figure``, ``fmt``, ``key``, ``categorical``
-``study``        a tuned comparison of methods (tuning grid, best setting, fresh seeds): read by
-                 :mod:`reproduction.study` (``python scripts/study.py <name>``)
+``study``        a tuned comparison of methods (tuning grid, best setting, fresh seeds; or, with
+                 ``protocol: grid``, every setting on the same seeds): read by :mod:`reproduction.study`
+                 (``python scripts/study.py <name>``)
 
 :func:`experiments` loads every manifest, in order; a bad manifest raises :class:`ManifestError`
 with one line naming the file and the field.

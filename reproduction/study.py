@@ -22,6 +22,16 @@ The ``study`` section (``reproduction/experiments/<name>.yaml``):
 ``methods``        name -> ``{label, overrides, param: {key, tag, values}, beyond: {arch: [{lr, values}]},
                    after: {method, key, tag}, reuse: "<path template>", baseline: <name in prior>, cost}``
 
+``protocol``       ``fresh`` (default): the best setting is scored on ``fresh_seeds``; ``grid``: every setting runs
+                   on the ``tuning_seeds`` and the best is scored on them (no fresh seeds; the baselines study,
+                   reported by :mod:`reproduction.study_grid`)
+``run_name``       (optional) the run folder's name before ``_s<seed>``, a template of ``{method}``, ``{lr}``,
+                   ``{value}`` (the method's parameter, 0.0 where it has none) and ``{fixed}``
+``min_replicates`` (``grid``) a setting with fewer finished seeds is not ranked (default: every seed)
+``extend``         (``grid``) arch -> the budget ``extend`` gives the censored seeds of a best setting
+
+A method's ``short`` label (optional) names it where space is tight (a heat map's rows).
+
 ``reuse`` names where the same run (same config and seed) may already be finished, e.g. in another
 study's committed folder (``{arch}``, ``{lr}``, ``{value}``, ``{seed}``); such a run is read, never
 rerun or changed. :func:`plan` lists every run, :func:`price` prices the unfinished ones, :func:`run`
@@ -36,7 +46,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +58,7 @@ from reproduction.manifest import ManifestError, experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 THRESHOLDS = (95, 99)
+PROTOCOLS = ("fresh", "grid")
 FINISHED = ("completed", "diverged")  # an interrupted run is resumed, not read
 
 
@@ -73,6 +84,12 @@ class Method:
     reuse: str | None = None
     baseline: str | None = None
     cost: float = 1.0  # × the architecture's ms_per_epoch
+    short: str = ""  # a short label (default: the label)
+
+    @property
+    def tuned(self) -> bool:
+        """Whether its parameter takes more than one value somewhere (else only its lr is tuned)."""
+        return self.key is not None and any(len(v) > 1 for v in self.values.values())
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,10 @@ class Study:
     archs: dict[str, Arch]
     methods: dict[str, Method]
     prior: Path | None = None
+    protocol: str = "fresh"  # "fresh": best settings scored on fresh seeds; "grid": on the tuning seeds
+    run_name: str | None = None  # template of a run's folder name (before _s<seed>)
+    min_replicates: int | None = None  # grid: finished seeds a ranked setting needs (default: all)
+    extend: dict[str, int] = field(default_factory=dict)  # grid: arch -> the budget of `extend`
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,10 @@ class Setting:
     value: float | None = None  # the method's own parameter
     fixed: float | None = None  # the setting taken from another method's best (``after``)
 
-    def name(self, method: Method) -> str:
+    def name(self, method: Method, template: str | None = None) -> str:
+        if template:
+            value = float(self.value) if self.value is not None else 0.0
+            return template.format(method=method.name, lr=self.lr, value=value, fixed=self.fixed)
         parts = [method.name, f"lr{self.lr:g}"]
         if self.fixed is not None:
             parts.append(f"{method.after[2]}{self.fixed:g}")
@@ -173,11 +197,26 @@ def load(name: str) -> Study:
     path = exp.path
     if exp.study is None:
         raise ManifestError(f"{path.name}: has no study section (python scripts/study.py reads only those)")
-    top = ("runs", "tuning_seeds", "fresh_seeds", "prior", "lrs", "architectures", "methods")
-    s = _keys(exp.study, path, "", top, ("runs", "tuning_seeds", "fresh_seeds", "lrs", "architectures", "methods"))
-    tuning, fresh = _seeds(s["tuning_seeds"], path, "tuning_seeds"), _seeds(s["fresh_seeds"], path, "fresh_seeds")
+    top = ("runs", "tuning_seeds", "fresh_seeds", "prior", "lrs", "architectures", "methods", "protocol")
+    top += ("run_name", "min_replicates", "extend")
+    s = _keys(exp.study, path, "", top, ("runs", "tuning_seeds", "lrs", "architectures", "methods"))
+    protocol = s.get("protocol", "fresh")
+    if protocol not in PROTOCOLS:
+        raise _fail(path, "protocol", f"unknown protocol {protocol!r}; choose from: {', '.join(PROTOCOLS)}")
+    tuning = _seeds(s["tuning_seeds"], path, "tuning_seeds")
+    if protocol == "grid":
+        if s.get("fresh_seeds"):
+            raise _fail(path, "fresh_seeds", "a grid study scores its best settings on the tuning seeds; leave it out")
+        fresh: tuple[int, ...] = ()
+    else:
+        if "fresh_seeds" not in s:
+            raise _fail(path, "fresh_seeds", "missing (protocol fresh scores each best setting on fresh seeds)")
+        fresh = _seeds(s["fresh_seeds"], path, "fresh_seeds")
     if shared := sorted(set(tuning) & set(fresh)):
         raise _fail(path, "fresh_seeds", f"seeds {shared} are also tuning seeds; the report needs fresh ones")
+    min_replicates = s.get("min_replicates")
+    if min_replicates is not None and not (isinstance(min_replicates, int) and 1 <= min_replicates <= len(tuning)):
+        raise _fail(path, "min_replicates", f"must be a whole number from 1 to {len(tuning)}, not {min_replicates!r}")
     archs = {}
     for a, spec in _keys(s["architectures"], path, "architectures", tuple(s["architectures"] or ())).items():
         at = f"architectures.{a}"
@@ -192,7 +231,7 @@ def load(name: str) -> Study:
         if a not in (s["lrs"] or {}):
             raise _fail(path, f"lrs.{a}", "missing (every architecture needs its lrs)")
         lrs[a] = _numbers(s["lrs"][a], path, f"lrs.{a}")
-    method_keys = ("label", "overrides", "param", "beyond", "after", "reuse", "baseline", "cost")
+    method_keys = ("label", "overrides", "param", "beyond", "after", "reuse", "baseline", "cost", "short")
     methods: dict[str, Method] = {}
     for m, spec in _keys(s["methods"], path, "methods", tuple(s["methods"] or ())).items():
         at = f"methods.{m}"
@@ -220,21 +259,58 @@ def load(name: str) -> Study:
             after = (f["method"], f["key"], f["tag"])
         methods[m] = Method(
             m, spec["label"], tuple(spec["overrides"]), key, tag, values, beyond, after,
-            spec.get("reuse"), spec.get("baseline"), float(spec.get("cost", 1.0)),
+            spec.get("reuse"), spec.get("baseline"), float(spec.get("cost", 1.0)), spec.get("short", ""),
         )  # fmt: skip
     prior = ROOT / s["prior"] if s.get("prior") else None
-    return Study(name, path, ROOT / s["runs"], tuning, fresh, lrs, archs, methods, prior)
+    extend = {}
+    for a, epochs in _keys(s.get("extend") or {}, path, "extend", tuple(archs)).items():
+        if not isinstance(epochs, int) or epochs <= archs[a].budget:
+            raise _fail(path, f"extend.{a}", f"must be a whole number of epochs above the budget {archs[a].budget}")
+        extend[a] = epochs
+    run_name = s.get("run_name")
+    if run_name is not None:
+        try:
+            run_name.format(method="m", lr=0.1, value=0.0, fixed=None)
+        except (KeyError, IndexError, ValueError, AttributeError) as e:
+            raise _fail(
+                path, "run_name", f"{run_name!r} is not a template of {{method}}, {{lr}}, {{value}}, {{fixed}} ({e})"
+            ) from None
+    return Study(
+        name, path, ROOT / s["runs"], tuning, fresh, lrs, archs, methods, prior,
+        protocol, run_name, min_replicates, extend,
+    )  # fmt: skip
+
+
+def restrict(
+    study: Study, lrs: list[float] | None = None, values: list[float] | None = None, seeds: list[int] | None = None
+) -> Study:
+    """The study on a sub-grid: these lrs on every architecture, these values of every tuned
+    parameter (a method with one value keeps it), these tuning seeds. A grid named this way has no
+    settings beyond it."""
+    changes: dict[str, Any] = {}
+    if lrs or values:
+        methods = {}
+        for m, method in study.methods.items():
+            vals = {a: tuple(values) for a in method.values} if values and method.tuned else method.values
+            methods[m] = replace(method, values=vals, beyond={})
+        changes["methods"] = methods
+    if lrs:
+        changes["lrs"] = {a: tuple(lrs) for a in study.lrs}
+    if seeds:
+        changes["tuning_seeds"] = tuple(seeds)
+    return replace(study, **changes)
 
 
 # --- the runs -------------------------------------------------------------------------------------
 
 
 def grid(study: Study, arch: str, method: Method, fixed: float | None = None) -> list[Setting]:
-    """The method's tuning settings on ``arch``: lrs × its values, then the settings beyond the grid."""
+    """The method's tuning settings on ``arch``: lrs × its values, then the settings beyond the grid
+    (an entry without ``values`` takes the method's)."""
     values = method.values.get(arch, (None,)) if method.key else (None,)
     out = [Setting(lr, v, fixed) for lr in study.lrs[arch] for v in values]
     for lr, vs in method.beyond.get(arch, ()):
-        out += [Setting(lr, v, fixed) for v in (vs if vs is not None and method.key else (None,))]
+        out += [Setting(lr, v, fixed) for v in ((vs if vs is not None else values) if method.key else (None,))]
     return out
 
 
@@ -245,7 +321,7 @@ def run_path(study: Study, arch: str, method: Method, setting: Setting, seed: in
         reused = ROOT / method.reuse.format(arch=arch, lr=setting.lr, value=float(value), seed=seed)
         if finished(reused) is not None:
             return reused
-    return (runs or study.runs) / arch / f"{setting.name(method)}_s{seed}"
+    return (runs or study.runs) / arch / f"{setting.name(method, study.run_name)}_s{seed}"
 
 
 def finished(run_dir: Path, budget: int | None = None) -> dict | None:
@@ -369,7 +445,7 @@ def overrides(study: Study, arch: str, method: Method, setting: Setting, seeds: 
     return out + [
         f"seed={','.join(str(s) for s in seeds)}",
         f"hydra.sweep.dir={(runs / arch).resolve()}",
-        f"hydra.sweep.subdir={setting.name(method)}_s${{seed}}",
+        f"hydra.sweep.subdir={setting.name(method, study.run_name)}_s${{seed}}",
     ]
 
 
@@ -473,7 +549,7 @@ def run(
     for a in archs:
         for m in methods:
             method = study.methods[m]
-            for phase in ("tuning", "fresh"):
+            for phase in ("tuning",) if study.protocol == "grid" else ("tuning", "fresh"):
                 planned = runs.tuning(a, method) if phase == "tuning" else runs.fresh(a, method)
                 if not planned:
                     why = f"{method.after[0]}'s" if phase == "tuning" else "its"

@@ -6,7 +6,9 @@
     python scripts/study.py study_interventions --dry-run  # the multiruns it would launch now
 
 Each method is tuned over lr × its own parameter on the tuning seeds; its best setting then runs on
-fresh seeds, and only those enter the report (``reproduction/study.py`` says how). A rerun skips
+fresh seeds, and only those enter the report (``reproduction/study.py`` says how); a ``grid`` study
+(``study_baselines``) runs every setting on the same seeds and reports with
+``reproduction/study_grid.py``. A rerun skips
 finished runs and resumes cut ones from their checkpoint. docs/study_interventions.md describes the
 study.
 """
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reproduction import study as studies  # noqa: E402
+from reproduction import study_grid  # noqa: E402
 from reproduction.manifest import ManifestError  # noqa: E402
 
 
@@ -72,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         if rc == 130 or args.dry_run:
             return rc
     out = Path(args.out) if args.out else ROOT / "results" / study.name
+    if study.protocol == "grid":  # every setting on the same seeds: the grid's own report
+        try:
+            print(study_grid.report(study, runs.root, out, Path(args.figures)), end="")
+        except ManifestError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {out}/runs.csv, settings.csv/.md, table.md, curves.csv and {args.figures}/{study.name}_*.png")
+        return rc
     figure = Path(args.figures) / f"{study.name}.png"
     print(studies.report(runs, archs, methods, out, figure), end="")
     print(f"wrote {out}/table.md, table.csv, tuning.csv, curves.csv and {figure}")

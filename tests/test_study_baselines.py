@@ -1,4 +1,5 @@
-"""A tiny version of the study through its entry point (scripts/study_baselines.py, as `make study-baselines`)."""
+"""A tiny version of the study through its entry point (scripts/study_baselines.py, as `make study-baselines`),
+and the grid report of its manifest (reproduction/experiments/study_baselines.yaml, reproduction/study_grid.py)."""
 
 import json
 import os
@@ -64,7 +65,7 @@ def test_tiny_study_runs_reports_and_skips_or_resumes_on_a_rerun(tmp_path):
         *TINY,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (done / "summary.json").read_text() == kept and "skipping" in res.stderr
+    assert (done / "summary.json").read_text() == kept and "seed=0," not in res.stdout  # not launched again
     assert f"resuming {unfinished}" in res.stderr and (unfinished / "summary.json").is_file()
 
     out, figures = tmp_path / "report", tmp_path / "figures"
@@ -90,16 +91,14 @@ def test_tiny_study_runs_reports_and_skips_or_resumes_on_a_rerun(tmp_path):
 
 
 def load_study():
-    import importlib.util
+    sys.path.insert(0, str(ROOT))
+    from reproduction import study_grid
 
-    spec = importlib.util.spec_from_file_location("study_baselines", ROOT / "scripts" / "study_baselines.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return study_grid
 
 
-def test_the_default_grid_adds_lrs_beyond_the_end_where_a_best_setting_lay():
-    res = study("run", "--dry-run", "--archs", "transformer")
+def test_the_default_grid_adds_lrs_beyond_the_end_where_a_best_setting_lay(tmp_path):
+    res = study("run", "--dry-run", "--archs", "transformer", "--out", str(tmp_path))
     beyond = [line for line in res.stdout.splitlines() if "optimizer.lr=0.01 " in line or "optimizer.lr=0.02 " in line]
     assert len(beyond) == 2 and all("optimizer=adamw" in b and "optimizer.weight_decay=1 " in b for b in beyond)
     below = [
@@ -107,17 +106,19 @@ def test_the_default_grid_adds_lrs_beyond_the_end_where_a_best_setting_lay():
     ]
     assert len(below) == 2 and all("optimizer=perp_adamw" in b and "optimizer.weight_decay=0 " in b for b in below)
     # a method left out of --methods gets no lrs beyond the grid either
-    res = study("run", "--dry-run", "--archs", "transformer", "--methods", "adamw")
+    res = study("run", "--dry-run", "--archs", "transformer", "--methods", "adamw", "--out", str(tmp_path))
     assert "optimizer.lr=0.0005 " not in res.stdout and "optimizer.lr=0.01 " in res.stdout
-    res = study("run", "--dry-run", "--archs", "mlp1")
+    res = study("run", "--dry-run", "--archs", "mlp1", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.splitlines()
     edge = {lr: [line for line in lines if f"optimizer.lr={lr} " in line] for lr in ("0.1", "0.2")}
-    assert all(len(v) == 1 and "study_baselines_mlp1" in v[0] and "optimizer=adamw" in v[0] for v in edge.values())
+    assert all(len(v) == 3 for v in edge.values())
+    assert all("study_baselines_mlp1" in line and "optimizer=adamw" in line for v in edge.values() for line in v)
     # decay 10 is left out: lr × decay ≥ 1 zeroes the weights every step
-    assert "optimizer.weight_decay=1,3,0.3 " in edge["0.1"][0] and "optimizer.weight_decay=1,3,0.3 " in edge["0.2"][0]
+    for v in edge.values():
+        assert sorted(line.split("optimizer.weight_decay=")[1].split()[0] for line in v) == ["0.3", "1", "3"]
     # an explicit grid runs exactly what it names
-    res = study("run", "--dry-run", "--archs", "mlp1", "--lrs", "0.05")
+    res = study("run", "--dry-run", "--archs", "mlp1", "--lrs", "0.05", "--out", str(tmp_path))
     assert "optimizer.lr=0.1 " not in res.stdout and "optimizer.lr=0.5 " not in res.stdout
 
 
@@ -151,7 +152,7 @@ def test_the_best_setting_generalizes_most_then_fastest_then_gets_furthest():
             "best_test_acc": [1.0, 1.0, 1.0, 0.4, 0.01, 0.02, 0.05, 0.07],
         }
     )
-    best = s.best_settings(s.settings(table), min_replicates=2).set_index("method")
+    best = s.best_settings(s.settings(table, "weight_decay"), min_replicates=2).set_index("method")
     assert best.loc["adamw", "lr"] == 0.001
     assert best.loc["stablemax", "lr"] == 0.002 and best.loc["stablemax", "share_99"] == 0
 
@@ -192,3 +193,23 @@ def test_extend_gives_more_epochs_only_to_best_settings_with_censored_seeds(tmp_
     lines = res.stdout.splitlines()
     assert len(lines) == 1 and "optimizer=perp_adamw optimizer.lr=0.01 " in lines[0]
     assert lines[0].endswith("epochs=9000 extend=true") and "seed=0,1,2,3,4" in lines[0]
+
+
+def test_the_manifest_names_every_committed_run_and_its_report_is_the_committed_one(tmp_path):
+    """Every committed run of the study is a run of its manifest's grid, and the grid report of the
+    committed runs is the committed report, byte for byte (figures aside)."""
+    sys.path.insert(0, str(ROOT))
+    from reproduction import study as studies
+    from reproduction import study_grid
+
+    s = studies.load("study_baselines")
+    runs = studies.Runs(s)
+    planned = {r.path for a in s.archs for m in s.methods.values() for r in runs.tuning(a, m)}
+    committed = {p.parent for p in (ROOT / "results/study_baselines/runs").glob("*/*/summary.json")}
+    assert committed == planned and len(planned) == 620
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "curves.csv").write_bytes((ROOT / "results/study_baselines/curves.csv").read_bytes())
+    study_grid.report(s, s.runs, out, tmp_path / "figures")
+    for name in ("runs.csv", "settings.csv", "settings.md", "table.csv", "table.md", "curves.csv"):
+        assert (out / name).read_text() == (ROOT / "results/study_baselines" / name).read_text(), name

@@ -273,6 +273,11 @@ def test_the_report_marks_missing_cells_not_run_and_draws_the_figure(tiny, tmp_p
             "conf/experiment/nope.yaml does not exist",
         ),
         ({"budget": 3}, "tiny.yaml: study.budget: unknown field; choose from: runs, tuning_seeds"),
+        ({"protocol": "bandit"}, "tiny.yaml: study.protocol: unknown protocol 'bandit'; choose from: fresh, grid"),
+        ({"protocol": "grid"}, "tiny.yaml: study.fresh_seeds: a grid study scores its best settings on the tuning"),
+        ({"run_name": "{method}_{rate}"}, "tiny.yaml: study.run_name: '{method}_{rate}' is not a template of"),
+        ({"extend": {"mlp2": 100}}, "tiny.yaml: study.extend.mlp2: must be a whole number of epochs above the budget"),
+        ({"min_replicates": 3}, "tiny.yaml: study.min_replicates: must be a whole number from 1 to 2"),
     ],
 )
 def test_a_bad_study_section_is_one_line_naming_the_file_and_the_field(tiny, change, error):
@@ -332,3 +337,22 @@ def test_a_tiny_study_trains_through_the_entry_point_and_a_rerun_skips_it(tmp_pa
     assert (tmp_path / "tiny.png").is_file() and "| MLP | z-loss | lr 0.01, z 0.001 (2/2) |" in res.stdout
     res = subprocess.run([sys.executable, "-c", code, *args, *tiny], cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0 and "train.py -m" not in res.stdout
+
+
+def test_a_run_name_template_names_the_runs_and_the_hydra_subdir(tiny):
+    _, runs_dir, folder = tiny
+    write_study(folder, runs_dir, run_name="{method}_lr{lr:g}_wd{value}")
+    s = studies.load("tiny")
+    method = s.methods["adamw_wd"]
+    [r, *_] = studies.Runs(s).tuning("mlp2", method)
+    assert r.path == runs_dir / "mlp2" / "adamw_wd_lr0.01_wd0.0_s0"
+    cmd = studies.overrides(s, "mlp2", method, r.setting, [0, 1], runs_dir)
+    assert "hydra.sweep.subdir=adamw_wd_lr0.01_wd0.0_s${seed}" in cmd
+
+
+def test_a_sub_grid_keeps_single_values_and_drops_the_settings_beyond(tiny):
+    s, _, _ = tiny
+    sub = studies.restrict(s, lrs=[0.02], values=[1], seeds=[0])
+    assert sub.lrs == {"mlp2": (0.02,)} and sub.tuning_seeds == (0,)
+    assert [(x.lr, x.value) for x in studies.grid(sub, "mlp2", sub.methods["adamw_wd"])] == [(0.02, 1.0)]
+    assert sub.methods["zloss"].values == {"mlp2": (0.001,)}  # one value: not a tuned parameter, kept
