@@ -16,7 +16,8 @@ experiment's folder under ``results/`` (``results/<name>/<run>/``). A manifest h
                  ``{value: v, name: s, with: [extra overrides]}`` (each part optional; the extras come after every
                  swept override)
 ``official``     run -> the official script's flags that stand for it: ``{flags: [...], epochs: N,
-                 log_frequency: N, seeds: [...], fixed_only: bool, crashes: bool, note: "..."}``
+                 log_frequency: N, seeds: [...], fixed_only: bool, crashes: bool, gpu: bool, note: "..."}``
+                 (``gpu``: too long for CPUs, run by ``scripts/official.py --gpu-runs``, as ``make gpu-batch`` does)
 ``plot``         ``panels`` (each: ``title``, ``series`` of ``{run, label, color}``, optionally ``y`` (a metrics
                  column, default ``accuracy``: test solid, train dashed), ``log_x``, ``log_y``, ``out`` (the
                  file it goes to, default the experiment's name) and ``options`` for a custom function), and
@@ -88,6 +89,7 @@ class OfficialRun:
     fixed_only: bool = False  # flags the released snapshot does not have
     crashes: bool = False  # the official script fails on these flags (``note`` says why); skipped
     note: str = ""
+    gpu: bool = False  # too long for CPUs: ``scripts/official.py --gpu-runs`` (make gpu-batch) runs it
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,7 @@ def expand_grid(grid: Any, path: Path, where: str) -> list[tuple[str, tuple[str,
 
 
 def _official(value: Any, path: Path, where: str) -> OfficialRun:
-    keys = ("flags", "epochs", "log_frequency", "seeds", "fixed_only", "crashes", "note")
+    keys = ("flags", "epochs", "log_frequency", "seeds", "fixed_only", "crashes", "note", "gpu")
     value = _mapping(value, path, where, keys)
     for key in ("flags", "epochs", "log_frequency"):
         if key not in value:
@@ -294,6 +296,7 @@ def _official(value: Any, path: Path, where: str) -> OfficialRun:
         _flag(value.get("fixed_only", False), path, f"{where}.fixed_only"),
         _flag(value.get("crashes", False), path, f"{where}.crashes"),
         _text(value.get("note", ""), path, f"{where}.note"),
+        _flag(value.get("gpu", False), path, f"{where}.gpu"),
     )
 
 

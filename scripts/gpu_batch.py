@@ -36,8 +36,7 @@ PY = sys.executable
 # name -> (command, the flag that makes it only list what it would run)
 PARTS = {
     "official_long": (
-        "scripts/official.py fig1 fig4 fig6 --only fig1/c_softmax fig4/add_mod fig4/mul_mod fig4/sparse_parity"
-        " fig6/a_adamw fig6/a_adamw_wd fig6/a_perp_adamw --device cuda --jobs 7",
+        "scripts/official.py --gpu-runs --device cuda --jobs 7",  # the runs whose manifests say gpu: true
         "--list",
     ),
     "official_fig2": ("scripts/official.py fig2 --device cuda --jobs 9", "--list"),

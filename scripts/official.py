@@ -184,6 +184,9 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "official", help="scratch folder")
     parser.add_argument("--list", action="store_true", help="print the runs and their flags, and exit")
     parser.add_argument(
+        "--gpu-runs", action="store_true", help="only the runs too long for CPUs (gpu: true in their manifest)"
+    )
+    parser.add_argument(
         "--collect", action="store_true", help="only convert what the scratch runs hold, stopped seeds included"
     )
     parser.add_argument(
@@ -222,6 +225,8 @@ def main() -> None:
         if bad := [o for o in args.only if o not in known]:
             sys.exit(f"error: --only {bad[0]} is not a run of {' '.join(figures)}; see --list for the choices")
         runs = [(f, n, r) for f, n, r in runs if {n, f"{f}/{n}"} & set(args.only)]
+    if args.gpu_runs:
+        runs = [(f, n, r) for f, n, r in runs if r.gpu]
     for fig, name, run in runs:
         if run.crashes:
             print(f"{fig}/{name}: skipped, {run.note}")

@@ -338,3 +338,19 @@ def test_cuda_asked_for_without_a_gpu_is_one_error_line_before_anything_runs(tmp
         f"error: --device cuda: torch {torch.__version__} sees no CUDA device; use --device cpu"
     ]
     assert not (tmp_path / "scratch").exists()
+
+
+def test_the_runs_too_long_for_cpus_are_marked_and_selected_by_gpu_runs():
+    """``--gpu-runs`` (what ``make gpu-batch`` runs) lists exactly the official runs whose manifest
+    says ``gpu: true``: the long ones no CPU run has made (Fig. 1c, Fig. 4, Fig. 6a's transformers)."""
+    import subprocess
+    import sys
+
+    marked = {f"{f}/{n}" for f, runs in OFFICIAL_RUNS.items() for n, r in runs.items() if r.gpu and not r.crashes}
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "scripts/official.py", "--gpu-runs", "--list"], cwd=root, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    listed = {line.split()[0] for line in out.stdout.splitlines() if " seeds " in line}
+    assert listed == marked and {"fig1/c_softmax", "fig4/add_mod", "fig6/a_perp_adamw"} <= listed
