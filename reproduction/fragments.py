@@ -15,7 +15,9 @@ fails on any difference from the committed files.
 Renderers: ``claim KEY [FORM]`` (a claim's value, :mod:`reproduction.quoted`), ``counts FIGURE``
 (the verdict counts of a figure's claims), ``counts-total [NOUN]`` (the counts over every figure
 the page counts), ``headline`` (the README's paper-against-ours table), ``replicate-status``,
-``spread`` (the claims within seed spread, one line each) and ``summary`` (CLAIMS.md's summary line).
+``spread`` (the claims within seed spread, one line each), ``study-table NAME`` (a study's report
+table, ``results/<NAME>/table.md``, as ``python scripts/study.py NAME --report`` wrote it) and
+``summary`` (CLAIMS.md's summary line).
 """
 
 from __future__ import annotations
@@ -165,6 +167,49 @@ def _spread(ctx: Context, args: list[str]) -> str:
         f" {v.in_band} replicates inside"
         for v in rows
     )
+
+
+@renderer("study-table", block=True)
+def _study_table(ctx: Context, args: list[str]) -> str:
+    """A tuned study's report (``results/<NAME>/table.csv``, as ``python scripts/study.py NAME
+    --report`` wrote it) as one row per method and one column per architecture: the median epochs
+    to 99 % test of the fresh seeds with its 95 % interval and how many generalized, or how far the
+    tuning got."""
+    import math
+
+    import pandas as pd
+
+    from reproduction.manifest import ManifestError
+    from reproduction.study import load
+
+    if len(args) != 1:
+        raise ClaimsTableError(f"{ctx.page}: <!-- gen study-table NAME --> takes one study name, not {args}")
+    path = ctx.results / args[0] / "table.csv"
+    if not path.is_file():
+        raise ClaimsTableError(
+            f"{ctx.page}: study-table {args[0]}: {path} does not exist (python scripts/study.py {args[0]} --report)"
+        )
+    try:
+        study = load(args[0])
+    except ManifestError as e:
+        raise ClaimsTableError(f"{ctx.page}: study-table {args[0]}: {e}") from None
+    table = pd.read_csv(path)
+    archs = [a for a in study.archs if a in set(table["arch"])]
+    bound = lambda v: "∞" if pd.isna(v) or math.isinf(v) else f"{v:.0f}"  # noqa: E731
+
+    def cell(r: pd.Series) -> str:
+        if r["n"] > 0:
+            return (
+                f"{r['median_99_text']} [{bound(r['ci_99_low'])}, {bound(r['ci_99_high'])}], {int(r['k_99'])}/{r['n']}"
+            )
+        return f"tuning {r['tuning']}" if pd.isna(r["best"]) else f"{r['best']}: fresh seeds to run"
+
+    lines = ["| method | " + " | ".join(study.archs[a].label for a in archs) + " |", "|---" * (len(archs) + 1) + "|"]
+    for m, method in study.methods.items():
+        rows = {r["arch"]: r for _, r in table[table["method"] == m].iterrows()}
+        if rows:
+            lines.append(f"| {method.label} | " + " | ".join(cell(rows[a]) if a in rows else "" for a in archs) + " |")
+    return "\n".join(lines)
 
 
 @renderer("summary")

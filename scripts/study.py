@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}/runs.csv, settings.csv/.md, table.md, curves.csv and {args.figures}/{study.name}_*.png")
         return rc
     figure = Path(args.figures) / f"{study.name}.png"
-    print(studies.report(runs, archs, methods, out, figure), end="")
+    # the report covers the whole study (whatever runs exist), not only the part trained now
+    print(studies.report(runs, list(study.archs), list(study.methods), out, figure), end="")
     print(f"wrote {out}/table.md, table.csv, tuning.csv, curves.csv and {figure}")
     return rc
 

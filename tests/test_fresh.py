@@ -82,6 +82,8 @@ def test_every_renderer_is_used_or_tested():
         ("a <!-- gen claim fig2_70_16 -->x", "page.md: 1 '<!-- gen' markers but 0 '<!-- /gen -->'"),
         ("a <!-- gen claim fig2_70_16 odd -->x<!-- /gen -->", "page.md: quoted claim 'fig2_70_16' has an unknown form"),
         ("a <!-- gen counts Fig. 99 -->x<!-- /gen -->", "page.md: counts of Fig. 99, which has no claims"),
+        ("a <!-- gen study-table -->x<!-- /gen -->", "page.md: <!-- gen study-table NAME --> takes one study name"),
+        ("a <!-- gen study-table nope -->x<!-- /gen -->", "page.md: study-table nope: "),
     ],
 )
 def test_a_bad_marker_is_one_line_naming_the_page(judged, text, message):

@@ -335,6 +335,7 @@ def test_a_tiny_study_trains_through_the_entry_point_and_a_rerun_skips_it(tmp_pa
     assert cfg["seed"] == cfg["dataset"]["seed"] == 10 and cfg["loss"]["z_coef"] == 0.001 and cfg["epochs"] == 20
     assert cfg["stop_when"]["threshold"] == 0.99
     assert (tmp_path / "tiny.png").is_file() and "| MLP | z-loss | lr 0.01, z 0.001 (2/2) |" in res.stdout
+    assert "| MLP | Grokfast + decay |" in res.stdout  # the report covers the methods not trained now too
     res = subprocess.run([sys.executable, "-c", code, *args, *tiny], cwd=ROOT, capture_output=True, text=True, env=env)
     assert res.returncode == 0 and "train.py -m" not in res.stdout
 
