@@ -281,6 +281,16 @@ def load(name: str) -> Study:
     )  # fmt: skip
 
 
+def choose(text: str | None, choices: list[str], what: str) -> list[str]:
+    """The comma-separated names of ``text`` among ``choices`` (all of them without ``text``), in
+    the manifest's order; an unknown one is a one-line :class:`ManifestError` (``what``: the option)."""
+    picked = text.split(",") if text else choices
+    for p in picked:
+        if p not in choices:
+            raise ManifestError(f"--{what}: unknown {what[:-1]} {p!r}; choose from: {', '.join(choices)}")
+    return [c for c in choices if c in picked]
+
+
 def restrict(
     study: Study, lrs: list[float] | None = None, values: list[float] | None = None, seeds: list[int] | None = None
 ) -> Study:

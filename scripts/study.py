@@ -27,16 +27,6 @@ from reproduction import study_grid  # noqa: E402
 from reproduction.manifest import ManifestError  # noqa: E402
 
 
-def choose(text: str | None, choices: list[str], what: str) -> list[str]:
-    if not text:
-        return choices
-    picked = text.split(",")
-    for p in picked:
-        if p not in choices:
-            raise ManifestError(f"--{what}: unknown {what[:-1]} {p!r}; choose from: {', '.join(choices)}")
-    return [c for c in choices if c in picked]  # the manifest's order
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -57,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         study = studies.load(args.name)
-        archs = choose(args.archs, list(study.archs), "archs")
-        methods = choose(args.methods, list(study.methods), "methods")
+        archs = studies.choose(args.archs, list(study.archs), "archs")
+        methods = studies.choose(args.methods, list(study.methods), "methods")
     except ManifestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

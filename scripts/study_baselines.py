@@ -34,14 +34,6 @@ def floats(text: str | None) -> list[float] | None:
     return [float(v) for v in text.split(",")] if text else None
 
 
-def choose(text: str | None, choices: list[str], what: str) -> list[str]:
-    picked = text.split(",") if text else choices
-    for p in picked:
-        if p not in choices:
-            raise ManifestError(f"--{what}: unknown {what[:-1]} {p!r}; choose from: {', '.join(choices)}")
-    return [c for c in choices if c in picked]  # the manifest's order
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out}/runs.csv, settings.csv/.md, table.md, curves.csv and {args.figures}/{NAME}_*.png")
             return 0
         seeds = list(range(args.replicates)) if args.replicates else None
-        archs = choose(args.archs, list(study.archs), "archs")
+        archs = studies.choose(args.archs, list(study.archs), "archs")
         runs_dir = Path(args.out) if args.out else study.runs
         if args.command == "extend":
             study = studies.restrict(study, seeds=seeds)
@@ -96,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     failures += rc != 0
             return 1 if failures else 0
         study = studies.restrict(study, floats(args.lrs), floats(args.decays), seeds)
-        methods = choose(args.methods, list(study.methods), "methods")
+        methods = studies.choose(args.methods, list(study.methods), "methods")
     except ManifestError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
