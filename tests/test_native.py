@@ -72,6 +72,9 @@ CASES = [
     ["model=transformer", "loss=stablemax", "precision=float64"],
     ["model=transformer", "loss=softmax", "precision=float64", "precision.model_dtype=float64"],
     ["model=transformer", "loss=stablemax", "precision.backward_log2_scale=0"],
+    ["loss=zloss", "loss.z_coef=0.01", "precision=float32"],  # the z-loss term in the softmax row
+    ["loss=zloss", "loss.z_coef=0.5", "precision=float64", "precision.model_dtype=float64"],
+    ["model=transformer", "dataset=sub_mod", "loss=zloss", "loss.z_coef=0.01"],
 ]
 
 
@@ -215,7 +218,7 @@ def test_a_model_without_a_kernel_trains_through_autograd():
             "loss.label_smoothing=0.1 (the kernel implements only loss.label_smoothing=0.0)",
         ),
         (["loss.logit_norm_penalty=0.01"], "loss.logit_norm_penalty=0.01 (the kernel implements only"),
-        (["loss=taylor"], "loss=taylor (only loss=softmax or loss=stablemax)"),
+        (["loss=taylor"], "loss=taylor (only loss=softmax or loss=stablemax or loss=zloss)"),
         (["precision=float16"], "precision.loss_dtype=float16 (only precision.loss_dtype=float32 or"),
     ],
 )

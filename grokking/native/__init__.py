@@ -45,7 +45,8 @@ from grokking.backward import unscale_grads
 from grokking.config import TrainConfig
 
 KERNEL_CHOICES = ("auto", "native", "torch")
-LOSS_KINDS = {"softmax": 0, "stablemax": 1}  # the losses (names in grokking.losses.LOSSES) the kernels compute
+LOSS_KINDS = {"softmax": 0, "stablemax": 1, "zloss": 0}  # the losses (grokking.losses.LOSSES) the kernels compute
+# zloss is the softmax row with its z-loss term (the kernels' z_coef argument; 0 for the others)
 INTERVENE = 2  # added to a loss kind: the SC intervention (no gradient through the correct-class logit)
 HERE = Path(__file__).parent
 SOURCES = [HERE / name for name in ("bindings.cpp", "mlp_step.cpp", "transformer_step.cpp", "adamw.cpp")]
@@ -270,6 +271,7 @@ class NativeStep:
     def __init__(self, module: ModuleType, cfg: TrainConfig, model, data):
         self.module, self.model, self.data = module, model, data
         self.loss_kind = LOSS_KINDS[cfg.loss.name]
+        self.z_coef = float(cfg.loss.z_coef) if cfg.loss.name == "zloss" else 0.0
         self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
         self.log2_scale = cfg.precision.backward_log2_scale
         self.grad_scale = 2.0**self.log2_scale
@@ -318,7 +320,7 @@ class NativeMLPStep(NativeStep):
         outs = [
             self.module.mlp_step(
                 self.weights[r], self.biases[r], self.x, self.tokens, y,
-                kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
+                kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r], self.z_coef,
             )
             for r in range(self.replicas)
         ]  # fmt: skip
@@ -352,7 +354,7 @@ class NativeTransformerStep(NativeStep):
         outs = [
             self.module.transformer_step(
                 values[r].detach(), scores[r].detach(), c[r].detach().view(d), *self.weights[r],
-                rows, data.train_y, kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r],
+                rows, data.train_y, kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r], self.z_coef,
             )
             for r in range(self.replicas)
         ]  # fmt: skip
@@ -378,6 +380,7 @@ class Kernel:
 
 COMMON = {  # what both kernels compute
     "loss.name": tuple(LOSS_KINDS),
+    "loss.z_coef": ANY,  # loss=zloss's weight
     "precision.loss_dtype": ("float32", "float64"),
     "precision.model_dtype": ANY,
     "precision.backward_log2_scale": ANY,

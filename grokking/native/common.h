@@ -377,11 +377,14 @@ struct ExactGrad {
 
 // Softmax CE of one row, as grokking.fused.SoftmaxCE: m = max z, e = exp(z - m), total = Σ e,
 // loss = log(total) - (z_y - m), gradient e·(g / total) - g·onehot(y) for the upstream gradient g.
+// With z_coef ≠ 0 the row adds the z-loss z_coef·lse², lse = log(total) + m = log Σ exp z (loss=zloss,
+// as grokking.losses.z_loss), whose gradient 2·z_coef·lse·softmax scales every e·(g / total) by
+// 1 + 2·z_coef·lse; z_coef = 0 computes the plain row, bit for bit.
 // The total adds the largest term (e = 1) last, to the sum of the others, as
 // grokking.losses.exp_total does: near collapse the others, each below the rounding step of 1, are
 // not lost one by one against it. `e` holds `padded` entries.
 template <typename S, typename A, typename Out>
-A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, Out out) {
+A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, Out out, A z_coef) {
   using Vec = at::vec::Vectorized<A>;
   for (int64_t k = 0; k < c; ++k) e[k] = static_cast<A>(z[k]);
   for (int64_t k = c; k < padded; ++k) e[k] = -std::numeric_limits<A>::infinity();
@@ -394,10 +397,16 @@ A softmax_row(const S* z, int64_t c, int64_t padded, int64_t y, A g, A* e, Out o
   e[top] = 0;
   const A total = padded_sum(e, padded) + largest;
   e[top] = largest;
-  const A per = g / total;
+  A per = g / total;
+  A loss = std::log(total) - (static_cast<A>(z[y]) - m);
+  if (z_coef != A(0)) {
+    const A lse = std::log(total) + m;
+    per = per * (A(1) + A(2) * z_coef * lse);
+    loss = loss + z_coef * lse * lse;
+  }
   for (int64_t k = 0; k < c; ++k) out.product(k, e[k], per);
   out.value(y, static_cast<A>(e[y] * per - g));
-  return std::log(total) - (static_cast<A>(z[y]) - m);
+  return loss;
 }
 
 // StableMax CE of one row, as grokking.fused.StableMaxCE: s(x) = (1 + max(x, 0)) / (1 - min(x, 0)),
@@ -425,11 +434,13 @@ constexpr int64_t kStableMax = 1, kIntervene = 2;
 
 inline bool valid_loss_kind(int64_t loss_kind) { return loss_kind >= 0 && loss_kind <= (kStableMax | kIntervene); }
 
-// One loss row with its gradient going to `out`; row: 2·padded work entries.
+// One loss row with its gradient going to `out`; row: 2·padded work entries; z_coef: the softmax
+// row's z-loss weight (0: none).
 template <typename S, typename A, typename Out>
-A any_loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, Out out) {
+A any_loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, Out out,
+               A z_coef) {
   const A loss = loss_kind & kStableMax ? stablemax_row<S, A>(z, c, padded, y, g, row, row + padded, out)
-                                        : softmax_row<S, A>(z, c, padded, y, g, row, out);
+                                        : softmax_row<S, A>(z, c, padded, y, g, row, out, z_coef);
   if (loss_kind & kIntervene) out.value(y, A(0));
   return loss;
 }
@@ -498,8 +509,8 @@ inline double padded_absmax(const double* v, int64_t padded) {
 // row: 2·padded work entries, v and tmp: padded each.
 template <typename A>
 int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, int64_t padded, int64_t y, A g, int top,
-                    A* row, double* v, double* tmp, float* grad, A* loss) {
-  *loss = any_loss_row<float, A>(loss_kind, z, c, padded, y, g, row, ExactGrad{v});
+                    A* row, double* v, double* tmp, float* grad, A* loss, A z_coef) {
+  *loss = any_loss_row<float, A>(loss_kind, z, c, padded, y, g, row, ExactGrad{v}, z_coef);
   for (int64_t k = c; k < padded; ++k) v[k] = 0;
   const double m = padded_absmax(v, padded);
   if (!std::isfinite(m)) {
@@ -514,8 +525,8 @@ int banded_loss_row(bool bands, int64_t loss_kind, const float* z, int64_t c, in
 // Per-sample loss of a row and its gradient, rounded to S, into grad (loss_kind as for
 // any_loss_row); row: 2·padded work entries.
 template <typename S, typename A>
-A loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, S* grad) {
-  return any_loss_row<S, A>(loss_kind, z, c, padded, y, g, row, CastGrad<S>{grad});
+A loss_row(int64_t loss_kind, const S* z, int64_t c, int64_t padded, int64_t y, A g, A* row, S* grad, A z_coef) {
+  return any_loss_row<S, A>(loss_kind, z, c, padded, y, g, row, CastGrad<S>{grad}, z_coef);
 }
 
 }  // namespace grokking_native

@@ -18,7 +18,7 @@ template <typename S, typename A>
 std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                   const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
                                   double grad_scale, int64_t chunk, const at::ScalarType loss_dtype,
-                                  const std::vector<at::Tensor>& grads, bool use_bands, bool* finite) {
+                                  const std::vector<at::Tensor>& grads, bool use_bands, bool* finite, double z_coef) {
   // A float32 model runs its backward pass in row bands (common.h); a float64 model in one band at
   // the backward scale, whose subnormals (below 2^-1022) no gradient reaches.
   constexpr bool banded = std::is_same_v<S, float>;
@@ -135,11 +135,11 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
         const int64_t yi = y_all[r0 + i];
         if constexpr (banded) {
           band[i] = banded_loss_row<A>(use_bands, loss_kind, z + i * c, c, padded, yi, g, top, row.get(), v.get(), tmp.get(),
-                                       grad_z.get() + i * c, loss_all + r0 + i);
+                                       grad_z.get() + i * c, loss_all + r0 + i, static_cast<A>(z_coef));
         } else {
           band[i] = 0;
           loss_all[r0 + i] =
-              loss_row<S, A>(loss_kind, z + i * c, c, padded, yi, g, row.get(), grad_z.get() + i * c);
+              loss_row<S, A>(loss_kind, z + i * c, c, padded, yi, g, row.get(), grad_z.get() + i * c, static_cast<A>(z_coef));
         }
       }
       // The rows in band order (stable; rows of band -1 left out): when they are not in it already,
@@ -296,14 +296,16 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 // weights: (in, out) per layer, contiguous; biases: (1, out) per layer or empty; x: token rows (N, 2)
 // int64 (row a and row V + b of the first weight) when `tokens`, else dense inputs (N, in);
 // y: labels (N,) int64; loss_kind: 0 softmax, 1 StableMax, + 2 for the SC intervention; loss_dtype: float32 or float64;
+// z_coef: the z-loss weight of a softmax loss (0: none);
 // grad_scale: the backward pass runs at this scale (a power of two), unscaled at the end; grads:
 // where the gradients of the mean loss with respect to every weight, then every bias, are written
 // (contiguous, each of its parameter's size and dtype). Returns logits (N, C) and per-sample losses (N,).
 std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                  const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
                                  at::ScalarType loss_dtype, double grad_scale, int64_t chunk,
-                                 const std::vector<at::Tensor>& grads) {
+                                 const std::vector<at::Tensor>& grads, double z_coef) {
   TORCH_CHECK(weights.size() >= 2, "mlp_step: at least two layers");
+  TORCH_CHECK(z_coef >= 0 && (z_coef == 0 || !(loss_kind & kStableMax)), "mlp_step: z_coef is a softmax loss's, >= 0");
   TORCH_CHECK(valid_loss_kind(loss_kind), "mlp_step: loss_kind must be 0 (softmax) or 1 (StableMax), plus 2 for the SC intervention");
   TORCH_CHECK(chunk > 0, "mlp_step: chunk must be positive");
   const auto dtype = weights[0].scalar_type();
@@ -341,9 +343,10 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
     // every row at the backward scale, as it was before the bands.
     bool finite = true;
     auto out = step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype, grads, row_bands(),
-                               &finite);
+                               &finite, z_coef);
     if (!finite && row_bands() && std::is_same_v<S, float>)
-      out = step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype, grads, false, &finite);
+      out = step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype, grads, false, &finite,
+                            z_coef);
     return out;
   });
 }

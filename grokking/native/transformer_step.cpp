@@ -22,7 +22,8 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
                                          const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
                                          const at::Tensor& unembed, const at::Tensor& rows_t, const at::Tensor& y,
                                          int64_t loss_kind, double grad_scale, int64_t chunk,
-                                         at::ScalarType loss_dtype, const std::vector<at::Tensor>& grads) {
+                                         at::ScalarType loss_dtype, const std::vector<at::Tensor>& grads,
+                                         double z_coef) {
   const int64_t n = rows_t.size(0), tables = values.size(0), hd = values.size(1), heads = scores.size(1);
   const int64_t e = hd / heads, d = w_o.size(1), m = w_in.size(1), classes = unembed.size(1);
   const auto opts = values.options();
@@ -88,7 +89,7 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
       gemm<S>(false, false, nr, classes, d, r.get(), d, un, classes, S(0), zl, classes);
       for (int64_t i = 0; i < nr; ++i)
         loss_all[r0 + i] = loss_row<S, A>(loss_kind, zl + i * classes, classes, padded, y_all[r0 + i], g, row.get(),
-                                          grad_z.get() + i * classes);
+                                          grad_z.get() + i * classes, static_cast<A>(z_coef));
       // Backward.
       gemm<S>(true, false, d, classes, nr, r.get(), d, grad_z.get(), classes, S(1), g_un, classes);  // ∂U += rᵀ δ
       gemm<S>(false, true, nr, d, classes, grad_z.get(), classes, un, classes, S(0), dr.get(), d);  // ∂r = δ Uᵀ
@@ -146,7 +147,8 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
                                          const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
                                          const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
                                          int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
-                                         int64_t chunk, const std::vector<at::Tensor>& grads) {
+                                         int64_t chunk, const std::vector<at::Tensor>& grads, double z_coef) {
+  TORCH_CHECK(z_coef >= 0 && (z_coef == 0 || !(loss_kind & kStableMax)), "transformer_step: z_coef is a softmax loss's, >= 0");
   TORCH_CHECK(valid_loss_kind(loss_kind), "transformer_step: loss_kind must be 0 (softmax) or 1 (StableMax), plus 2 for the SC intervention");
   TORCH_CHECK(chunk > 0 && rows.size(0) > 0, "transformer_step: empty batch or chunk");
   const auto dtype = values.scalar_type();
@@ -172,7 +174,8 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
                    wu = aligned(w_out), un = aligned(unembed);  // 64-byte aligned (see common.h)
   const int64_t n = chunk_rows(chunk);
   return dispatch(dtype, loss_dtype, "transformer_step", [&]<typename S, typename A>() {
-    return transformer_impl<S, A>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype, grads);
+    return transformer_impl<S, A>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype, grads,
+                                  z_coef);
   });
 }
 
