@@ -280,12 +280,12 @@ def test_output_scale_multiplies_the_logits_and_leaves_the_parameters_alone(name
         assert torch.equal(scaled(data.test_x), plain(data.test_x) * 3.0)
 
 
-def test_the_cpp_step_claims_no_output_scale_and_leaves_optimizer_settings_to_the_optimizer():
+def test_the_cpp_step_claims_the_output_scale_and_the_z_loss_and_leaves_optimizer_settings_to_the_optimizer():
     def why(*overrides):
         return unsupported(to_config(compose(["device=cpu", *overrides]))[0])
 
-    assert why("model.output_scale=2") == "model.output_scale=2.0 (the kernel implements only model.output_scale=1.0)"
-    assert why("model=transformer", "model.output_scale=2").startswith("model.output_scale=2.0")
+    assert why("model.output_scale=2") is None and why("model=transformer", "model.output_scale=0.5") is None
+    assert why("loss=zloss", "loss.z_coef=0.01") is None  # tests/test_native.py: both match autograd
     # Grokfast and the norm constraint act on the gradients and weights after the step: it still runs
     assert why("optimizer.grokfast=true", "optimizer.norm_constraint=1") is None
 

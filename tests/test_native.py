@@ -75,6 +75,10 @@ CASES = [
     ["loss=zloss", "loss.z_coef=0.01", "precision=float32"],  # the z-loss term in the softmax row
     ["loss=zloss", "loss.z_coef=0.5", "precision=float64", "precision.model_dtype=float64"],
     ["model=transformer", "dataset=sub_mod", "loss=zloss", "loss.z_coef=0.01"],
+    ["model.output_scale=4", "precision=float32"],  # the output × α, its gradient × α
+    ["model.output_scale=0.3", "loss=stablemax", "precision=float64", "model.bias=true"],
+    ["model.output_scale=0.25", "loss=zloss", "loss.z_coef=0.01", "precision=float64", "precision.model_dtype=float64"],
+    ["model=transformer", "dataset=sub_mod", "model.output_scale=4"],
 ]
 
 

@@ -272,6 +272,7 @@ class NativeStep:
         self.module, self.model, self.data = module, model, data
         self.loss_kind = LOSS_KINDS[cfg.loss.name]
         self.z_coef = float(cfg.loss.z_coef) if cfg.loss.name == "zloss" else 0.0
+        self.output_scale = float(cfg.model.output_scale)
         self.loss_dtype = getattr(torch, cfg.precision.loss_dtype)
         self.log2_scale = cfg.precision.backward_log2_scale
         self.grad_scale = 2.0**self.log2_scale
@@ -320,7 +321,7 @@ class NativeMLPStep(NativeStep):
         outs = [
             self.module.mlp_step(
                 self.weights[r], self.biases[r], self.x, self.tokens, y,
-                kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r], self.z_coef,
+                kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r], self.z_coef, self.output_scale,
             )
             for r in range(self.replicas)
         ]  # fmt: skip
@@ -354,7 +355,7 @@ class NativeTransformerStep(NativeStep):
         outs = [
             self.module.transformer_step(
                 values[r].detach(), scores[r].detach(), c[r].detach().view(d), *self.weights[r],
-                rows, data.train_y, kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r], self.z_coef,
+                rows, data.train_y, kind, self.loss_dtype, self.grad_scale, self.chunk, grads[r], self.z_coef, self.output_scale,
             )
             for r in range(self.replicas)
         ]  # fmt: skip
@@ -386,6 +387,7 @@ COMMON = {  # what both kernels compute
     "precision.backward_log2_scale": ANY,
     "sc_intervention_epoch": ANY,  # the INTERVENE flag
     "model.init_scale": ANY,  # the initialization only
+    "model.output_scale": ANY,  # the output's factor (Kumar et al. 2024's α)
 }
 KERNELS: dict[str, Kernel] = {  # by model name: the capability description, and the only one
     "mlp": Kernel(

@@ -18,7 +18,8 @@ template <typename S, typename A>
 std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                   const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
                                   double grad_scale, int64_t chunk, const at::ScalarType loss_dtype,
-                                  const std::vector<at::Tensor>& grads, bool use_bands, bool* finite, double z_coef) {
+                                  const std::vector<at::Tensor>& grads, bool use_bands, bool* finite, double z_coef,
+                                  double output_scale) {
   // A float32 model runs its backward pass in row bands (common.h); a float64 model in one band at
   // the backward scale, whose subnormals (below 2^-1022) no gradient reaches.
   constexpr bool banded = std::is_same_v<S, float>;
@@ -65,7 +66,10 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
   const ThreadSums<S> sums(shapes, threads, opts);
   std::vector<uint8_t> used(static_cast<size_t>(threads) * bands, 0);  // band q summed into by thread t
   std::vector<uint8_t> bad(threads, 0);  // a non-finite gradient in thread t's slice
-  const A g = static_cast<A>(grad_scale) / static_cast<A>(n);  // ∂(scale · mean loss)/∂loss_n
+  // ∂(scale · mean loss)/∂loss_n, times the output scale: the logits' gradients are then those of the
+  // unscaled output (the backward pass of its multiplication by output_scale)
+  const A g = static_cast<A>(grad_scale) / static_cast<A>(n) * static_cast<A>(output_scale);
+  const S alpha = static_cast<S>(output_scale);
   const int top = std::ilogb(static_cast<double>(g)) + 1;
   const std::vector<S*> out = sums.outputs(0, grads);
   std::vector<double> unscale(bands);  // band q's gradients × this: the gradients
@@ -128,6 +132,8 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < out_w; ++j) o[i * out_w + j] += b[l][j];
         }
+        if (l + 1 == layers && output_scale != 1.0)  // the model's output × output_scale, in S
+          for (int64_t k = 0; k < rows * out_w; ++k) o[k] = o[k] * alpha;
       }
       // Loss and its gradient with respect to the logits (band by band for a float32 model).
       const S* z = z_all + r0 * c;
@@ -296,15 +302,16 @@ std::vector<at::Tensor> step_impl(const std::vector<at::Tensor>& weights, const 
 // weights: (in, out) per layer, contiguous; biases: (1, out) per layer or empty; x: token rows (N, 2)
 // int64 (row a and row V + b of the first weight) when `tokens`, else dense inputs (N, in);
 // y: labels (N,) int64; loss_kind: 0 softmax, 1 StableMax, + 2 for the SC intervention; loss_dtype: float32 or float64;
-// z_coef: the z-loss weight of a softmax loss (0: none);
+// z_coef: the z-loss weight of a softmax loss (0: none); output_scale: the factor of the model's output (1: none);
 // grad_scale: the backward pass runs at this scale (a power of two), unscaled at the end; grads:
 // where the gradients of the mean loss with respect to every weight, then every bias, are written
 // (contiguous, each of its parameter's size and dtype). Returns logits (N, C) and per-sample losses (N,).
 std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& biases,
                                  const at::Tensor& x, bool tokens, const at::Tensor& y, int64_t loss_kind,
                                  at::ScalarType loss_dtype, double grad_scale, int64_t chunk,
-                                 const std::vector<at::Tensor>& grads, double z_coef) {
+                                 const std::vector<at::Tensor>& grads, double z_coef, double output_scale) {
   TORCH_CHECK(weights.size() >= 2, "mlp_step: at least two layers");
+  TORCH_CHECK(std::isfinite(output_scale) && output_scale > 0, "mlp_step: output_scale must be positive");
   TORCH_CHECK(z_coef >= 0 && (z_coef == 0 || !(loss_kind & kStableMax)), "mlp_step: z_coef is a softmax loss's, >= 0");
   TORCH_CHECK(valid_loss_kind(loss_kind), "mlp_step: loss_kind must be 0 (softmax) or 1 (StableMax), plus 2 for the SC intervention");
   TORCH_CHECK(chunk > 0, "mlp_step: chunk must be positive");
@@ -343,10 +350,10 @@ std::vector<at::Tensor> mlp_step(const std::vector<at::Tensor>& weights, const s
     // every row at the backward scale, as it was before the bands.
     bool finite = true;
     auto out = step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype, grads, row_bands(),
-                               &finite, z_coef);
+                               &finite, z_coef, output_scale);
     if (!finite && row_bands() && std::is_same_v<S, float>)
       out = step_impl<S, A>(w, bs, xa, tokens, y, loss_kind, grad_scale, rows, loss_dtype, grads, false, &finite,
-                            z_coef);
+                            z_coef, output_scale);
     return out;
   });
 }

@@ -23,7 +23,7 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
                                          const at::Tensor& unembed, const at::Tensor& rows_t, const at::Tensor& y,
                                          int64_t loss_kind, double grad_scale, int64_t chunk,
                                          at::ScalarType loss_dtype, const std::vector<at::Tensor>& grads,
-                                         double z_coef) {
+                                         double z_coef, double output_scale) {
   const int64_t n = rows_t.size(0), tables = values.size(0), hd = values.size(1), heads = scores.size(1);
   const int64_t e = hd / heads, d = w_o.size(1), m = w_in.size(1), classes = unembed.size(1);
   const auto opts = values.options();
@@ -40,7 +40,9 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
 
   // Per-thread sums: ∂values, ∂scores, ∂c, ∂W_O, ∂W_in, ∂W_out, ∂U.
   const ThreadSums<S> sums({{tables, hd}, {tables, heads}, {d}, {hd, d}, {d, m}, {m, d}, {d, classes}}, threads, opts);
-  const A g = static_cast<A>(grad_scale) / static_cast<A>(n);
+  // × output_scale: the logits' gradients are those of the unscaled output (see mlp_step.cpp)
+  const A g = static_cast<A>(grad_scale) / static_cast<A>(n) * static_cast<A>(output_scale);
+  const S alpha = static_cast<S>(output_scale);
   const int64_t eq = tables - 1;  // the "=" row
   const S unscale = static_cast<S>(1 / grad_scale);
   const std::vector<S*> out = sums.outputs(3, grads);  // ∂W_O, ∂W_in, ∂W_out, ∂U: pieces 3 to 6
@@ -87,6 +89,8 @@ std::vector<at::Tensor> transformer_impl(const at::Tensor& values, const at::Ten
       gemm<S>(false, false, nr, d, m, a.get(), m, wu, d, S(1), r.get(), d);
       S* zl = z_all + r0 * classes;
       gemm<S>(false, false, nr, classes, d, r.get(), d, un, classes, S(0), zl, classes);
+      if (output_scale != 1.0)  // the model's output × output_scale, in S
+        for (int64_t k = 0; k < nr * classes; ++k) zl[k] = zl[k] * alpha;
       for (int64_t i = 0; i < nr; ++i)
         loss_all[r0 + i] = loss_row<S, A>(loss_kind, zl + i * classes, classes, padded, y_all[r0 + i], g, row.get(),
                                           grad_z.get() + i * classes, static_cast<A>(z_coef));
@@ -147,7 +151,9 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
                                          const at::Tensor& w_o, const at::Tensor& w_in, const at::Tensor& w_out,
                                          const at::Tensor& unembed, const at::Tensor& rows, const at::Tensor& y,
                                          int64_t loss_kind, at::ScalarType loss_dtype, double grad_scale,
-                                         int64_t chunk, const std::vector<at::Tensor>& grads, double z_coef) {
+                                         int64_t chunk, const std::vector<at::Tensor>& grads, double z_coef,
+                                         double output_scale) {
+  TORCH_CHECK(std::isfinite(output_scale) && output_scale > 0, "transformer_step: output_scale must be positive");
   TORCH_CHECK(z_coef >= 0 && (z_coef == 0 || !(loss_kind & kStableMax)), "transformer_step: z_coef is a softmax loss's, >= 0");
   TORCH_CHECK(valid_loss_kind(loss_kind), "transformer_step: loss_kind must be 0 (softmax) or 1 (StableMax), plus 2 for the SC intervention");
   TORCH_CHECK(chunk > 0 && rows.size(0) > 0, "transformer_step: empty batch or chunk");
@@ -175,7 +181,7 @@ std::vector<at::Tensor> transformer_step(const at::Tensor& values, const at::Ten
   const int64_t n = chunk_rows(chunk);
   return dispatch(dtype, loss_dtype, "transformer_step", [&]<typename S, typename A>() {
     return transformer_impl<S, A>(v, s, ca, wo, wi, wu, un, rows, y, loss_kind, grad_scale, n, loss_dtype, grads,
-                                  z_coef);
+                                  z_coef, output_scale);
   });
 }
 
