@@ -213,3 +213,11 @@ def test_the_manifest_names_every_committed_run_and_its_report_is_the_committed_
     study_grid.report(s, s.runs, out, tmp_path / "figures")
     for name in ("runs.csv", "settings.csv", "settings.md", "table.csv", "table.md", "curves.csv"):
         assert (out / name).read_text() == (ROOT / "results/study_baselines" / name).read_text(), name
+
+
+def test_the_generic_study_command_prices_the_committed_grid_as_complete():
+    res = subprocess.run(
+        [sys.executable, "scripts/study.py", "study_baselines", "--plan"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "all: 0 runs to make" in res.stdout and "transformer  total           95/95" in res.stdout
