@@ -470,8 +470,17 @@ def prior_shares(study: Study) -> pd.DataFrame | None:
     return t.assign(share=t["epoch"].clip(upper=t["budget"]) / t["budget"])
 
 
-def share_trained(study: Study, prior: pd.DataFrame | None, arch: str, method: Method) -> tuple[float, str]:
-    """(expected share of the budget a run trains, where that number comes from)."""
+MIN_RUNS_FOR_SHARE = 4  # a method's own finished runs price its rest from this many on
+
+
+def share_trained(
+    study: Study, prior: pd.DataFrame | None, arch: str, method: Method, done: list[dict] | None = None
+) -> tuple[float, str]:
+    """(expected share of the budget a run trains, where that number comes from): the method's own
+    finished runs of this study (``done``, outcomes) where it has enough of them, else the committed
+    grid's runs of the same method, else of all its methods on that architecture."""
+    if done and len(done) >= MIN_RUNS_FOR_SHARE:
+        return sum(r["epoch"] / r["budget"] for r in done) / len(done), "runs"
     if prior is None:
         return 1.0, "budget"
     here = prior[prior["arch"] == arch]
@@ -483,7 +492,8 @@ def share_trained(study: Study, prior: pd.DataFrame | None, arch: str, method: M
 
 def price(runs: Runs, archs: list[str], methods: list[str]) -> pd.DataFrame:
     """Per architecture and method: runs planned and finished, ms/epoch and the hours left (upper bound:
-    every run to its budget; expected: at the committed grid's share of the budget trained)."""
+    every run to its budget; expected: at the share of the budget its finished runs trained, or the
+    committed grid's, :func:`share_trained`)."""
     study, prior = runs.study, prior_shares(runs.study)
     rows = []
     for a in archs:
@@ -492,12 +502,14 @@ def price(runs: Runs, archs: list[str], methods: list[str]) -> pd.DataFrame:
             method = study.methods[m]
             tuning = runs.tuning(a, method)
             n_tuning = len(tuning) or runs.tuning_size(a, method)  # before its `after` method's best is known
-            done_tuning = sum(runs.result(a, method, r.setting, r.seed) is not None for r in tuning)
+            done = [runs.result(a, method, r.setting, r.seed) for r in tuning]
+            done_tuning = sum(r is not None for r in done)
             fresh = runs.fresh(a, method)
-            done_fresh = sum(runs.result(a, method, r.setting, r.seed) is not None for r in fresh)
+            done += [runs.result(a, method, r.setting, r.seed) for r in fresh]
+            done_fresh = sum(r is not None for r in done) - done_tuning
             todo = n_tuning - done_tuning + len(study.fresh_seeds) - done_fresh
             ms = arch.ms_per_epoch * method.cost
-            share, source = share_trained(study, prior, a, method)
+            share, source = share_trained(study, prior, a, method, [r for r in done if r is not None])
             hours = todo * runs.budget[a] * ms / 3.6e6
             rows.append(
                 {
@@ -533,7 +545,8 @@ def plan_text(table: pd.DataFrame) -> str:
     )
     lines.append(
         "tuning/fresh: finished/planned runs; share: expected share of the budget trained (stop_when), from the "
-        "committed grid's runs of the same method (own) or of all its methods on that architecture (grid)"
+        "method's finished runs here (runs), the committed grid's runs of the same method (own) or of all its "
+        "methods on that architecture (grid)"
     )
     return "\n".join(lines) + "\n"
 

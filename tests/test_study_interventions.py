@@ -237,6 +237,17 @@ def test_plan_prices_the_runs_left_from_ms_per_epoch_the_budget_and_the_committe
     assert "all: 30 runs to make" in text and "mlp2         total" in text
 
 
+def test_plan_prices_a_method_from_its_own_finished_runs_once_it_has_enough(tiny):
+    s, runs_dir, _ = tiny
+    method = s.methods["zloss"]
+    for lr in (0.01, 0.02):  # its whole tuning grid (one value, two lrs, two seeds), every run censored
+        for seed in (0, 1):
+            write_summary(runs_dir / "mlp2" / f"zloss_lr{lr:g}_z0.001_s{seed}", seed, None)
+    z = studies.price(studies.Runs(s), ["mlp2"], ["zloss"]).set_index("method").loc["zloss"]
+    assert (z.tuning_done, z.to_run, z.share, z.share_from) == (4, 3, 1.0, "runs")
+    assert len(studies.Runs(s).tuning("mlp2", method)) == 4
+
+
 def test_the_report_marks_missing_cells_not_run_and_draws_the_figure(tiny, tmp_path):
     s, runs_dir, _ = tiny
     studies.run(studies.Runs(s), ["mlp2"], ["adamw_wd", "grokfast_wd"], [], launcher=fake_trainer(by_setting, []))
