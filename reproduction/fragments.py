@@ -201,6 +201,7 @@ def _study_table(ctx: Context, args: list[str]) -> str:
         if r["n"] > 0:
             return (
                 f"{r['median_99_text']} [{bound(r['ci_99_low'])}, {bound(r['ci_99_high'])}], {int(r['k_99'])}/{r['n']}"
+                + ("" if r["n"] == len(study.fresh_seeds) else f" ({r['n']} of {len(study.fresh_seeds)} run)")
             )
         return f"tuning {r['tuning']}" if pd.isna(r["best"]) else f"{r['best']}: fresh seeds to run"
 

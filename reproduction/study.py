@@ -705,6 +705,7 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
             ax.text(x, y + 0.25, f"{r['median_99_text']} ({int(r['k_99'])}/{r['n']})", fontsize=7, ha="center")
         ax.set_yticks(range(len(sub)), list(sub["label"])[::-1], fontsize=8)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: no overlapping labels
         ax.set_xlim(right=budget * 1.5)
         ax.axvline(budget, color="0.6", ls=":", lw=1)
         ax.set_xlabel("epochs to 99 % test (median, bootstrap 95 % interval)")
