@@ -24,9 +24,7 @@ import yaml
 
 from reproduction.censored import censored_summary
 from reproduction.manifest import ManifestError
-from reproduction.study import FINISHED, Method, Setting, Study, overrides
-
-THRESHOLDS = (0.95, 0.99)
+from reproduction.study import FINISHED, THRESHOLDS, Method, Setting, Study, overrides
 
 
 def row_name(method: Method, value: float) -> str:
@@ -97,9 +95,9 @@ def collect(study: Study, runs_dir: Path) -> pd.DataFrame:
     return table
 
 
-def setting_stats(group: pd.DataFrame, threshold: float) -> dict:
-    """Censored statistics of one setting's runs for one threshold (diverged runs count as censored)."""
-    col = f"epoch_test_acc_{round(threshold * 100)}"
+def setting_stats(group: pd.DataFrame, threshold: int) -> dict:
+    """Censored statistics of one setting's runs for one threshold in percent (diverged runs count as censored)."""
+    col = f"epoch_test_acc_{threshold}"
     times = [None if pd.isna(v) else int(v) for v in group[col]]
     return censored_summary(times, list(group["budget"]))
 
@@ -110,9 +108,8 @@ def settings(table: pd.DataFrame, column: str) -> pd.DataFrame:
     for (arch, method, lr, value), group in table.groupby(["arch", "method", "lr", column]):
         row = {"arch": arch, "method": method, "lr": lr, column: value, "replicates": len(group)}
         row["median_best_test_acc"] = group["best_test_acc"].median()
-        for t in THRESHOLDS:
-            s = setting_stats(group, t)
-            key = round(t * 100)
+        for key in THRESHOLDS:
+            s = setting_stats(group, key)
             row |= {
                 f"median_{key}": s["median"],
                 f"median_{key}_text": s["median_text"],
