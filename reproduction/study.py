@@ -432,17 +432,22 @@ class Runs:
         ]
 
 
-def pick(settings: pd.DataFrame) -> Setting | None:
-    """The most seeds to 99 %, then the lowest median to 99 %, then the furthest median best test
-    accuracy, then the smallest lr."""
-    if settings.empty:
-        return None
-    ranked = settings.assign(
+def ranked(settings: pd.DataFrame, within: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``settings`` best first (within each group of the ``within`` columns): the most seeds to 99 %,
+    then the lowest median to 99 %, then the furthest median best test accuracy (where no seed
+    generalized), then the smallest lr. The one ranking of both study protocols."""
+    keys = settings.assign(
         _share=-settings["share_99"],
-        _median=settings["median_99"],
+        _median=settings["median_99"].astype(float).fillna(math.inf),
         _reach=-settings["median_best_test_acc"].fillna(0.0),
-    ).sort_values(["_share", "_median", "_reach", "lr"], kind="stable")
-    return ranked.iloc[0]["_setting"]
+    )
+    order = keys.sort_values([*within, "_share", "_median", "_reach", "lr"], kind="stable")
+    return order.drop(columns=["_share", "_median", "_reach"])
+
+
+def pick(settings: pd.DataFrame) -> Setting | None:
+    """The best of a method's tuning settings (:func:`ranked`), or None where none finished."""
+    return None if settings.empty else ranked(settings).iloc[0]["_setting"]
 
 
 def overrides(study: Study, arch: str, method: Method, setting: Setting, seeds: list[int], runs: Path) -> list[str]:

@@ -14,7 +14,6 @@ Each run counts to its own budget, so a run that ``extend`` continued is censore
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 
 from reproduction.censored import censored_summary
 from reproduction.manifest import ManifestError
-from reproduction.study import FINISHED, THRESHOLDS, Method, Setting, Study, overrides
+from reproduction.study import THRESHOLDS, Method, Setting, Study, finished, overrides, ranked
 
 
 def row_name(method: Method, value: float) -> str:
@@ -59,8 +58,8 @@ def collect(study: Study, runs_dir: Path) -> pd.DataFrame:
         method = method_of(study, run_dir.name)
         if method is None or run_dir.parent.name not in study.archs:
             continue  # not a run of this study
-        summary = json.loads(summary_path.read_text())
-        if summary["status"] not in FINISHED:  # interrupted: not finished, not a result
+        summary = finished(run_dir)
+        if summary is None:  # interrupted: not finished, not a result
             continue
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
         value = cfg
@@ -122,15 +121,10 @@ def settings(table: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def best_settings(per_setting: pd.DataFrame, min_replicates: int) -> pd.DataFrame:
-    """Per (arch, method): the setting with the most generalized seeds, then the lowest median to 99 %,
-    then (where no seed generalized, e.g. StableMax in float32) the highest median best test accuracy."""
+    """Per (arch, method): its best setting (:func:`reproduction.study.ranked`) among those with
+    ``min_replicates`` runs or more."""
     eligible = per_setting[per_setting["replicates"] >= min_replicates]
-    ranked = eligible.assign(
-        _median=eligible["median_99"].fillna(math.inf),
-        _share=-eligible["share_99"],
-        _reach=-eligible["median_best_test_acc"].fillna(0.0),
-    ).sort_values(["arch", "method", "_share", "_median", "_reach", "lr"])
-    return ranked.groupby(["arch", "method"], sort=False).head(1).drop(columns=["_median", "_share", "_reach"])
+    return ranked(eligible, ("arch", "method")).groupby(["arch", "method"], sort=False).head(1)
 
 
 def interval(row: pd.Series, key: int) -> str:
@@ -176,8 +170,8 @@ def settings_markdown(study: Study, per_setting: pd.DataFrame) -> str:
         "| median epochs to 99 % [95 % CI] | generalized (99 %) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    ranked = per_setting.assign(_m=per_setting["median_99"].fillna(math.inf), _s=-per_setting["share_99"])
-    for _, r in ranked.sort_values(["arch", "_s", "_m", "method", "lr"]).iterrows():
+    order = per_setting.assign(_m=per_setting["median_99"].fillna(math.inf), _s=-per_setting["share_99"])
+    for _, r in order.sort_values(["arch", "_s", "_m", "method", "lr"]).iterrows():
         lines.append(
             f"| {r['arch']} | {study.methods[r['method']].label} | {r['lr']:g} | {r[column]:g} | {r['replicates']} "
             f"| {r['median_95_text']} {interval(r, 95)} | {r['median_99_text']} {interval(r, 99)} "
