@@ -209,6 +209,29 @@ def test_the_best_setting_generalizes_most_then_fastest_then_gets_furthest():
     assert studies.pick(pd.DataFrame()) is None
 
 
+def test_both_protocols_rank_settings_alike():
+    """The grid report (every setting on the same seeds) picks per method what the fresh protocol picks."""
+    from reproduction.study_grid import best_settings
+
+    rows = [
+        {"lr": 0.01, "share_99": 1.0, "median_99": 900.0, "median_best_test_acc": 1.0, "_setting": "slow"},
+        {"lr": 0.02, "share_99": 0.5, "median_99": 100.0, "median_best_test_acc": 1.0, "_setting": "half"},
+        {"lr": 0.05, "share_99": 1.0, "median_99": 800.0, "median_best_test_acc": 1.0, "_setting": "fast"},
+        {"lr": 0.001, "share_99": 1.0, "median_99": 800.0, "median_best_test_acc": 1.0, "_setting": "tie, smaller lr"},
+    ]
+    never = [
+        {"lr": 0.01, "share_99": 0.0, "median_99": math.nan, "median_best_test_acc": 0.2, "_setting": "low"},
+        {"lr": 0.02, "share_99": 0.0, "median_99": math.nan, "median_best_test_acc": 0.6, "_setting": "furthest"},
+    ]
+    table = pd.DataFrame(
+        [r | {"arch": "mlp2", "method": "a", "replicates": 5} for r in rows]
+        + [r | {"arch": "mlp2", "method": "b", "replicates": 5} for r in never]
+    )
+    picked = best_settings(table, min_replicates=5).set_index("method")["_setting"]
+    assert picked.to_dict() == {"a": studies.pick(pd.DataFrame(rows)), "b": studies.pick(pd.DataFrame(never))}
+    assert picked.to_dict() == {"a": "tie, smaller lr", "b": "furthest"}
+
+
 def test_a_run_trained_past_the_budget_counts_only_what_it_reached_within_it(tmp_path):
     write_summary(tmp_path / "r", 0, 4500, budget=10_000)  # an extended run of the baselines study
     out = studies.outcome(studies.finished(tmp_path / "r"), 3000)
