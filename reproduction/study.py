@@ -691,7 +691,9 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(archs), figsize=(5.5 * len(archs), 8.5), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(archs), figsize=(4.2 * len(archs) + 2.6, 8.5), squeeze=False, sharey="row", layout="constrained"
+    )
     colors = {m: f"C{i}" for i, m in enumerate(study.methods)}
     for col, a in enumerate(archs):
         ax, sub = axes[0][col], table[table["arch"] == a].reset_index(drop=True)
@@ -699,7 +701,7 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
         for i, r in sub.iterrows():
             y = len(sub) - 1 - i
             if not r["n"]:
-                ax.text(1, y, "not run", va="center", fontsize=8, color="0.4", transform=ax.get_yaxis_transform())
+                ax.text(0.03, y, "not run", va="center", fontsize=8, color="0.4", transform=ax.get_yaxis_transform())
                 continue
             med = r["median_99"] if r["median_99"] is not None and not pd.isna(r["median_99"]) else None
             low = r["ci_99_low"] if math.isfinite(r["ci_99_low"]) else budget  # all censored: at the budget
@@ -707,14 +709,16 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
             x = med if med is not None else budget
             ax.plot([low, high], [y, y], color=colors[r["method"]], lw=2)
             ax.plot([x], [y], "o" if med is not None else ">", color=colors[r["method"]])
-            ax.text(x, y + 0.25, f"{r['median_99_text']} ({int(r['k_99'])}/{r['n']})", fontsize=7, ha="center")
+            text = f"{r['median_99_text']} ({int(r['k_99'])}/{r['n']})"
+            ax.text(x, y - 0.33, text, fontsize=7, ha="right" if med is None else "center", va="center")
         ax.set_yticks(range(len(sub)), list(sub["label"])[::-1], fontsize=8)
+        ax.set_ylim(-0.7, len(sub) - 0.4)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: no overlapping labels
-        ax.set_xlim(right=budget * 1.5)
+        ax.set_xlim(10, budget * 1.5)
         ax.axvline(budget, color="0.6", ls=":", lw=1)
-        ax.set_xlabel("epochs to 99 % test (median, bootstrap 95 % interval)")
-        ax.set_title(f"{study.archs[a].label}: best setting per method, fresh seeds", fontsize=10)
+        ax.set_xlabel("epochs to 99 % test\n(median, bootstrap 95 % interval; ▶ none by the budget)", fontsize=8)
+        ax.set_title(f"{study.archs[a].label} (budget {budget})", fontsize=10)
         ax = axes[1][col]
         for m in study.methods:
             c = curve_table[(curve_table["arch"] == a) & (curve_table["method"] == m)]
@@ -722,17 +726,23 @@ def plot(table: pd.DataFrame, curve_table: pd.DataFrame, study: Study, archs: li
                 continue
             wide = c.pivot_table(index="epoch", columns="seed", values="test_acc").ffill()  # stopped runs hold
             label = sub[sub["method"] == m]["best"].iloc[0]
-            ax.plot(wide.index, wide.median(axis=1), color=colors[m], label=f"{study.methods[m].label} ({label})")
+            ax.plot(
+                wide.index,
+                wide.median(axis=1),
+                color=colors[m],
+                label=f"{study.methods[m].short or study.methods[m].label} ({label})",
+            )
             ax.fill_between(wide.index, wide.min(axis=1), wide.max(axis=1), color=colors[m], alpha=0.2)
         ax.set_xscale("log")
+        ax.set_xlim(1, budget)
+        ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{study.archs[a].label}: median and min–max over fresh seeds", fontsize=10)
+        ax.set_title("test accuracy of the best settings, fresh seeds\n(median and min–max)", fontsize=9)
         if ax.lines:
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, loc="center left")
         else:
             ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="0.4")
-    fig.tight_layout()
+    axes[1][0].set_ylabel("test accuracy")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
