@@ -2,7 +2,8 @@
 seeds, then score its best setting on fresh ones.
 
 Protocol. Each method is tuned over lr × its own parameter (the product of ``lrs`` and
-``param.values``, plus the settings ``beyond`` the grid) on the ``tuning_seeds``; its *best
+``param.values``, plus the settings ``beyond`` the grid and those its ``edge`` rule adds) on the
+``tuning_seeds``; its *best
 setting* is the one with the most tuning seeds reaching 99 % test accuracy, then the lowest
 Kaplan–Meier median epochs to 99 %, then the highest median best test accuracy. That setting then
 runs on the ``fresh_seeds``, disjoint from the tuning seeds, and only those runs enter the report,
@@ -20,7 +21,8 @@ The ``study`` section (``reproduction/experiments/<name>.yaml``):
 ``architectures``  arch -> ``{experiment: <conf/experiment file>, label, ms_per_epoch}``; the file sets the
                    model, task, budget (``epochs``) and ``stop_when``
 ``methods``        name -> ``{label, overrides, param: {key, tag, values}, beyond: {arch: [{lr, values}]},
-                   after: {method, key, tag}, reuse: "<path template>", baseline: <name in prior>, cost}``
+                   edge: {along, steps, per}, after: {method, key, tag}, reuse: "<path template>",
+                   baseline: <name in prior>, cost}``
 
 ``protocol``       ``fresh`` (default): the best setting is scored on ``fresh_seeds``; ``grid``: every setting runs
                    on the ``tuning_seeds`` and the best is scored on them (no fresh seeds; the baselines study,
@@ -29,6 +31,14 @@ The ``study`` section (``reproduction/experiments/<name>.yaml``):
                    ``{value}`` (the method's parameter, 0.0 where it has none) and ``{fixed}``
 ``min_replicates`` (``grid``) a setting with fewer finished seeds is not ranked (default: every seed)
 ``extend``         (``grid``) arch -> the budget ``extend`` gives the censored seeds of a best setting
+
+A method's ``edge`` rule tunes past the grid's end while the best setting sits there: once every
+tuning run finished and the best setting has the largest ``lr`` of the grid (``along: lr``) or the
+largest value of the method's parameter at its lr (``along: value``), the next ``per`` (default 1)
+of ``steps`` (one list, or a list per architecture) past it join the grid (a new lr with every value
+of the parameter; a new value at the best lr), and so on until the best lies inside or ``steps``
+run out. The settings it adds are derived from the finished runs, never written down; ``beyond``
+lists settings added by hand (with the reason beside them).
 
 A method's ``short`` label (optional) names it where space is tight (a heat map's rows).
 
@@ -72,6 +82,18 @@ class Arch:
 
 
 @dataclass(frozen=True)
+class Edge:
+    """Tune past the grid's end while the best setting sits there (the module's docstring)."""
+
+    along: str  # "lr" or "value" (the method's parameter)
+    steps: dict[str, tuple[float, ...]]  # arch -> the settings past the grid's end, in order
+    per: int = 1  # how many of them each step adds
+
+
+EDGE_AXES = ("lr", "value")
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     label: str
@@ -81,6 +103,7 @@ class Method:
     values: dict[str, tuple[float, ...]] = field(default_factory=dict)  # arch -> values
     beyond: dict[str, tuple[tuple[float, tuple[float, ...] | None], ...]] = field(default_factory=dict)
     after: tuple[str, str, str] | None = None  # (method, key, tag): a setting taken from that method's best
+    edge: Edge | None = None
     reuse: str | None = None
     baseline: str | None = None
     cost: float = 1.0  # × the architecture's ms_per_epoch
@@ -185,6 +208,26 @@ def _keys(value: Any, path: Path, where: str, keys: tuple[str, ...], required: t
     return value
 
 
+def _edge(spec: Any, key: str | None, archs: tuple[str, ...], path: Path, at: str) -> Edge | None:
+    if spec is None:
+        return None
+    e = _keys(spec, path, at, ("along", "steps", "per"), ("along", "steps"))
+    if e["along"] not in EDGE_AXES:
+        raise _fail(path, f"{at}.along", f"unknown axis {e['along']!r}; choose from: {', '.join(EDGE_AXES)}")
+    if e["along"] == "value" and key is None:
+        raise _fail(path, f"{at}.along", "value: the method has no param to tune past its grid")
+    per = e.get("per", 1)
+    if not (isinstance(per, int) and not isinstance(per, bool) and per >= 1):
+        raise _fail(path, f"{at}.per", f"must be a whole number of at least 1, not {per!r}")
+    steps = e["steps"]
+    if isinstance(steps, dict):
+        for a in steps:
+            if a not in archs:
+                raise _fail(path, f"{at}.steps.{a}", f"not an architecture; choose from: {', '.join(archs)}")
+        return Edge(e["along"], {a: _numbers(v, path, f"{at}.steps.{a}") for a, v in steps.items()}, per)
+    return Edge(e["along"], {a: _numbers(steps, path, f"{at}.steps") for a in archs}, per)
+
+
 def budget_of(experiment_file: str) -> int:
     """The ``epochs`` of ``conf/experiment/<experiment_file>.yaml``."""
     conf = ROOT / "conf" / "experiment" / f"{experiment_file}.yaml"
@@ -231,7 +274,7 @@ def load(name: str) -> Study:
         if a not in (s["lrs"] or {}):
             raise _fail(path, f"lrs.{a}", "missing (every architecture needs its lrs)")
         lrs[a] = _numbers(s["lrs"][a], path, f"lrs.{a}")
-    method_keys = ("label", "overrides", "param", "beyond", "after", "reuse", "baseline", "cost", "short")
+    method_keys = ("label", "overrides", "param", "beyond", "edge", "after", "reuse", "baseline", "cost", "short")
     methods: dict[str, Method] = {}
     for m, spec in _keys(s["methods"], path, "methods", tuple(s["methods"] or ())).items():
         at = f"methods.{m}"
@@ -251,6 +294,7 @@ def load(name: str) -> Study:
                 (float(e["lr"]), _numbers(e["values"], path, f"{at}.beyond.{a}") if "values" in e else None)
                 for e in entries
             )
+        edge = _edge(spec.get("edge"), key, tuple(archs), path, f"{at}.edge")
         after = None
         if "after" in spec:
             f = _keys(spec["after"], path, f"{at}.after", ("method", "key", "tag"), ("method", "key", "tag"))
@@ -258,7 +302,7 @@ def load(name: str) -> Study:
                 raise _fail(path, f"{at}.after.method", f"{f['method']!r} must be a method listed before {m!r}")
             after = (f["method"], f["key"], f["tag"])
         methods[m] = Method(
-            m, spec["label"], tuple(spec["overrides"]), key, tag, values, beyond, after,
+            m, spec["label"], tuple(spec["overrides"]), key, tag, values, beyond, after, edge,
             spec.get("reuse"), spec.get("baseline"), float(spec.get("cost", 1.0)), spec.get("short", ""),
         )  # fmt: skip
     prior = ROOT / s["prior"] if s.get("prior") else None
@@ -296,13 +340,13 @@ def restrict(
 ) -> Study:
     """The study on a sub-grid: these lrs on every architecture, these values of every tuned
     parameter (a method with one value keeps it), these tuning seeds. A grid named this way has no
-    settings beyond it."""
+    settings beyond it (by hand or by its ``edge`` rule)."""
     changes: dict[str, Any] = {}
     if lrs or values:
         methods = {}
         for m, method in study.methods.items():
             vals = {a: tuple(values) for a in method.values} if values and method.tuned else method.values
-            methods[m] = replace(method, values=vals, beyond={})
+            methods[m] = replace(method, values=vals, beyond={}, edge=None)
         changes["methods"] = methods
     if lrs:
         changes["lrs"] = {a: tuple(lrs) for a in study.lrs}
@@ -322,6 +366,25 @@ def grid(study: Study, arch: str, method: Method, fixed: float | None = None) ->
     for lr, vs in method.beyond.get(arch, ()):
         out += [Setting(lr, v, fixed) for v in ((vs if vs is not None else values) if method.key else (None,))]
     return out
+
+
+def past_edge(method: Method, arch: str, settings: list[Setting], best: Setting) -> list[Setting]:
+    """The settings the method's ``edge`` rule adds to ``settings`` (every one finished) whose best
+    is ``best``: the next steps past the grid's end where ``best`` sits at it, else none."""
+    edge = method.edge
+    if edge is None:
+        return []
+    steps = edge.steps.get(arch, ())
+    if edge.along == "lr":
+        if best.lr < max(s.lr for s in settings):
+            return []
+        values = method.values.get(arch, (None,)) if method.key else (None,)
+        added = [Setting(lr, v, best.fixed) for lr in [x for x in steps if x > best.lr][: edge.per] for v in values]
+    else:
+        if best.value < max(s.value for s in settings if s.lr == best.lr):
+            return []
+        added = [Setting(best.lr, v, best.fixed) for v in [x for x in steps if x > best.value][: edge.per]]
+    return [s for s in added if s not in settings]
 
 
 def run_path(study: Study, arch: str, method: Method, setting: Setting, seed: int, runs: Path | None = None) -> Path:
@@ -365,6 +428,12 @@ class Runs:
         self.study, self.root = study, runs or study.runs
         self.budget = {a: (budgets or {}).get(a, arch.budget) for a, arch in study.archs.items()}
         self._best: dict[tuple[str, str], Setting | None] = {}
+        self._grid: dict[tuple[str, str], list[Setting] | None] = {}
+
+    def forget(self, arch: str, method: str) -> None:
+        """Drop what was derived from the runs of ``method`` (after training some of them)."""
+        self._best.pop((arch, method), None)
+        self._grid.pop((arch, method), None)
 
     def path(self, arch: str, method: Method, setting: Setting, seed: int) -> Path:
         return run_path(self.study, arch, method, setting, seed, self.root)
@@ -380,24 +449,43 @@ class Runs:
         best = self.best(arch, self.study.methods[method.after[0]])
         return (False, None) if best is None else (True, best.value)
 
+    def grid(self, arch: str, method: Method) -> list[Setting] | None:
+        """The method's tuning settings as its finished runs make them: :func:`grid`, then what its
+        ``edge`` rule adds; None while the setting it takes from another method (``after``) is unknown."""
+        key = (arch, method.name)
+        if key not in self._grid:
+            known, fixed = self.fixed(arch, method)
+            settings = grid(self.study, arch, method, fixed) if known else None
+            while settings is not None and method.edge is not None:
+                table = self._table(arch, method, settings)
+                if len(table) < len(settings):  # the rule waits for every tuning run
+                    break
+                added = past_edge(method, arch, settings, pick(table))
+                if not added:
+                    break
+                settings = settings + added
+            self._grid[key] = settings
+        return self._grid[key]
+
     def tuning(self, arch: str, method: Method) -> list[PlannedRun]:
-        known, fixed = self.fixed(arch, method)
-        if not known:
-            return []
         return [
             PlannedRun(arch, method.name, s, seed, "tuning", self.path(arch, method, s, seed))
-            for s in grid(self.study, arch, method, fixed)
+            for s in self.grid(arch, method) or ()
             for seed in self.study.tuning_seeds
         ]
 
     def tuning_size(self, arch: str, method: Method) -> int:
-        return len(grid(self.study, arch, method)) * len(self.study.tuning_seeds)
+        """Tuning runs planned: the derived grid's, or the manifest's grid while that is unknown."""
+        settings = self.grid(arch, method)
+        return len(settings if settings is not None else grid(self.study, arch, method)) * len(self.study.tuning_seeds)
 
     def settings(self, arch: str, method: Method) -> pd.DataFrame:
         """Every tuning setting with all its seeds finished: Kaplan–Meier medians and shares (no intervals)."""
-        known, fixed = self.fixed(arch, method)
+        return self._table(arch, method, self.grid(arch, method) or [])
+
+    def _table(self, arch: str, method: Method, settings: list[Setting]) -> pd.DataFrame:
         rows = []
-        for s in grid(self.study, arch, method, fixed) if known else ():
+        for s in settings:
             results = [self.result(arch, method, s, seed) for seed in self.study.tuning_seeds]
             if any(r is None for r in results):
                 continue
@@ -571,34 +659,60 @@ def run(
     dry_run: bool = False,
     launcher: Callable[[list[str]], int] = launch,
 ) -> int:
-    """Train what is missing, per architecture and method: the tuning grid, then (once every tuning run
-    finished) the best setting on the fresh seeds. Finished runs are skipped; a cut one resumes."""
+    """Train what is missing, per architecture and method: the tuning grid (again while its ``edge``
+    rule adds settings), then (once every tuning run finished) the best setting on the fresh seeds.
+    Finished runs are skipped; a cut one resumes."""
     study, failures = runs.study, 0
     for a in archs:
         for m in methods:
             method = study.methods[m]
             for phase in ("tuning",) if study.protocol == "grid" else ("tuning", "fresh"):
-                planned = runs.tuning(a, method) if phase == "tuning" else runs.fresh(a, method)
+                while True:
+                    planned = runs.tuning(a, method) if phase == "tuning" else runs.fresh(a, method)
+                    if not planned:
+                        break
+                    rc = _train(runs, a, method, phase, planned, extra, dry_run, launcher)
+                    if rc == 130:
+                        return 130
+                    failures += rc or 0
+                    runs.forget(a, m)  # its tuning may be finished now, or its edge rule add settings
+                    if rc is None or rc or phase == "fresh" or dry_run:
+                        break
                 if not planned:
                     why = f"{method.after[0]}'s" if phase == "tuning" else "its"
                     print(f"{a} {m}: {phase} waits ({why} tuning is not finished)", flush=True)
                     break
-                todo: dict[Setting, list[int]] = {}
-                for r in planned:
-                    if runs.result(a, method, r.setting, r.seed) is None:
-                        todo.setdefault(r.setting, []).append(r.seed)
-                for setting, seeds in todo.items():
-                    cmd = [sys.executable, str(ROOT / "train.py"), "-m"]
-                    cmd += overrides(study, a, method, setting, seeds, runs.root) + extra
-                    print(f"{a} {m} {phase}: train.py -m {' '.join(cmd[3:])}", flush=True)
-                    if dry_run:
-                        continue
-                    rc = launcher(cmd)
-                    if rc == 130:
-                        return 130
-                    failures += rc != 0
-                runs._best.pop((a, m), None)  # its tuning may be finished now
     return 1 if failures else 0
+
+
+def _train(
+    runs: Runs,
+    a: str,
+    method: Method,
+    phase: str,
+    planned: list[PlannedRun],
+    extra: list[str],
+    dry_run: bool,
+    launcher: Callable[[list[str]], int],
+) -> int | None:
+    """Train the unfinished ``planned`` runs, one multirun per setting: None where none was
+    unfinished, 130 where one was interrupted, else how many multiruns failed."""
+    todo: dict[Setting, list[int]] = {}
+    for r in planned:
+        if runs.result(a, method, r.setting, r.seed) is None:
+            todo.setdefault(r.setting, []).append(r.seed)
+    failures = 0
+    for setting, seeds in todo.items():
+        cmd = [sys.executable, str(ROOT / "train.py"), "-m"]
+        cmd += overrides(runs.study, a, method, setting, seeds, runs.root) + extra
+        print(f"{a} {method.name} {phase}: train.py -m {' '.join(cmd[3:])}", flush=True)
+        if dry_run:
+            continue
+        rc = launcher(cmd)
+        if rc == 130:
+            return 130
+        failures += rc != 0
+    return failures if todo else None
 
 
 # --- the report -----------------------------------------------------------------------------------

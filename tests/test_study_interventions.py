@@ -185,6 +185,58 @@ def test_the_protocol_tunes_on_two_seeds_runs_the_best_on_fresh_ones_and_a_rerun
     assert [(c["hydra.sweep.subdir"], c["seed"]) for c in again] == [("zloss_lr0.02_z0.001_s${seed}", "11")]
 
 
+def z_fastest_at_0_1(over, seed):
+    """The z-loss: the larger its coefficient the faster, up to 0.1; lr 0.02 beats 0.01; lr 0.05 never generalizes."""
+    if over["optimizer.lr"] == "0.05":
+        return None
+    epochs = {"0.001": 800, "0.01": 600, "0.1": 400, "1": 700}[over["loss.z_coef"]]
+    return epochs - (100 if over["optimizer.lr"] == "0.02" else 0) + 10 * seed
+
+
+@pytest.mark.parametrize(
+    "edge, tuned",
+    [
+        # along the parameter, at the best lr: 0.01 and 0.1 join while the best sits at the end; 1 is past the best
+        ({"along": "value", "steps": [0.01, 0.1, 1]}, [(0.02, 0.01), (0.02, 0.1), (0.02, 1.0)]),
+        ({"along": "value", "steps": [0.01, 0.1, 1], "per": 2}, [(0.02, 0.01), (0.02, 0.1), (0.02, 1.0)]),
+        # along lr, with every value: 0.05 never generalizes, so nothing joins after it
+        ({"along": "lr", "steps": {"mlp2": [0.05, 0.1]}}, [(0.05, 0.001)]),
+    ],
+)
+def test_an_edge_rule_tunes_past_the_grid_while_the_best_setting_sits_at_its_end(tiny, edge, tuned):
+    _, runs_dir, folder = tiny
+    data = yaml.safe_load((folder / "tiny.yaml").read_text())
+    data["study"]["methods"]["zloss"]["edge"] = edge
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    s, calls = studies.load("tiny"), []
+    assert studies.run(studies.Runs(s), ["mlp2"], ["zloss"], [], launcher=fake_trainer(z_fastest_at_0_1, calls)) == 0
+    grid, best = [(0.01, 0.001), (0.02, 0.001)], (0.02, 0.1) if edge["along"] == "value" else (0.02, 0.001)
+    # the tuning grid, the settings past its end, then the best on the fresh seeds
+    assert [(float(c["optimizer.lr"]), float(c["loss.z_coef"])) for c in calls] == grid + tuned + [best]
+    assert calls[-1]["seed"] == "10,11,12" and all(c["seed"] == "0,1" for c in calls[:-1])
+    # the settings it added are derived from the finished runs: a new reader plans the same grid, trains nothing
+    assert [(x.lr, x.value) for x in studies.Runs(s).grid("mlp2", s.methods["zloss"])] == grid + tuned
+    again = []
+    studies.run(studies.Runs(s), ["mlp2"], ["zloss"], [], launcher=fake_trainer(z_fastest_at_0_1, again))
+    assert again == []
+
+
+def test_the_edge_rules_of_the_manifest_derive_the_settings_once_added_by_hand():
+    """Grokfast + decay one lr past AdamW's grid while its best lr is the largest; the norm constraint
+    two norms past the largest while it is the best (the 1-layer MLP's best went 1 -> 2 -> 4 -> 8)."""
+    s = studies.load("study_interventions")
+    runs, m = studies.Runs(s), s.methods
+    added = {a: [(x.lr, x.value) for x in runs.grid(a, m["grokfast_wd"])[6 * 3 :]] for a in ("mlp1", "mlp2")}
+    assert added == {
+        "mlp1": [(lr, v) for lr in (0.1, 0.2, 0.3) for v in (1.0, 2.0, 5.0)],
+        "mlp2": [(lr, v) for lr in (0.1, 0.2) for v in (1.0, 2.0, 5.0)],
+    }
+    norms = [(x.lr, x.value) for x in runs.grid("mlp1", m["norm"])[6 * 3 :]]
+    assert norms == [(0.01, v) for v in (1.5, 2, 3, 4, 6, 8, 12, 16)]
+    best = runs.best("mlp1", m["norm"])
+    assert (best.lr, best.value) == (0.01, 8.0)
+
+
 def test_a_method_that_takes_another_methods_best_waits_for_its_tuning(tiny, capsys):
     s, runs_dir, _ = tiny
     write_summary(runs_dir / "mlp2" / "adamw_wd_lr0.01_wd1_s0", 0, 500)  # one of AdamW's 10 tuning runs
@@ -318,6 +370,25 @@ def test_a_bad_study_section_is_one_line_naming_the_file_and_the_field(tiny, cha
     _, runs_dir, folder = tiny
     write_study(folder, runs_dir, **change)
     with pytest.raises(ManifestError, match=None) as e:
+        studies.load("tiny")
+    assert error in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "edge, error",
+    [
+        ({"along": "epochs", "steps": [1]}, "methods.zloss.edge.along: unknown axis 'epochs'; choose from: lr, value"),
+        ({"along": "lr", "steps": [1], "per": 0}, "methods.zloss.edge.per: must be a whole number of at least 1"),
+        ({"along": "lr", "steps": {"mlp9": [1]}}, "methods.zloss.edge.steps.mlp9: not an architecture"),
+        ({"along": "lr"}, "methods.zloss.edge.steps: missing"),
+    ],
+)
+def test_a_bad_edge_rule_is_one_line_naming_the_field(tiny, edge, error):
+    _, runs_dir, folder = tiny
+    data = yaml.safe_load((folder / "tiny.yaml").read_text())
+    data["study"]["methods"]["zloss"]["edge"] = edge
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ManifestError) as e:
         studies.load("tiny")
     assert error in str(e.value) and "\n" not in str(e.value)
 
