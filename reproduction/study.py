@@ -637,7 +637,8 @@ def plan_text(table: pd.DataFrame) -> str:
         f"{table['expected_h'].sum():.1f} expected ({table['expected_h'].sum() / 2:.1f} h of wall time at two jobs at once)"
     )
     lines.append(
-        "tuning/fresh: finished/planned runs; share: expected share of the budget trained (stop_when), from the "
+        "tuning/fresh: finished/planned runs (a method with an edge rule may plan more as its runs finish); "
+        "share: expected share of the budget trained (stop_when), from the "
         "method's finished runs here (runs), the committed grid's runs of the same method (own) or of all its "
         "methods on that architecture (grid)"
     )
