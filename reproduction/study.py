@@ -672,12 +672,12 @@ def run(
                     planned = runs.tuning(a, method) if phase == "tuning" else runs.fresh(a, method)
                     if not planned:
                         break
-                    rc = _train(runs, a, method, phase, planned, extra, dry_run, launcher)
-                    if rc == 130:
+                    codes = _train(runs, a, method, phase, planned, extra, dry_run, launcher)
+                    if 130 in codes:
                         return 130
-                    failures += rc or 0
+                    failures += sum(c != 0 for c in codes)
                     runs.forget(a, m)  # its tuning may be finished now, or its edge rule add settings
-                    if rc is None or rc or phase == "fresh" or dry_run:
+                    if not codes or any(codes) or phase == "fresh":
                         break
                 if not planned:
                     why = f"{method.after[0]}'s" if phase == "tuning" else "its"
@@ -695,25 +695,24 @@ def _train(
     extra: list[str],
     dry_run: bool,
     launcher: Callable[[list[str]], int],
-) -> int | None:
-    """Train the unfinished ``planned`` runs, one multirun per setting: None where none was
-    unfinished, 130 where one was interrupted, else how many multiruns failed."""
+) -> list[int]:
+    """Train the unfinished ``planned`` runs, one multirun per setting: the launcher's return codes
+    (none where nothing was unfinished or ``dry_run``), up to the first interrupted one (130)."""
     todo: dict[Setting, list[int]] = {}
     for r in planned:
         if runs.result(a, method, r.setting, r.seed) is None:
             todo.setdefault(r.setting, []).append(r.seed)
-    failures = 0
+    codes: list[int] = []
     for setting, seeds in todo.items():
         cmd = [sys.executable, str(ROOT / "train.py"), "-m"]
         cmd += overrides(runs.study, a, method, setting, seeds, runs.root) + extra
         print(f"{a} {method.name} {phase}: train.py -m {' '.join(cmd[3:])}", flush=True)
         if dry_run:
             continue
-        rc = launcher(cmd)
-        if rc == 130:
-            return 130
-        failures += rc != 0
-    return failures if todo else None
+        codes.append(launcher(cmd))
+        if codes[-1] == 130:
+            break
+    return codes
 
 
 # --- the report -----------------------------------------------------------------------------------
