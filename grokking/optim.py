@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from grokking.errors import ConfigError
 from grokking.registry import Param, Registry
 
 if TYPE_CHECKING:
@@ -563,10 +564,24 @@ Base = Callable[..., torch.optim.Optimizer]
 class OptimizerEntry:
     """An ``optimizer.base`` option: ``base`` is the optimizer class (or factory); it is built with
     the option's own parameters (``params=`` of its registration) as keywords, lists as tuples.
-    ``implementation``: it takes torch's ``fused``/``foreach`` flags (:func:`implementation`)."""
+    ``implementation``: it takes torch's ``fused``/``foreach`` flags (:func:`implementation`).
+    ``check(cfg)`` raises a :class:`grokking.errors.ConfigError` on values that are each in range but
+    not together."""
 
     base: Base
     implementation: bool = False
+    check: Callable[[Any], None] | None = None
+
+
+def check_decoupled_decay(cfg: Any) -> None:
+    """AdamW's decoupled decay multiplies the weights by 1 − lr × weight_decay every step: at
+    lr × weight_decay ≥ 1 that zeroes or flips them, so the pair is refused."""
+    if cfg.lr * cfg.weight_decay >= 1:
+        raise ConfigError(
+            f"optimizer.weight_decay={cfg.weight_decay:g} with optimizer.lr={cfg.lr:g} scales the weights by"
+            f" 1 − lr × weight_decay = {1 - cfg.lr * cfg.weight_decay:g} every step (AdamW's decoupled decay),"
+            " which zeroes or flips them; expected lr × weight_decay < 1"
+        )
 
 
 # read by every base: how the gradient is transformed before the base optimizer steps
@@ -611,6 +626,7 @@ OPTIMIZERS.register(
         WEIGHT_DECAY,
     ),
     implementation=True,
+    check=check_decoupled_decay,
 )  # fmt: skip
 OPTIMIZERS.register(
     "sgd",

@@ -16,6 +16,7 @@ from grokking.data import DATASETS, uses_fraction
 from grokking.errors import ConfigError, choice, require
 from grokking.models import MODELS
 from grokking.native import unsupported
+from grokking.optim import OPTIMIZERS
 from grokking.tracking import TRACKERS
 
 __all__ = ["ConfigError", "validate"]
@@ -81,6 +82,8 @@ def validate(cfg: TrainConfig) -> None:
         )
     if model.check is not None:
         model.check(m)
+    if (optimizer := OPTIMIZERS[cfg.optimizer.base]).check is not None:
+        optimizer.check(cfg.optimizer)
 
     if cfg.sc_intervention_epoch is not None and cfg.sc_intervention_epoch >= cfg.epochs:
         raise ConfigError(

@@ -37,7 +37,8 @@ tuning run finished and the best setting has the largest ``lr`` of the grid (``a
 largest value of the method's parameter at its lr (``along: value``), the next ``per`` (default 1)
 of ``steps`` (one list, or a list per architecture) past it join the grid (a new lr with every value
 of the parameter; a new value at the best lr), and so on until the best lies inside or ``steps``
-run out. The settings it adds are derived from the finished runs, never written down; ``beyond``
+run out; a step whose settings training refuses (:func:`refusal`: AdamW's lr × decay ≥ 1) is
+skipped. The settings it adds are derived from the finished runs, never written down; ``beyond``
 lists settings added by hand (with the reason beside them).
 
 A method's ``short`` label (optional) names it where space is tight (a heat map's rows).
@@ -51,6 +52,8 @@ checkpoint) and :func:`report` writes the table and the figure from whatever run
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 import subprocess
@@ -62,6 +65,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from reproduction.censored import censored_summary, km_median
 from reproduction.manifest import ManifestError, experiment
@@ -368,9 +372,13 @@ def grid(study: Study, arch: str, method: Method, fixed: float | None = None) ->
     return out
 
 
-def past_edge(method: Method, arch: str, settings: list[Setting], best: Setting) -> list[Setting]:
+def past_edge(
+    method: Method, arch: str, settings: list[Setting], best: Setting, allowed: Callable[[Setting], bool] | None = None
+) -> list[Setting]:
     """The settings the method's ``edge`` rule adds to ``settings`` (every one finished) whose best
-    is ``best``: the next steps past the grid's end where ``best`` sits at it, else none."""
+    is ``best``: the next steps past the grid's end where ``best`` sits at it, else none. A step's
+    settings that training would refuse (``allowed`` false, :func:`refusal`) are left out, and a step
+    left with none is skipped."""
     edge = method.edge
     if edge is None:
         return []
@@ -379,12 +387,13 @@ def past_edge(method: Method, arch: str, settings: list[Setting], best: Setting)
         if best.lr < max(s.lr for s in settings):
             return []
         values = method.values.get(arch, (None,)) if method.key else (None,)
-        added = [Setting(lr, v, best.fixed) for lr in [x for x in steps if x > best.lr][: edge.per] for v in values]
+        ahead = [[Setting(lr, v, best.fixed) for v in values] for lr in steps if lr > best.lr]
     else:
         if best.value < max(s.value for s in settings if s.lr == best.lr):
             return []
-        added = [Setting(best.lr, v, best.fixed) for v in [x for x in steps if x > best.value][: edge.per]]
-    return [s for s in added if s not in settings]
+        ahead = [[Setting(best.lr, v, best.fixed)] for v in steps if v > best.value]
+    kept = (k for step in ahead if (k := [s for s in step if allowed is None or allowed(s)]))
+    return [s for step in itertools.islice(kept, edge.per) for s in step if s not in settings]
 
 
 def run_path(study: Study, arch: str, method: Method, setting: Setting, seed: int, runs: Path | None = None) -> Path:
@@ -460,12 +469,16 @@ class Runs:
                 table = self._table(arch, method, settings)
                 if len(table) < len(settings):  # the rule waits for every tuning run
                     break
-                added = past_edge(method, arch, settings, pick(table))
+                added = past_edge(method, arch, settings, pick(table), functools.partial(self.trains, arch, method))
                 if not added:
                     break
                 settings = settings + added
             self._grid[key] = settings
         return self._grid[key]
+
+    def trains(self, arch: str, method: Method, setting: Setting) -> bool:
+        """Whether training takes ``setting``'s config (:func:`refusal`)."""
+        return refusal(self.study, arch, method, setting) is None
 
     def tuning(self, arch: str, method: Method) -> list[PlannedRun]:
         return [
@@ -538,14 +551,46 @@ def pick(settings: pd.DataFrame) -> Setting | None:
     return None if settings.empty else ranked(settings).iloc[0]["_setting"]
 
 
+def setting_values(method: Method, setting: Setting) -> dict[str, float]:
+    """The config keys ``setting`` sets (lr, the value taken from another method, its own parameter)."""
+    out = {"optimizer.lr": setting.lr}
+    if setting.fixed is not None:
+        out[method.after[1]] = setting.fixed
+    if setting.value is not None:
+        out[method.key] = setting.value
+    return out
+
+
+@functools.cache
+def _composed(experiment: str, method_overrides: tuple[str, ...]) -> DictConfig:
+    from grokking.cli import compose
+
+    return compose(["device=cpu", f"experiment={experiment}", *method_overrides])
+
+
+def refusal(study: Study, arch: str, method: Method, setting: Setting) -> str | None:
+    """The one-line error with which training refuses ``setting``'s config (values each in range
+    but not together, e.g. AdamW's lr × decay ≥ 1), or None where it would train."""
+    from grokking.errors import ConfigError
+    from grokking.train import to_config
+    from grokking.validation import validate
+
+    cfg = _composed(study.archs[arch].experiment, method.overrides).copy()
+    for key, value in setting_values(method, setting).items():
+        OmegaConf.update(cfg, key, yaml.safe_load(f"{value:g}"))  # as the command line gives it
+    try:
+        validate(to_config(cfg)[0])
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
 def overrides(study: Study, arch: str, method: Method, setting: Setting, seeds: list[int], runs: Path) -> list[str]:
     """The ``python train.py -m`` overrides that train ``setting`` on ``seeds``."""
-    out = [f"experiment={study.archs[arch].experiment}", *method.overrides, f"optimizer.lr={setting.lr:g}"]
-    if setting.fixed is not None:
-        out.append(f"{method.after[1]}={setting.fixed:g}")
-    if setting.value is not None:
-        out.append(f"{method.key}={setting.value:g}")
-    return out + [
+    return [
+        f"experiment={study.archs[arch].experiment}",
+        *method.overrides,
+        *(f"{key}={value:g}" for key, value in setting_values(method, setting).items()),
         f"seed={','.join(str(s) for s in seeds)}",
         f"hydra.sweep.dir={(runs / arch).resolve()}",
         f"hydra.sweep.subdir={setting.name(method, study.run_name)}_s${{seed}}",

@@ -122,6 +122,23 @@ def test_settings_that_would_be_ignored_are_refused_before_training(overrides, m
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "perp_adamw"])
+def test_adamw_refuses_a_decoupled_decay_that_would_zero_or_flip_the_weights(optimizer):
+    def check(lr, wd, name=optimizer):
+        over = ["device=cpu", f"optimizer={name}", f"optimizer.lr={lr}", f"optimizer.weight_decay={wd}"]
+        validate(to_config(compose(over))[0])
+
+    check(0.3, 3)  # the weights shrink by 0.9 per step: runs
+    for lr, wd, factor in [(0.5, 2, "0"), (0.5, 3, "-0.5")]:
+        with pytest.raises(ConfigError) as err:
+            check(lr, wd)
+        assert str(err.value) == (
+            f"optimizer.weight_decay={wd} with optimizer.lr={lr} scales the weights by 1 − lr × weight_decay = {factor}"
+            " every step (AdamW's decoupled decay), which zeroes or flips them; expected lr × weight_decay < 1"
+        )
+    check(0.5, 3, "sgd")  # SGD's decay is an L2 term in the gradient: no such bound
+
+
 @pytest.mark.slow
 def test_on_the_command_line_it_is_one_error_line_and_no_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

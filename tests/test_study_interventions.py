@@ -221,8 +221,32 @@ def test_an_edge_rule_tunes_past_the_grid_while_the_best_setting_sits_at_its_end
     assert again == []
 
 
+@pytest.mark.parametrize("wd, added", [(1, [0.05, 0.1, 0.2]), (10, [0.05])])
+def test_an_edge_rule_skips_the_settings_training_would_refuse(tiny, wd, added):
+    """AdamW refuses lr × decay >= 1: with decay 10 the lrs 0.1 and 0.2 are never planned or trained."""
+    _, runs_dir, folder = tiny
+    data = yaml.safe_load((folder / "tiny.yaml").read_text())
+    data["study"]["methods"]["zloss"]["overrides"].append(f"optimizer.weight_decay={wd}")
+    data["study"]["methods"]["zloss"]["edge"] = {"along": "lr", "steps": [0.05, 0.1, 0.2]}
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    s, calls = studies.load("tiny"), []
+
+    def fastest_at_the_largest_lr(over, seed):
+        return round(900 - 2000 * float(over["optimizer.lr"])) + seed
+
+    studies.run(studies.Runs(s), ["mlp2"], ["zloss"], [], launcher=fake_trainer(fastest_at_the_largest_lr, calls))
+    assert [float(c["optimizer.lr"]) for c in calls] == [0.01, 0.02, *added, added[-1]]  # the last: fresh seeds
+    assert [x.lr for x in studies.Runs(s).grid("mlp2", s.methods["zloss"])] == [0.01, 0.02, *added]
+    assert studies.refusal(s, "mlp2", s.methods["zloss"], studies.Setting(0.1, 0.001)) == (
+        None
+        if wd == 1
+        else "optimizer.weight_decay=10 with optimizer.lr=0.1 scales the weights by 1 − lr × "
+        "weight_decay = 0 every step (AdamW's decoupled decay), which zeroes or flips them; expected lr × weight_decay < 1"
+    )
+
+
 def test_the_edge_rules_of_the_manifest_derive_the_settings_once_added_by_hand():
-    """Grokfast + decay one lr past AdamW's grid while its best lr is the largest; the norm constraint
+    """Grokfast + decay one lr past the grid while its best lr is the largest; the norm constraint
     two norms past the largest while it is the best (the 1-layer MLP's best went 1 -> 2 -> 4 -> 8)."""
     s = studies.load("study_interventions")
     runs, m = studies.Runs(s), s.methods
@@ -231,6 +255,8 @@ def test_the_edge_rules_of_the_manifest_derive_the_settings_once_added_by_hand()
         "mlp1": [(lr, v) for lr in (0.1, 0.2, 0.3) for v in (1.0, 2.0, 5.0)],
         "mlp2": [(lr, v) for lr in (0.1, 0.2) for v in (1.0, 2.0, 5.0)],
     }
+    # on the transformer, 0.01 and 0.02 (AdamW's lrs past its grid); on the MLPs (decay 3) 0.5 and up are refused
+    assert [x.lr for x in runs.grid("transformer", m["grokfast_wd"])[3 * 3 :: 3]] == [0.01, 0.02]
     norms = [(x.lr, x.value) for x in runs.grid("mlp1", m["norm"])[6 * 3 :]]
     assert norms == [(0.01, v) for v in (1.5, 2, 3, 4, 6, 8, 12, 16)]
     best = runs.best("mlp1", m["norm"])
