@@ -16,8 +16,9 @@ Renderers: ``claim KEY [FORM]`` (a claim's value, :mod:`reproduction.quoted`), `
 (the verdict counts of a figure's claims), ``counts-total [NOUN]`` (the counts over every figure
 the page counts), ``headline`` (the README's paper-against-ours table), ``replicate-status``,
 ``spread`` (the claims within seed spread, one line each), ``study-table NAME`` (a study's report
-table, ``results/<NAME>/table.md``, as ``python scripts/study.py NAME --report`` wrote it) and
-``summary`` (CLAIMS.md's summary line).
+table, ``results/<NAME>/table.md``, as ``python scripts/study.py NAME --report`` wrote it),
+``study-methods NAME`` (its methods as the manifest defines them) and ``summary`` (CLAIMS.md's
+summary line).
 """
 
 from __future__ import annotations
@@ -211,6 +212,21 @@ def _study_table(ctx: Context, args: list[str]) -> str:
         if rows:
             lines.append(f"| {method.label} | " + " | ".join(cell(rows[a]) if a in rows else "" for a in archs) + " |")
     return "\n".join(lines)
+
+
+@renderer("study-methods", block=True)
+def _study_methods(ctx: Context, args: list[str]) -> str:
+    """A study's methods as its manifest defines them (:mod:`reproduction.study_methods`)."""
+    from reproduction.manifest import ManifestError
+    from reproduction.study import load
+    from reproduction.study_methods import methods_markdown
+
+    if len(args) != 1:
+        raise ClaimsTableError(f"{ctx.page}: <!-- gen study-methods NAME --> takes one study name, not {args}")
+    try:
+        return methods_markdown(load(args[0]))
+    except ManifestError as e:
+        raise ClaimsTableError(f"{ctx.page}: study-methods {args[0]}: {e}") from None
 
 
 @renderer("summary")

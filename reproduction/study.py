@@ -22,7 +22,7 @@ The ``study`` section (``reproduction/experiments/<name>.yaml``):
                    model, task, budget (``epochs``) and ``stop_when``
 ``methods``        name -> ``{label, overrides, param: {key, tag, values}, beyond: {arch: [{lr, values}]},
                    edge: {along, steps, per}, after: {method, key, tag}, reuse: "<path template>",
-                   baseline: <name in prior>, cost}``
+                   baseline: <name in prior>, cost, short, note}``
 
 ``protocol``       ``fresh`` (default): the best setting is scored on ``fresh_seeds``; ``grid``: every setting runs
                    on the ``tuning_seeds`` and the best is scored on them (no fresh seeds; the baselines study,
@@ -41,7 +41,9 @@ run out; a step whose settings training refuses (:func:`refusal`: AdamW's lr × 
 skipped. The settings it adds are derived from the finished runs, never written down; ``beyond``
 lists settings added by hand (with the reason beside them).
 
-A method's ``short`` label (optional) names it where space is tight (a heat map's rows).
+A method's ``short`` label (optional) names it where space is tight (a heat map's rows); its
+``note`` (optional) says why its values are these (its paper's setting), beside them in the docs'
+methods table (:mod:`reproduction.study_methods`).
 
 ``reuse`` names where the same run (same config and seed) may already be finished, e.g. in another
 study's committed folder (``{arch}``, ``{lr}``, ``{value}``, ``{seed}``); such a run is read, never
@@ -112,6 +114,7 @@ class Method:
     baseline: str | None = None
     cost: float = 1.0  # × the architecture's ms_per_epoch
     short: str = ""  # a short label (default: the label)
+    note: str = ""  # why these values (its paper's setting), shown beside them
 
     @property
     def tuned(self) -> bool:
@@ -279,6 +282,7 @@ def load(name: str) -> Study:
             raise _fail(path, f"lrs.{a}", "missing (every architecture needs its lrs)")
         lrs[a] = _numbers(s["lrs"][a], path, f"lrs.{a}")
     method_keys = ("label", "overrides", "param", "beyond", "edge", "after", "reuse", "baseline", "cost", "short")
+    method_keys += ("note",)
     methods: dict[str, Method] = {}
     for m, spec in _keys(s["methods"], path, "methods", tuple(s["methods"] or ())).items():
         at = f"methods.{m}"
@@ -308,6 +312,7 @@ def load(name: str) -> Study:
         methods[m] = Method(
             m, spec["label"], tuple(spec["overrides"]), key, tag, values, beyond, after, edge,
             spec.get("reuse"), spec.get("baseline"), float(spec.get("cost", 1.0)), spec.get("short", ""),
+            str(spec.get("note", "")),
         )  # fmt: skip
     prior = ROOT / s["prior"] if s.get("prior") else None
     extend = {}

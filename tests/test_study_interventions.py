@@ -488,3 +488,37 @@ def test_a_sub_grid_keeps_single_values_and_drops_the_settings_beyond(tiny):
     assert sub.lrs == {"mlp2": (0.02,)} and sub.tuning_seeds == (0,)
     assert [(x.lr, x.value) for x in studies.grid(sub, "mlp2", sub.methods["adamw_wd"])] == [(0.02, 1.0)]
     assert sub.methods["zloss"].values == {"mlp2": (0.001,)}  # one value: not a tuned parameter, kept
+
+
+def test_the_docs_methods_table_says_each_setting_once_from_the_manifest_and_the_runs(tiny):
+    from reproduction import fragments
+    from reproduction.study_methods import methods_markdown
+
+    _, _, folder = tiny
+    data = yaml.safe_load((folder / "tiny.yaml").read_text())
+    data["study"]["methods"]["zloss"] |= {"edge": {"along": "value", "steps": [0.01, 0.1, 1]}, "note": "PaLM: 1e-4"}
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    s = studies.load("tiny")
+    rows = methods_markdown(s).splitlines()
+    assert rows[:4] == [
+        "| method | overrides | its own parameter | past the lr grid |",
+        "|---|---|---|---|",
+        "| AdamW + decay | `optimizer=adamw` | `optimizer.weight_decay` ∈ {0, 1} | lr 0.05 (wd 1) |",
+        "| Grokfast + decay | `optimizer=adamw` `optimizer.grokfast=true`, `optimizer.weight_decay` = AdamW + decay's"
+        " best | `optimizer.grokfast_lamb` ∈ {1, 2} | — |",
+    ]
+    rule = "edge rule: while the best setting has the largest z at its lr, the next z past it at that lr, from 0.01, 0.1, 1"
+    assert (
+        rows[4]
+        == f"| z-loss | `optimizer=adamw` `loss=zloss` | `loss.z_coef` ∈ {{0.001}} (PaLM: 1e-4) | {rule}; added: tuning |"
+    )
+    # once its tuning ran, the settings the rule added, read from the runs
+    studies.run(studies.Runs(s), ["mlp2"], ["zloss"], [], launcher=fake_trainer(z_fastest_at_0_1, []))
+    assert methods_markdown(s).splitlines()[4].endswith(f"| {rule}; added: z 0.01, 0.1, 1 at lr 0.02 |")
+    # the page's fragment is that table
+    ctx = fragments.Context(verdicts=[], official=None, results=folder, page="page.md")
+    page = "Methods:\n<!-- gen study-methods tiny -->\nold\n<!-- /gen -->\n"
+    assert (
+        fragments.rewrite(page, ctx)
+        == f"Methods:\n<!-- gen study-methods tiny -->\n{methods_markdown(s)}\n<!-- /gen -->\n"
+    )
