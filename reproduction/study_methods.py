@@ -73,13 +73,15 @@ def edge(study: Study, method: Method, runs: Runs) -> str:
 
 
 def methods_markdown(study: Study, runs: Runs | None = None) -> str:
+    """The methods table: method, overrides (and the setting taken from another's best), its own
+    parameter's values, the settings past the lr grid."""
     runs = runs or Runs(study)
     lines = ["| method | overrides | its own parameter | past the lr grid |", "|---|---|---|---|"]
     for method in study.methods.values():
         overrides = " ".join(f"`{o}`" for o in method.overrides)
         if method.after is not None:
             overrides += f", `{method.after[1]}` = {study.methods[method.after[0]].label}'s best"
-        past = [p for p in (beyond(study, method) if method.beyond else "",) if p]
+        past = [beyond(study, method)] if method.beyond else []
         if method.edge is not None:
             past.append(edge(study, method, runs))
         lines.append(f"| {method.label} | {overrides} | {parameter(study, method)} | {'; '.join(past) or '—'} |")
