@@ -67,7 +67,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from reproduction.censored import censored_summary, km_median
 from reproduction.manifest import ManifestError, experiment
@@ -567,10 +567,13 @@ def setting_values(method: Method, setting: Setting) -> dict[str, float]:
 
 
 @functools.cache
-def _composed(experiment: str, method_overrides: tuple[str, ...]) -> DictConfig:
+def _composed(experiment: str, method_overrides: tuple[str, ...]) -> dict[str, Any]:
+    """The composed config as plain values (a registry change rebuilds the schema's classes, so no
+    config object outlives one)."""
     from grokking.cli import compose
 
-    return compose(["device=cpu", f"experiment={experiment}", *method_overrides])
+    cfg = compose(["device=cpu", f"experiment={experiment}", *method_overrides])
+    return OmegaConf.to_container(cfg, resolve=False)
 
 
 def refusal(study: Study, arch: str, method: Method, setting: Setting) -> str | None:
@@ -580,7 +583,7 @@ def refusal(study: Study, arch: str, method: Method, setting: Setting) -> str | 
     from grokking.train import to_config
     from grokking.validation import validate
 
-    cfg = _composed(study.archs[arch].experiment, method.overrides).copy()
+    cfg = OmegaConf.create(_composed(study.archs[arch].experiment, method.overrides))
     for key, value in setting_values(method, setting).items():
         OmegaConf.update(cfg, key, yaml.safe_load(f"{value:g}"))  # as the command line gives it
     try:

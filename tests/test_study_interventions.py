@@ -47,7 +47,11 @@ def test_the_study_manifest_tunes_eight_methods_on_the_baselines_architectures_a
     assert m["grokfast_wd"].after == ("adamw_wd", "optimizer.weight_decay", "wd") and m["grokfast"].after is None
     # the grid's size per architecture: lrs × values (+ beyond) × 2 tuning seeds
     runs = studies.Runs(s)
-    assert runs.tuning_size("mlp1", m["zloss"]) == 6 * 3 * 2 and runs.tuning_size("transformer", m["norm"]) == 3 * 3 * 2
+    assert (
+        runs.tuning_size("mlp1", m["zloss"]) == 6 * 3 * 2 and runs.tuning_size("transformer", m["output_scale"]) == 18
+    )
+    # a method's edge rule adds settings as its runs call for them (the transformer's norms 1.5 and 2)
+    assert runs.tuning_size("transformer", m["norm"]) == (3 * 3 + 2) * 2
     assert runs.tuning_size("mlp1", m["adamw_wd"]) == (6 * 6 + 6) * 2 and runs.tuning_size("mlp1", m["stablemax"]) == 12
 
 
