@@ -281,8 +281,19 @@ def load(name: str) -> Study:
         if a not in (s["lrs"] or {}):
             raise _fail(path, f"lrs.{a}", "missing (every architecture needs its lrs)")
         lrs[a] = _numbers(s["lrs"][a], path, f"lrs.{a}")
-    method_keys = ("label", "overrides", "param", "beyond", "edge", "after", "reuse", "baseline", "cost", "short")
-    method_keys += ("note",)
+    method_keys = (
+        "label",
+        "overrides",
+        "param",
+        "beyond",
+        "edge",
+        "after",
+        "reuse",
+        "baseline",
+        "cost",
+        "short",
+        "note",
+    )
     methods: dict[str, Method] = {}
     for m, spec in _keys(s["methods"], path, "methods", tuple(s["methods"] or ())).items():
         at = f"methods.{m}"
@@ -556,13 +567,14 @@ def pick(settings: pd.DataFrame) -> Setting | None:
     return None if settings.empty else ranked(settings).iloc[0]["_setting"]
 
 
-def setting_values(method: Method, setting: Setting) -> dict[str, float]:
-    """The config keys ``setting`` sets (lr, the value taken from another method, its own parameter)."""
-    out = {"optimizer.lr": setting.lr}
+def setting_overrides(method: Method, setting: Setting) -> list[str]:
+    """The overrides ``setting`` adds to the method's: its lr, the value taken from another method,
+    its own parameter."""
+    out = [f"optimizer.lr={setting.lr:g}"]
     if setting.fixed is not None:
-        out[method.after[1]] = setting.fixed
+        out.append(f"{method.after[1]}={setting.fixed:g}")
     if setting.value is not None:
-        out[method.key] = setting.value
+        out.append(f"{method.key}={setting.value:g}")
     return out
 
 
@@ -584,8 +596,9 @@ def refusal(study: Study, arch: str, method: Method, setting: Setting) -> str | 
     from grokking.validation import validate
 
     cfg = OmegaConf.create(_composed(study.archs[arch].experiment, method.overrides))
-    for key, value in setting_values(method, setting).items():
-        OmegaConf.update(cfg, key, yaml.safe_load(f"{value:g}"))  # as the command line gives it
+    for item in setting_overrides(method, setting):
+        key, _, value = item.partition("=")
+        OmegaConf.update(cfg, key, yaml.safe_load(value))  # a plain value, as the command line gives it
     try:
         validate(to_config(cfg)[0])
     except ConfigError as err:
@@ -598,7 +611,7 @@ def overrides(study: Study, arch: str, method: Method, setting: Setting, seeds: 
     return [
         f"experiment={study.archs[arch].experiment}",
         *method.overrides,
-        *(f"{key}={value:g}" for key, value in setting_values(method, setting).items()),
+        *setting_overrides(method, setting),
         f"seed={','.join(str(s) for s in seeds)}",
         f"hydra.sweep.dir={(runs / arch).resolve()}",
         f"hydra.sweep.subdir={setting.name(method, study.run_name)}_s${{seed}}",

@@ -58,7 +58,7 @@ def edge(study: Study, method: Method, runs: Runs) -> str:
         if settings is None:
             continue
         new = settings[len(grid(study, a, method, runs.fixed(a, method)[1])) :]
-        tuned = all(runs.result(a, method, s, seed) for s in settings for seed in study.tuning_seeds)
+        tuned = runs.best(a, method) is not None  # every tuning run finished
         if e.along == "value":
             by_lr: dict[float, list[float]] = {}
             for s in new:
