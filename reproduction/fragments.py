@@ -17,8 +17,9 @@ Renderers: ``claim KEY [FORM]`` (a claim's value, :mod:`reproduction.quoted`), `
 the page counts), ``headline`` (the README's paper-against-ours table), ``replicate-status``,
 ``spread`` (the claims within seed spread, one line each), ``study-table NAME`` (a study's report
 table, ``results/<NAME>/table.md``, as ``python scripts/study.py NAME --report`` wrote it),
-``study-methods NAME`` (its methods as the manifest defines them) and ``summary`` (CLAIMS.md's
-summary line).
+``study-cell NAME ARCH METHOD`` (one cell of it), ``study-compute NAME [ARCH]`` (the runs the
+study made and their CPU-hours), ``study-methods NAME`` (its methods as the manifest defines them)
+and ``summary`` (CLAIMS.md's summary line).
 """
 
 from __future__ import annotations
@@ -170,39 +171,64 @@ def _spread(ctx: Context, args: list[str]) -> str:
     )
 
 
-@renderer("study-table", block=True)
-def _study_table(ctx: Context, args: list[str]) -> str:
-    """A tuned study's report (``results/<NAME>/table.csv``, as ``python scripts/study.py NAME
-    --report`` wrote it) as one row per method and one column per architecture: the median epochs
-    to 99 % test of the fresh seeds with its 95 % interval and how many generalized, or how far the
-    tuning got."""
-    import math
-
-    import pandas as pd
-
+def _study(ctx: Context, renderer: str, args: list[str], usage: str = "NAME"):
+    """The study that a ``study-*`` marker names first, its arguments checked against ``usage``."""
     from reproduction.manifest import ManifestError
     from reproduction.study import load
 
-    if len(args) != 1:
-        raise ClaimsTableError(f"{ctx.page}: <!-- gen study-table NAME --> takes one study name, not {args}")
-    path = ctx.results / args[0] / "table.csv"
-    if not path.is_file():
-        raise ClaimsTableError(
-            f"{ctx.page}: study-table {args[0]}: {path} does not exist (python scripts/study.py {args[0]} --report)"
-        )
+    if len(args) != len(usage.split()):
+        words = [{"NAME": "a study name", "ARCH": "an architecture", "METHOD": "a method"}[w] for w in usage.split()]
+        what = "one study name" if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+        raise ClaimsTableError(f"{ctx.page}: <!-- gen {renderer} {usage} --> takes {what}, not {args}")
     try:
         study = load(args[0])
     except ManifestError as e:
-        raise ClaimsTableError(f"{ctx.page}: study-table {args[0]}: {e}") from None
-    table = pd.read_csv(path)
+        raise ClaimsTableError(f"{ctx.page}: {renderer} {args[0]}: {e}") from None
+    for word, value in zip(usage.split()[1:], args[1:]):
+        known = {"ARCH": study.archs, "METHOD": study.methods}[word]
+        if value not in known:
+            raise ClaimsTableError(
+                f"{ctx.page}: {renderer} {args[0]}: unknown {word.lower()} {value!r}; choose from: {', '.join(known)}"
+            )
+    return study
+
+
+def _study_report(ctx: Context, renderer: str, name: str):
+    """The study's report table (``results/<NAME>/table.csv``, as ``python scripts/study.py NAME
+    --report`` wrote it)."""
+    import pandas as pd
+
+    path = ctx.results / name / "table.csv"
+    if not path.is_file():
+        raise ClaimsTableError(
+            f"{ctx.page}: {renderer} {name}: {path} does not exist (python scripts/study.py {name} --report)"
+        )
+    return pd.read_csv(path)
+
+
+def _epochs_99(r) -> str:
+    """A report row's median epochs to 99 % of the fresh seeds with its bootstrap 95 % interval."""
+    import math
+
+    bound = lambda v: "∞" if v != v or math.isinf(v) else f"{v:.0f}"  # noqa: E731  (v != v: NaN)
+    return f"{r['median_99_text']} [{bound(r['ci_99_low'])}, {bound(r['ci_99_high'])}]"
+
+
+@renderer("study-table", block=True)
+def _study_table(ctx: Context, args: list[str]) -> str:
+    """A tuned study's report as one row per method and one column per architecture: the median
+    epochs to 99 % test of the fresh seeds with its 95 % interval and how many generalized, or how
+    far the tuning got."""
+    import pandas as pd
+
+    study = _study(ctx, "study-table", args)
+    table = _study_report(ctx, "study-table", args[0])
     archs = [a for a in study.archs if a in set(table["arch"])]
-    bound = lambda v: "∞" if pd.isna(v) or math.isinf(v) else f"{v:.0f}"  # noqa: E731
 
     def cell(r: pd.Series) -> str:
         if r["n"] > 0:
-            return (
-                f"{r['median_99_text']} [{bound(r['ci_99_low'])}, {bound(r['ci_99_high'])}], {int(r['k_99'])}/{r['n']}"
-                + ("" if r["n"] == len(study.fresh_seeds) else f" ({r['n']} of {len(study.fresh_seeds)} run)")
+            return f"{_epochs_99(r)}, {int(r['k_99'])}/{r['n']}" + (
+                "" if r["n"] == len(study.fresh_seeds) else f" ({r['n']} of {len(study.fresh_seeds)} run)"
             )
         return f"tuning {r['tuning']}" if pd.isna(r["best"]) else f"{r['best']}: fresh seeds to run"
 
@@ -214,19 +240,35 @@ def _study_table(ctx: Context, args: list[str]) -> str:
     return "\n".join(lines)
 
 
+@renderer("study-cell")
+def _study_cell(ctx: Context, args: list[str]) -> str:
+    """One cell of a study's report: a method's median epochs to 99 % on an architecture's fresh
+    seeds with its interval (``350 [280, 420]``)."""
+    _study(ctx, "study-cell", args, "NAME ARCH METHOD")
+    table = _study_report(ctx, "study-cell", args[0])
+    rows = table[(table["arch"] == args[1]) & (table["method"] == args[2])]
+    if rows.empty or not rows.iloc[0]["n"] > 0:
+        raise ClaimsTableError(f"{ctx.page}: study-cell {' '.join(args)}: the report has no fresh runs of that cell")
+    return _epochs_99(rows.iloc[0])
+
+
+@renderer("study-compute")
+def _study_compute(ctx: Context, args: list[str]) -> str:
+    """The runs a study made and their CPU time (:func:`reproduction.study.spent`), on every
+    architecture or on ``ARCH``: ``670 runs, 19.5 CPU-hours``."""
+    from reproduction.study import spent
+
+    study = _study(ctx, "study-compute", args, "NAME" if len(args) < 2 else "NAME ARCH")
+    runs, seconds = spent(study, args[1] if len(args) > 1 else None)
+    return f"{runs} runs, {seconds / 3600:.1f} CPU-hours"
+
+
 @renderer("study-methods", block=True)
 def _study_methods(ctx: Context, args: list[str]) -> str:
     """A study's methods as its manifest defines them (:mod:`reproduction.study_methods`)."""
-    from reproduction.manifest import ManifestError
-    from reproduction.study import load
     from reproduction.study_methods import methods_markdown
 
-    if len(args) != 1:
-        raise ClaimsTableError(f"{ctx.page}: <!-- gen study-methods NAME --> takes one study name, not {args}")
-    try:
-        return methods_markdown(load(args[0]))
-    except ManifestError as e:
-        raise ClaimsTableError(f"{ctx.page}: study-methods {args[0]}: {e}") from None
+    return methods_markdown(_study(ctx, "study-methods", args))
 
 
 @renderer("summary")

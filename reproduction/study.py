@@ -422,6 +422,15 @@ def run_path(study: Study, arch: str, method: Method, setting: Setting, seed: in
     return (runs or study.runs) / arch / f"{setting.name(method, study.run_name)}_s{seed}"
 
 
+def spent(study: Study, arch: str | None = None) -> tuple[int, float]:
+    """(finished runs, seconds of training) in the study's own run folder, on every architecture or
+    on ``arch``: the sum of the runs' ``wall_time_s`` (one thread each). Runs it reads from another
+    study's folder (``reuse``) are that study's."""
+    summaries = [finished(d) for a in ([arch] if arch else study.archs) for d in sorted((study.runs / a).glob("*"))]
+    done = [s for s in summaries if s is not None]
+    return len(done), sum(s.get("wall_time_s", 0.0) for s in done)
+
+
 def finished(run_dir: Path, budget: int | None = None) -> dict | None:
     """The run's summary.json where it finished (completed or diverged, at ``budget`` epochs or more), else None."""
     try:

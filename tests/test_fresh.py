@@ -84,6 +84,18 @@ def test_every_renderer_is_used_or_tested():
         ("a <!-- gen counts Fig. 99 -->x<!-- /gen -->", "page.md: counts of Fig. 99, which has no claims"),
         ("a <!-- gen study-table -->x<!-- /gen -->", "page.md: <!-- gen study-table NAME --> takes one study name"),
         ("a <!-- gen study-table nope -->x<!-- /gen -->", "page.md: study-table nope: "),
+        (
+            "a <!-- gen study-cell study_interventions mlp2 -->x<!-- /gen -->",
+            "page.md: <!-- gen study-cell NAME ARCH METHOD --> takes a study name, an architecture and a method",
+        ),
+        (
+            "a <!-- gen study-cell study_interventions mlp3 norm -->x<!-- /gen -->",
+            "page.md: study-cell study_interventions: unknown arch 'mlp3'; choose from: mlp2, mlp1, transformer",
+        ),
+        (
+            "a <!-- gen study-compute study_interventions mlp2 x -->x<!-- /gen -->",
+            "page.md: <!-- gen study-compute NAME ARCH --> takes a study name and an architecture",
+        ),
     ],
 )
 def test_a_bad_marker_is_one_line_naming_the_page(judged, text, message):

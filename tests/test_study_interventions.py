@@ -526,3 +526,27 @@ def test_the_docs_methods_table_says_each_setting_once_from_the_manifest_and_the
         fragments.rewrite(page, ctx)
         == f"Methods:\n<!-- gen study-methods tiny -->\n{methods_markdown(s)}\n<!-- /gen -->\n"
     )
+
+
+def test_the_pages_quote_a_cell_and_the_compute_from_the_report_and_the_runs(tiny):
+    from reproduction import fragments
+
+    s, runs_dir, _ = tiny
+    for name, hours, status in [
+        ("zloss_lr0.01_z0.001_s0", 0.5, "completed"),
+        ("zloss_lr0.01_z0.001_s1", 1.0, "diverged"),
+    ]:
+        write_summary(runs_dir / "mlp2" / name, 0, 500, status=status)
+        summary = json.loads((runs_dir / "mlp2" / name / "summary.json").read_text())
+        (runs_dir / "mlp2" / name / "summary.json").write_text(json.dumps(summary | {"wall_time_s": hours * 3600}))
+    write_summary(runs_dir / "mlp2" / "zloss_lr0.02_z0.001_s0", 0, None, status="interrupted")  # not finished
+    ctx = fragments.Context(verdicts=[], official=None, results=ROOT / "results", page="page.md")
+    assert fragments.rewrite("<!-- gen study-compute tiny -->x<!-- /gen -->", ctx) == (
+        "<!-- gen study-compute tiny -->2 runs, 1.5 CPU-hours<!-- /gen -->"
+    )
+    assert studies.spent(s, "mlp2") == (2, 5400.0)
+    # a cell is the report table's, without its count
+    table = fragments.RENDERERS["study-table"](ctx, ["study_interventions"])
+    row = next(line for line in table.splitlines() if line.startswith("| AdamW + weight decay |"))
+    cell = fragments.RENDERERS["study-cell"](ctx, ["study_interventions", "transformer", "adamw_wd"])
+    assert row.split(" | ")[-1] == f"{cell}, 5/5 |"
