@@ -206,14 +206,6 @@ def _study_report(ctx: Context, renderer: str, name: str):
     return pd.read_csv(path)
 
 
-def _epochs_99(r) -> str:
-    """A report row's median epochs to 99 % of the fresh seeds with its bootstrap 95 % interval."""
-    import math
-
-    bound = lambda v: "∞" if v != v or math.isinf(v) else f"{v:.0f}"  # noqa: E731  (v != v: NaN)
-    return f"{r['median_99_text']} [{bound(r['ci_99_low'])}, {bound(r['ci_99_high'])}]"
-
-
 @renderer("study-table", block=True)
 def _study_table(ctx: Context, args: list[str]) -> str:
     """A tuned study's report as one row per method and one column per architecture: the median
@@ -221,13 +213,15 @@ def _study_table(ctx: Context, args: list[str]) -> str:
     far the tuning got."""
     import pandas as pd
 
+    from reproduction.study import median_interval
+
     study = _study(ctx, "study-table", args)
     table = _study_report(ctx, "study-table", args[0])
     archs = [a for a in study.archs if a in set(table["arch"])]
 
     def cell(r: pd.Series) -> str:
         if r["n"] > 0:
-            return f"{_epochs_99(r)}, {int(r['k_99'])}/{r['n']}" + (
+            return f"{median_interval(r, 99)}, {int(r['k_99'])}/{r['n']}" + (
                 "" if r["n"] == len(study.fresh_seeds) else f" ({r['n']} of {len(study.fresh_seeds)} run)"
             )
         return f"tuning {r['tuning']}" if pd.isna(r["best"]) else f"{r['best']}: fresh seeds to run"
@@ -244,12 +238,14 @@ def _study_table(ctx: Context, args: list[str]) -> str:
 def _study_cell(ctx: Context, args: list[str]) -> str:
     """One cell of a study's report: a method's median epochs to 99 % on an architecture's fresh
     seeds with its interval (``350 [280, 420]``)."""
+    from reproduction.study import median_interval
+
     _study(ctx, "study-cell", args, "NAME ARCH METHOD")
     table = _study_report(ctx, "study-cell", args[0])
     rows = table[(table["arch"] == args[1]) & (table["method"] == args[2])]
     if rows.empty or not rows.iloc[0]["n"] > 0:
         raise ClaimsTableError(f"{ctx.page}: study-cell {' '.join(args)}: the report has no fresh runs of that cell")
-    return _epochs_99(rows.iloc[0])
+    return median_interval(rows.iloc[0], 99)
 
 
 @renderer("study-compute")

@@ -14,7 +14,6 @@ Each run counts to its own budget, so a run that ``extend`` continued is censore
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import yaml
 
 from reproduction.censored import censored_summary
 from reproduction.manifest import ManifestError
-from reproduction.study import THRESHOLDS, Method, Setting, Study, finished, overrides, ranked
+from reproduction.study import THRESHOLDS, Method, Setting, Study, finished, median_interval, overrides, ranked
 
 
 def row_name(method: Method, value: float) -> str:
@@ -127,12 +126,6 @@ def best_settings(per_setting: pd.DataFrame, min_replicates: int) -> pd.DataFram
     return ranked(eligible, ("arch", "method")).groupby(["arch", "method"], sort=False).head(1)
 
 
-def interval(row: pd.Series, key: int) -> str:
-    low, high = row[f"ci_{key}_low"], row[f"ci_{key}_high"]
-    fmt = lambda v: "∞" if v is None or pd.isna(v) or math.isinf(v) else f"{v:.0f}"  # noqa: E731
-    return f"[{fmt(low)}, {fmt(high)}]"
-
-
 def at_grid_edge(row: pd.Series, per_setting: pd.DataFrame) -> bool:
     """Whether a best setting that generalized (any seed to 99 %) has the largest or smallest lr its
     method was run at (with more than one lr run), so that a faster setting may lie outside the grid."""
@@ -155,7 +148,7 @@ def table_markdown(study: Study, best: pd.DataFrame, per_setting: pd.DataFrame) 
         lines.append(
             f"| {r['arch']} | {study.methods[r['method']].label} | {r['lr']:g}{' (edge)' if at_grid_edge(r, per_setting) else ''} "
             f"| {r[column]:g} | {r['replicates']} "
-            f"| {r['median_95_text']} {interval(r, 95)} | {r['median_99_text']} {interval(r, 99)} "
+            f"| {median_interval(r, 95)} | {median_interval(r, 99)} "
             f"| {r['share_99']:.0%} | {n_settings} |"
         )
     lines.append("\n(edge): the best lr generalized and is the largest or smallest lr this method was run at.")
@@ -175,7 +168,7 @@ def settings_markdown(study: Study, per_setting: pd.DataFrame) -> str:
     for _, r in ranked(per_setting, ("arch",)).iterrows():
         lines.append(
             f"| {r['arch']} | {study.methods[r['method']].label} | {r['lr']:g} | {r[column]:g} | {r['replicates']} "
-            f"| {r['median_95_text']} {interval(r, 95)} | {r['median_99_text']} {interval(r, 99)} "
+            f"| {median_interval(r, 95)} | {median_interval(r, 99)} "
             f"| {r['share_99']:.0%} | {r['median_best_test_acc']:.1%} |"
         )
     return "\n".join(lines) + "\n"
